@@ -94,7 +94,8 @@ def _piece_moments(a: float, b: float, q: float) -> tuple[float, float, float]:
     def tpdf(t: float) -> float:
         return 0.0 if math.isinf(t) else t * pdf(t)
 
-    p = special.ndtr(be) - special.ndtr(al)
+    # upper tail by symmetry: 1 - Phi(x) loses digits for x > 0
+    p = special.ndtr(-al) - special.ndtr(-be) if al > 0 else special.ndtr(be) - special.ndtr(al)
     return p, s * (pdf(al) - pdf(be)), q * (p + tpdf(al) - tpdf(be))
 
 
