@@ -1,0 +1,605 @@
+"""Asymptotic freeness of layerwise Jacobians: mixed moments against free predictions vs M.
+
+The claim under test (Collins & Hayase, CMP 2023, Haar orthogonal weights; the Gaussian case
+in the literature too): as M -> infinity the families (W_1, W_1^T), ..., (W_L, W_L^T),
+(D_1, ..., D_L) and -- as a consequence used by the H_L recursion of Hayase & Karakida
+(AISTATS 2021) -- (H_l, D_l) become asymptotically free, although D_l depends on W_l.
+
+For every word (notation: :mod:`freeness_lab.simulate.words`) and every width M, each trial
+gives the empirical trace e_t = tr(word) on one sampled network and the free prediction p_t
+of the same word at the EMPIRICAL marginals of the same network: the joint moments of each
+family measured on that sample, combined by the moment-cumulant formula over non-crossing
+partitions (:func:`freeness_lab.theory.free_moment`). The free prediction at the LIMIT
+marginals (Haar unitary or circular pairs scaled by sigma_w; the mean-field law of the D's,
+independent across layers; the limit law of H_l by the same free calculus) is reported too.
+
+Statistics
+----------
+Why pair: a normalized trace of M iid diagonal entries fluctuates by O(M^-1/2), so against
+the limit marginals the per-trial error is dominated by how well each MARGINAL has converged,
+not by freeness. Subtracting the prediction at the same trial's marginals cancels that: for
+free-in-the-limit families, the paired per-trial defect delta_t = e_t - p_t has a mean (the
+finite-M bias b/M) and a spread (c/M, second-order freeness) both of order 1/M. The bias is
+intrinsic to REAL weights and to the MLP: E tr(O A O B) = tr(AB)/M for Haar orthogonal O
+(and real Gaussian W), and D_l depends on W_l through the rank-one constraint
+W_l x^{l-1} = h^l - b^l. Measured with 100 trials per M (tanh, depth 3, M = 32..128) the ratio
+r = b/c is constant in M and reaches about 1 for several natural words (e.g.
+``W2 D2c W2 D2c``, ``H2c D2c H2c D2c``). Hence:
+
+- ``defect`` = |mean_t delta_t|, ``se`` its standard error, ``z`` = mean / se at each M.
+  With bias b/M and spread c/M, z ~ r sqrt(T) does NOT shrink with M: a raw "|z| < 4 at the
+  largest M" holds only for T < (4 / r)^2 trials and says nothing about M -> infinity.
+- The verdict therefore tests the defect EXTRAPOLATED to M = infinity: a weighted
+  least-squares fit mean delta(M) = delta_inf + b / M over the sweep (weights 1 / se^2, SE
+  inflated by the Birge ratio sqrt(chi^2 / dof) when the fit is worse than its errors), and
+  ``z_inf`` = delta_inf / se(delta_inf). Under freeness the remaining bias is O(M^-2)
+  against an SE of O(M^-1 T^-1/2), so z_inf -> 0 as M grows at any fixed T: a sound check.
+  A non-free word has delta_inf = O(1), thousands of SE from 0.
+- The decay exponent is fitted to the root-mean-square paired defect
+  ``rms_defect`` = sqrt(mean_t delta_t^2) = sqrt(bias^2 + variance) (a consistent estimate
+  with relative error ~ 1 / sqrt(2T)), not to |mean|: at large M |mean| is mostly noise and
+  log|mean| of a noise-dominated mean has an unbounded left tail. Under freeness
+  rms_defect ~ M^-1 (slope -1); a merely converging marginal would give -1/2; a non-free
+  word gives 0. Weighted least squares of log rms_defect on log M, weights from the delta
+  method var(log rms) = (se(mean delta^2) / (2 mean delta^2))^2, slope SE inflated by the
+  Birge ratio.
+- Verdict: ``"free"`` when |z_inf| < ``Z_WITHIN_NOISE`` and the slope is negative with
+  slope / se < -``SLOPE_SIGNIFICANCE``; ``"not free"`` when |z| >= ``Z_NOT_FREE`` at every
+  M; otherwise ``"inconclusive"``. The raw z at the largest M is reported as ``z_last``.
+
+Negative controls (:func:`negative_controls`) are words evaluated under a deliberately wrong
+freeness assumption; the harness must call each "not free" at every M: D_1 and D_2 treated
+as free (they commute and are classically independent); a deterministic weight (a fixed
+cyclic permutation) in place of Haar, treated as Haar; and (W_1, W_1^T) treated as two free
+copies.
+
+Seeding: ``numpy.random.SeedSequence(seed).spawn(len(widths) * trials)``, one child per
+(M, trial) (the same child for every ensemble: common random numbers), BLAS pinned to one
+thread in every trial, so the table is identical for any ``n_jobs``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from freeness_lab.simulate.ensembles import single_blas_thread
+from freeness_lab.simulate.network import SampledNetwork, sample_network
+from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
+from freeness_lab.spec import WEIGHT_ENSEMBLES, NetworkSpec
+from freeness_lab.theory import meanfield
+from freeness_lab.theory.free_cumulants import (
+    Element,
+    Family,
+    circular_family,
+    commutative_family,
+    free_moment,
+    haar_unitary_family,
+    multiplicative_convolution_moments,
+    univariate_family,
+)
+
+__all__ = [
+    "SLOPE_SIGNIFICANCE",
+    "StudyWord",
+    "Z_NOT_FREE",
+    "Z_WITHIN_NOISE",
+    "default_words",
+    "fit_decay",
+    "negative_controls",
+    "plot_defect_decay",
+    "run_freeness_study",
+    "trial_values",
+    "write_freeness_outputs",
+]
+
+#: |z_inf| below this: the defect extrapolated to M = infinity is within noise
+Z_WITHIN_NOISE = 4.0
+#: the fitted slope must be below -SLOPE_SIGNIFICANCE standard errors
+SLOPE_SIGNIFICANCE = 3.0
+#: |z| at least this at every M: the word is flagged "not free"
+Z_NOT_FREE = 8.0
+
+#: how a study word groups its letters into mutually free families
+SPLITS = ("none", "layers", "transpose")
+#: deterministic weights that replace the sampled ones in a control
+DETERMINISTIC_WEIGHTS = ("permutation",)
+
+
+@dataclass(frozen=True)
+class StudyWord:
+    """A word of the freeness study and the freeness assumption it is tested under.
+
+    Attributes
+    ----------
+    word : str
+        In the notation of :mod:`freeness_lab.simulate.words`.
+    group : str
+        Word family for tables and plots, e.g. ``"within layer"``.
+    split : {"none", "layers", "transpose"}
+        ``"none"``: the Collins-Hayase families -- (W_l, W_l^T) for each l, (D_1..D_L)
+        jointly, H_l alone. ``"layers"``: each D_l its own family (wrong: they commute).
+        ``"transpose"``: W_l and W_l^T two free copies (wrong: dependent).
+    weights : {"permutation"} or None
+        Replace every W^l by sigma_w times the cyclic shift P e_i = e_(i+1) (a control);
+        None: the spec's random weights.
+    expected : {"free", "not free"}
+        What a correct harness must conclude.
+    """
+
+    word: str
+    group: str
+    split: str = "none"
+    weights: str | None = None
+    expected: str = "free"
+
+    def __post_init__(self) -> None:
+        parse_word(self.word)
+        if self.split not in SPLITS:
+            raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.weights is not None and self.weights not in DETERMINISTIC_WEIGHTS:
+            raise ValueError(f"weights: must be None or one of "
+                             f"{', '.join(DETERMINISTIC_WEIGHTS)}, got {self.weights!r}")
+        if self.expected not in ("free", "not free"):
+            raise ValueError(f"expected: must be 'free' or 'not free', got {self.expected!r}")
+
+    @property
+    def label(self) -> str:
+        """The canonical word, tagged with its assumption when it is not the default one."""
+        word = format_word(parse_word(self.word))
+        tags = ([f"{self.split} split"] if self.split != "none" else []) + (
+            [f"W={self.weights}"] if self.weights else [])
+        return f"{word} [{', '.join(tags)}]" if tags else word
+
+
+def _check_depth(depth: int) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth: the default words need depth >= 2, got {depth!r}")
+    return depth
+
+
+def default_words(depth: int) -> tuple[StudyWord, ...]:
+    """The default word set for a network of ``depth`` >= 2 layers.
+
+    Pairs within one layer (W_l with its own D_l, which depends on W_l), across layers (W_2
+    conjugating D_1 against D_2, the 2-layer tr(J J^T), two weight pairs interleaved), words of
+    length 8, and the pair (H_l, D_l) that the H_L recursion relies on.
+    """
+    last = _check_depth(depth)
+    words = [
+        ("W1 D1c W1^T D1c", "within layer"),
+        (f"W{last} D{last} W{last}^T D{last}^2", "within layer"),
+        ("W2 D2c W2 D2c", "within layer"),
+        ("W2 D1c W2^T D2c", "across layers"),
+        ("D2 W2 D1 W1 W1^T D1 W2^T D2", "across layers"),
+        ("W1 D1c W2 D2c W1^T D1c W2^T D2c", "across layers"),
+        ("W2 D2c W2^T D2c W2 D2c W2^T D2c", "length 8"),
+        ("W2 D1c W2^T D2c W2 D1c W2^T D2c", "length 8"),
+        ("H2c D2c H2c D2c", "H-D pair"),
+        (f"H{last} D{last}^2 H{last} D{last}^2", "H-D pair"),
+        ("H2 D2c H2 D2c H2 D2c", "H-D pair"),
+    ]
+    return tuple(StudyWord(w, g) for w, g in words)
+
+
+def negative_controls(depth: int) -> tuple[StudyWord, ...]:
+    """Words under a wrong freeness assumption; each must be flagged "not free" at every M.
+
+    - D_1, D_2 treated as free: tr(D1c D2c D1c D2c) = tr(D1c^2) tr(D2c^2) (classical), not 0.
+    - W = sigma_w P (a fixed cyclic shift) treated as Haar: its *-moments are exactly those
+      of a Haar unitary (tr(P^k) = 0 for 0 < k < M), but P D1c P^T is diagonal and commutes
+      with D1c, so the alternating word of length 8 is sigma_w^4 tr((P D1c P^T)^2 D1c^2),
+      not 0. (The identity is no control: sigma_w I is a scalar, free from everything; only
+      its marginal differs from Haar, and the paired prediction rightly calls it free.)
+    - (W_1, W_1^T) as two free copies: tr(W1 D1 W1^T D1) = sigma_w^2 tr(D1)^2 + O(1/M),
+      while two free Haar unitaries give tr(u) tr(v*) (...) = 0.
+    """
+    _check_depth(depth)
+    return (
+        StudyWord("D1c D2c D1c D2c", "control", split="layers", expected="not free"),
+        StudyWord("W1 D1c W1^T D1c W1 D1c W1^T D1c", "control", weights="permutation",
+                  expected="not free"),
+        StudyWord("W1 D1 W1^T D1", "control", split="transpose", expected="not free"),
+    )
+
+
+# --------------------------------------------------------------------------- families
+
+
+def _family_key(x: Letter, split: str) -> tuple[object, ...]:
+    if x.name == "W":
+        return ("W", x.layer, x.transpose) if split == "transpose" else ("W", x.layer)
+    if x.name == "D":
+        return ("D", x.layer) if split == "layers" else ("D",)
+    return ("H", x.layer)
+
+
+def _elements(letters: Sequence[Letter]) -> dict[str, Element]:
+    """Element names for the powered / centered letters (tokens = canonical letter strings)."""
+    return {str(x): Element((str(x.base),) * x.power, x.centered)
+            for x in letters if x != x.base}
+
+
+def _families(letters: Sequence[Letter], split: str,
+              law: Callable[[tuple[object, ...], list[Letter]], Family]) -> list[Family]:
+    """Free families of a word's letters; ``law(key, base letters)`` gives each family's law."""
+    groups: dict[tuple[object, ...], list[Letter]] = {}
+    for x in letters:
+        groups.setdefault(_family_key(x, split), []).append(x)
+    out = []
+    for key, members in groups.items():
+        bases = sorted({x.base for x in members}, key=str)
+        out.append(law(key, bases).with_elements(_elements(members)))
+    return out
+
+
+def _empirical_law(trace: Callable[[str], float]) -> Callable[..., Family]:
+    """Family laws measured on one network: base-letter words evaluated by ``trace``."""
+    def law(key: tuple[object, ...], bases: list[Letter]) -> Family:
+        return Family([str(b) for b in bases], lambda w: trace(" ".join(w)))
+    return law
+
+
+def _dphi_moment(spec: NetworkSpec, q: float, k: int) -> float:
+    """E[phi'(h)^k], h ~ N(0, q): exact on the pieces of a piecewise-linear phi, quadrature
+    (:func:`freeness_lab.theory.meanfield.gaussian_expectation`) for a smooth one."""
+    act = spec.act
+    if act.pieces is None:
+        return float(meanfield.gaussian_expectation(lambda h: act.dphi(h) ** k, q))
+    s = math.sqrt(q)
+    return float(sum((special.ndtr(b / s) - special.ndtr(a / s)) * slope**k
+                     for a, b, slope in act.pieces))
+
+
+def _fim_dual_limit_moments(spec: NetworkSpec, layer: int, n: int) -> np.ndarray:
+    """Limit moments m_1..m_n of H_layer from the Hayase-Karakida recursion under freeness.
+
+    H_1 = qhat_0 I and H_{l+1} = qhat_l I + W^{l+1} D^l H_l D^l W^{l+1,T} (the 1/M bias terms
+    vanish): tr((D H D)^k) = tr((D^2 H)^k) is the free multiplicative convolution of the law of
+    D_l^2 (mean field) with that of H_l; conjugation by sigma_w O multiplies the k-th moment by
+    sigma_w^(2k); a Gaussian W multiplies freely by W^T W, Marchenko-Pastur with moments
+    sigma_w^(2k) Catalan(k). The shift by qhat_l is a binomial expansion.
+    """
+    qhat, q = meanfield.post_activation_moments(spec), meanfield.preactivation_variances(spec)
+    k = np.arange(1, n + 1)
+    m = qhat[0] ** k
+    for ell in range(1, layer):
+        d2 = np.array([_dphi_moment(spec, q[ell - 1], 2 * j) for j in k])
+        x = multiplicative_convolution_moments(d2, m, n)
+        w2 = spec.sigma_w ** (2 * k)
+        if spec.weights == "gaussian":
+            x = multiplicative_convolution_moments(
+                x, w2 * np.array([math.comb(2 * j, j) / (j + 1) for j in k]), n)
+        else:
+            x = x * w2
+        full = np.concatenate([[1.0], x])
+        m = np.array([sum(math.comb(j, i) * qhat[ell] ** (j - i) * full[i] for i in range(j + 1))
+                      for j in k])
+    return m
+
+
+def _limit_law(spec: NetworkSpec, weights: str | None,
+               letters: Sequence[Letter]) -> Callable[..., Family]:
+    """Family laws at the limit marginals (mean field, Haar unitary / circular, H_l's law)."""
+    q = meanfield.preactivation_variances(spec)
+    haar = weights is not None or spec.weights == "orthogonal"
+
+    def law(key: tuple[object, ...], bases: list[Letter]) -> Family:
+        names = [str(b) for b in bases]
+        if key[0] == "W":
+            u, ut = f"W{key[1]}", f"W{key[1]}^T"
+            pair = (haar_unitary_family(u, ut, spec.sigma_w) if haar
+                    else circular_family(u, ut, spec.sigma_w))
+            # a family holding only one of the pair (split "transpose"): the same law
+            return Family(names, pair.moment)
+        if key[0] == "D":
+            layers = [b.layer for b in bases]
+
+            @functools.cache
+            def joint(exps: tuple[int, ...]) -> float:
+                return math.prod(_dphi_moment(spec, q[ell - 1], e)
+                                 for ell, e in zip(layers, exps, strict=True) if e)
+            return commutative_family(names, joint)
+        order = sum(x.power for x in letters if _family_key(x, "none") == key)
+        return univariate_family(names[0], _fim_dual_limit_moments(spec, int(key[1]), order))
+
+    return law
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def _permuted(net: SampledNetwork) -> SampledNetwork:
+    """The same input and biases with every W^l = sigma_w P, P the cyclic shift."""
+    spec, m = net.spec, net.spec.width
+    weights = [spec.sigma_w * np.roll(np.eye(m), 1, axis=0) for _ in range(spec.depth)]
+    x, hs, xs, ds = net.activations[0], [], [net.activations[0]], []
+    for w, b in zip(weights, net.biases, strict=True):
+        h = w @ x + b
+        x = spec.act.phi(h)
+        hs.append(h)
+        xs.append(x)
+        ds.append(spec.act.dphi(h))
+    return SampledNetwork(spec, weights, list(net.biases), hs, xs, ds)
+
+
+def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
+                 seed: np.random.SeedSequence | int) -> np.ndarray:
+    """One trial: the empirical trace and the paired free prediction of every word.
+
+    Samples ``sample_network(spec, seed)`` (and, for controls, the same input and biases with
+    deterministic weights), then for each word tr(word) and its free prediction at this
+    network's own marginals.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(words), 2)
+        Columns: empirical trace, free prediction at the empirical marginals.
+    """
+    out = np.empty((len(words), 2))
+    with single_blas_thread():
+        net = sample_network(spec, np.random.default_rng(seed))
+        evaluators: dict[str | None, WordEvaluator] = {None: WordEvaluator(net)}
+        traces: dict[str | None, Callable[[str], float]] = {}
+        for i, sw in enumerate(words):
+            if sw.weights not in evaluators:
+                evaluators[sw.weights] = WordEvaluator(_permuted(net))
+            if sw.weights not in traces:
+                traces[sw.weights] = functools.cache(evaluators[sw.weights])
+            letters = parse_word(sw.word, spec.depth)
+            fams = _families(letters, sw.split, _empirical_law(traces[sw.weights]))
+            out[i, 0] = evaluators[sw.weights](letters)
+            out[i, 1] = free_moment([str(x) for x in letters], fams)
+    return out
+
+
+def _limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
+    letters = parse_word(sw.word, spec.depth)
+    fams = _families(letters, sw.split, _limit_law(spec, sw.weights, letters))
+    return float(free_moment([str(x) for x in letters], fams))
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
+    ws = tuple(widths)
+    if len(ws) < 2 or any(isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1
+                          for w in ws) or len(set(ws)) != len(ws):
+        raise ValueError(f"widths: must be at least 2 distinct integers >= 1 (the M sweep), "
+                         f"got {widths!r}")
+    return tuple(sorted(int(w) for w in ws))
+
+
+def _cell_row(values: np.ndarray) -> dict[str, float]:
+    """Summary statistics of one (word, ensemble, M) cell from per-trial (e_t, p_t)."""
+    e, p = values[:, 0], values[:, 1]
+    delta = e - p
+    t = len(delta)
+    mean, se = float(delta.mean()), float(delta.std(ddof=1) / math.sqrt(t))
+    sq = delta**2
+    ms, ms_se = float(sq.mean()), float(sq.std(ddof=1) / math.sqrt(t))
+    z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    return {
+        "empirical": float(e.mean()), "empirical_se": float(e.std(ddof=1) / math.sqrt(t)),
+        "free_value": float(p.mean()), "defect": abs(mean), "signed_defect": mean, "se": se,
+        "z": z, "rms_defect": math.sqrt(ms),
+        "rms_se": 0.5 * ms_se / math.sqrt(ms) if ms > 0 else 0.0,
+    }
+
+
+def run_freeness_study(spec: NetworkSpec, widths: Sequence[int], trials: int, seed: int,
+                       words: Sequence[StudyWord] | None = None, *,
+                       ensembles: Sequence[str] = WEIGHT_ENSEMBLES,
+                       n_jobs: int = 1) -> pd.DataFrame:
+    """Run the freeness study: every word x ensemble x width M, ``trials`` networks each.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        Template (activation, depth, sigma_w, sigma_b, q0); its width and weight ensemble are
+        replaced by each M of ``widths`` and each of ``ensembles``. Square networks only.
+    widths : sequence of int
+        The M sweep (at least two distinct widths).
+    trials : int
+        Networks per (ensemble, M), >= 2.
+    seed : int
+        Root entropy: ``SeedSequence(seed).spawn(len(widths) * trials)``, child
+        i_M * trials + t for (M, trial t), shared by the ensembles.
+    words : sequence of StudyWord, optional
+        Default: :func:`default_words` followed by :func:`negative_controls`.
+    ensembles : sequence of {"orthogonal", "gaussian"}
+        Weight ensembles to compare.
+    n_jobs : int
+        joblib workers over the (ensemble, M, trial) tasks; the table does not depend on it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (word, ensemble, M): ``word, group, split, weights, expected, ensemble,
+        M, trials, empirical, empirical_se, free_value`` (mean paired prediction at the
+        empirical marginals), ``free_limit`` (prediction at the limit marginals),
+        ``defect`` (|mean paired defect|), ``signed_defect, se, z, rms_defect, rms_se,
+        limit_defect`` (|empirical - free_limit|) and ``limit_z``. ``attrs`` records the
+        seed, widths and trials.
+    """
+    widths = _check_widths(widths)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 2:
+        raise ValueError(f"trials: must be an integer >= 2, got {trials!r}")
+    if not spec.is_square:
+        raise ValueError("spec: the freeness study needs a square network (widths=None)")
+    bad = [e for e in ensembles if e not in WEIGHT_ENSEMBLES]
+    if bad or not ensembles:
+        raise ValueError(f"ensembles: must be a non-empty subset of "
+                         f"{', '.join(WEIGHT_ENSEMBLES)}, got {list(ensembles)!r}")
+    words = tuple(words) if words is not None else (
+        default_words(spec.depth) + negative_controls(spec.depth))
+    for sw in words:
+        parse_word(sw.word, spec.depth)
+    children = np.random.SeedSequence(seed).spawn(len(widths) * trials)
+    tasks = [(ens, i, t) for ens in ensembles for i in range(len(widths)) for t in range(trials)]
+    specs = {(ens, m): replace(spec, weights=ens, width=m, widths=None)
+             for ens in ensembles for m in widths}
+    results = joblib.Parallel(n_jobs=n_jobs)(
+        joblib.delayed(trial_values)(specs[ens, widths[i]], words, children[i * trials + t])
+        for ens, i, t in tasks)
+    per_cell: dict[tuple[str, int], list[np.ndarray]] = {}
+    for (ens, i, _), res in zip(tasks, results, strict=True):
+        per_cell.setdefault((ens, widths[i]), []).append(res)
+    rows = []
+    for ens in ensembles:
+        limits = [_limit_prediction(specs[ens, widths[0]], sw) for sw in words]
+        for m in widths:
+            stacked = np.stack(per_cell[ens, m])  # (trials, words, 2)
+            for j, sw in enumerate(words):
+                row = {"word": sw.label, "group": sw.group,
+                       "split": sw.split, "weights": sw.weights or "random",
+                       "expected": sw.expected, "ensemble": ens, "M": m, "trials": trials,
+                       **_cell_row(stacked[:, j, :]), "free_limit": limits[j]}
+                row["limit_defect"] = abs(row["empirical"] - limits[j])
+                row["limit_z"] = ((row["empirical"] - limits[j]) / row["empirical_se"]
+                                  if row["empirical_se"] > 0 else math.nan)
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs.update({"seed": int(seed), "widths": list(widths), "trials": trials,
+                        "seeding": "SeedSequence(seed).spawn(len(widths) * trials); child "
+                                   "i_M * trials + t for (M, trial t), shared by ensembles"})
+    return table
+
+
+def _weighted_line(x: np.ndarray, y: np.ndarray,
+                   var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares line y = a + s x: (a, s) and their SEs (Birge-ratio inflated).
+
+    Weights 1 / var; the covariance (X^T W X)^-1 is scaled by max(1, chi^2 / dof) so that a
+    fit worse than its stated errors widens the SEs rather than hiding the misfit.
+    """
+    w = 1.0 / var
+    design = np.column_stack([np.ones_like(x), x])
+    cov = np.linalg.inv(design.T @ (w[:, None] * design))
+    beta = cov @ (design.T @ (w * y))
+    dof = len(x) - 2
+    chi2 = float(np.sum(w * (y - design @ beta) ** 2))
+    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
+    return beta, np.sqrt(np.diag(cov) * scale)
+
+
+def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
+    """Decay exponent, extrapolated defect and verdict per (word, ensemble).
+
+    Two weighted least-squares fits over the M sweep (module docstring):
+    log rms_defect = a + slope log M, and mean delta = delta_inf + b / M.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (word, ensemble): ``word, group, expected, ensemble, slope, slope_se,
+        defect_inf`` (delta_inf), ``se_inf, z_inf, bias_coef`` (b: the finite-M bias is
+        b / M), ``z_last`` (raw z at the largest M), ``min_abs_z`` (over M),
+        ``defect_last, se_last`` and ``verdict`` in {"free", "not free", "inconclusive"}.
+    """
+    rows = []
+    for (word, ens), cell in table.groupby(["word", "ensemble"], sort=False):
+        cell = cell.sort_values("M")
+        m = cell["M"].to_numpy(float)
+        rms, rms_se = cell["rms_defect"].to_numpy(), cell["rms_se"].to_numpy()
+        mean, se = cell["signed_defect"].to_numpy(), cell["se"].to_numpy()
+        slope = slope_se = delta_inf = se_inf = bias = math.nan
+        if np.all(rms > 0) and np.all(rms_se > 0):
+            beta, err = _weighted_line(np.log(m), np.log(rms), (rms_se / rms) ** 2)
+            slope, slope_se = float(beta[1]), float(err[1])
+        if np.all(se > 0):
+            beta, err = _weighted_line(1.0 / m, mean, se**2)
+            delta_inf, se_inf, bias = float(beta[0]), float(err[0]), float(beta[1])
+        z_inf = delta_inf / se_inf if se_inf > 0 else math.nan
+        last = cell.iloc[-1]
+        min_abs_z = float(np.min(np.abs(cell["z"].to_numpy())))
+        if (abs(z_inf) < Z_WITHIN_NOISE and slope < 0
+                and slope / slope_se < -SLOPE_SIGNIFICANCE):
+            verdict = "free"
+        elif min_abs_z >= Z_NOT_FREE:
+            verdict = "not free"
+        else:
+            verdict = "inconclusive"
+        rows.append({"word": word, "group": last["group"], "expected": last["expected"],
+                     "ensemble": ens, "slope": slope, "slope_se": slope_se,
+                     "defect_inf": delta_inf, "se_inf": se_inf, "z_inf": z_inf,
+                     "bias_coef": bias, "z_last": float(last["z"]), "min_abs_z": min_abs_z,
+                     "defect_last": float(last["defect"]), "se_last": float(last["se"]),
+                     "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
+    """Log-log plot of the RMS paired defect vs M, one panel per word family, fitted slopes.
+
+    Orthogonal weights solid, Gaussian dashed; the legend gives each word's slope +- SE.
+    Writes a PNG (matplotlib Agg) to ``path`` and returns it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(table["group"]))
+    ncol = min(3, len(groups))
+    nrow = math.ceil(len(groups) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 4.2 * nrow), squeeze=False)
+    slopes = {(r.word, r.ensemble): (r.slope, r.slope_se) for r in fits.itertuples()}
+    for ax, group in zip(axes.ravel(), groups, strict=False):
+        sub = table[table["group"] == group]
+        for k, word in enumerate(dict.fromkeys(sub["word"])):
+            color = f"C{k % 10}"
+            for ens, style in (("orthogonal", "-o"), ("gaussian", "--s")):
+                cell = sub[(sub["word"] == word) & (sub["ensemble"] == ens)].sort_values("M")
+                if cell.empty:
+                    continue
+                slope, se = slopes.get((word, ens), (math.nan, math.nan))
+                ax.errorbar(cell["M"], cell["rms_defect"], yerr=cell["rms_se"], fmt=style,
+                            color=color, ms=4, capsize=2,
+                            label=f"{word} [{ens[:4]}] slope {slope:.2f}±{se:.2f}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(group)
+        ax.set_xlabel("M")
+        ax.set_ylabel("RMS paired defect")
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_freeness_outputs(table: pd.DataFrame, out_dir: Path | str,
+                           fits: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write the table, the fits (parquet and CSV) and the defect plot (PNG) to ``out_dir``.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys ``table``, ``table_csv``, ``fits``, ``fits_csv``, ``plot``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fits = fit_decay(table) if fits is None else fits
+    paths = {"table": out / "freeness_table.parquet", "table_csv": out / "freeness_table.csv",
+             "fits": out / "freeness_fits.parquet", "fits_csv": out / "freeness_fits.csv",
+             "plot": out / "freeness_defects.png"}
+    table.to_parquet(paths["table"])
+    table.to_csv(paths["table_csv"], index=False)
+    fits.to_parquet(paths["fits"])
+    fits.to_csv(paths["fits_csv"], index=False)
+    plot_defect_decay(table, fits, paths["plot"])
+    return paths
