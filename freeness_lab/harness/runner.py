@@ -1,0 +1,170 @@
+"""Execute the cells of a run in parallel, write each finished cell atomically, resume.
+
+One place parallelises (``DESIGN.md`` section 4): a flat joblib pool over the tasks of all
+unfinished cells (a task is one trial of a cell), with
+BLAS pinned to one thread in every worker and in the sequential path alike -- so that n_jobs
+changes the wall time and nothing else. Each task seeds itself from its own
+:meth:`~freeness_lab.harness.cells.Cell.seed_sequence`, hence identical tables for any n_jobs
+and any order of completion. A cell is written (:func:`~freeness_lab.harness.storage.write_cell`)
+as soon as its last task returns; a re-run skips cells whose folder exists and appends one line
+per newly computed cell to ``computed_cells.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from freeness_lab.harness import storage
+from freeness_lab.harness.cells import Cell
+from freeness_lab.harness.freeness_study import freeness_trials
+from freeness_lab.harness.spectrum import spectrum_trial
+from freeness_lab.simulate import single_blas_thread
+
+log = logging.getLogger(__name__)
+
+#: one line per cell computed (not reused) by any run in this folder
+COMPUTED_LOG = "computed_cells.log"
+
+Columns = dict[str, Any]
+Task = tuple[Cell, tuple[int, ...]]
+
+
+def _spectrum_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
+    params = dict(cell.params)
+    parts: dict[str, list[Columns]] = {}
+    for t in trials:
+        for name, cols in spectrum_trial(cell.spec, cell.seed_sequence(t), params).items():
+            cols = {"trial": t, "spawn_key": ",".join(map(str, cell.spawn_key(t))), **cols}
+            parts.setdefault(name, []).append(cols)
+    return parts
+
+
+def _freeness_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
+    return {"freeness": [freeness_trials(cell, trials)]}
+
+
+#: study -> (split of a cell's trials into tasks, task function)
+STUDY_TASKS: dict[str, tuple[Callable[[Cell], list[tuple[int, ...]]],
+                             Callable[[Cell, tuple[int, ...]], dict[str, list[Columns]]]]] = {
+    "spectrum": (lambda c: [(t,) for t in range(c.trials)], _spectrum_task),
+    "freeness": (lambda c: [(t,) for t in range(c.trials)], _freeness_task),
+}
+
+_PINNED: list[Any] = []
+
+
+def _run_in_worker(cell: Cell, trials: tuple[int, ...]) -> tuple[str, tuple[int, ...], Any]:
+    """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime."""
+    if not _PINNED:
+        _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
+    return cell.key, trials, STUDY_TASKS[cell.study][1](cell, trials)
+
+
+def _concat_columns(chunks: list[Columns]) -> dict[str, Any]:
+    """Concatenate column dicts; scalar entries are repeated to the chunk's length."""
+    out: dict[str, list[Any]] = {}
+    for chunk in chunks:
+        n = max(len(v) for v in chunk.values() if not np.isscalar(v))
+        for k, v in chunk.items():
+            out.setdefault(k, []).append(np.repeat(v, n) if np.isscalar(v) else np.asarray(v))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _cell_tables(cell: Cell, parts: list[dict[str, list[Columns]]]) -> dict[str, pd.DataFrame]:
+    """Assemble a cell's tables: label columns, then the task columns in trial order."""
+    label = {**cell.label(), "seed": cell.entropy}
+    chunks: dict[str, list[Columns]] = {}
+    for part in parts:
+        for name, cols in part.items():
+            chunks.setdefault(name, []).extend(cols)
+    tables = {}
+    for name, cols in chunks.items():
+        data = _concat_columns(cols)
+        n = len(next(iter(data.values())))
+        tables[name] = pd.DataFrame({**{k: np.repeat(v, n) for k, v in label.items()}, **data})
+    return tables
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """How a run went: cells in the plan, newly computed, reused from a previous run."""
+
+    total: int
+    computed: int
+    reused: int
+
+    @property
+    def complete(self) -> bool:
+        """True when every cell of the plan is finished."""
+        return self.computed + self.reused == self.total
+
+
+def _results(tasks: list[Task], n_jobs: int) -> Iterator[tuple[str, tuple[int, ...], Any]]:
+    if joblib.effective_n_jobs(n_jobs) == 1:
+        with single_blas_thread():
+            for cell, trials in tasks:
+                yield cell.key, trials, STUDY_TASKS[cell.study][1](cell, trials)
+        return
+    parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    yield from parallel(joblib.delayed(_run_in_worker)(c, t) for c, t in tasks)
+
+
+def run_cells(cells: Iterable[Cell], out_dir: Path | str, *, n_jobs: int = 1,
+              progress: bool = False, max_new_cells: int | None = None) -> RunStats:
+    """Compute every unfinished cell and write it into ``out_dir/cells``.
+
+    Parameters
+    ----------
+    cells : iterable of Cell
+        The plan (:func:`~freeness_lab.harness.cells.plan_cells`).
+    out_dir : path
+        The run folder.
+    n_jobs : int
+        joblib workers (-1: every core). Does not change any number.
+    progress : bool
+        Show a tqdm progress bar over tasks.
+    max_new_cells : int, optional
+        Compute at most this many unfinished cells, then return (re-run to continue).
+
+    Returns
+    -------
+    RunStats
+    """
+    out_dir = Path(out_dir)
+    cells = list(cells)
+    storage.remove_stale_temporaries(out_dir)
+    todo = [c for c in cells if not storage.is_finished(out_dir, c.key)]
+    reused = len(cells) - len(todo)
+    if max_new_cells is not None:
+        todo = todo[:max_new_cells]
+    tasks = [(c, trials) for c in todo for trials in STUDY_TASKS[c.study][0](c)]
+    pending = {c.key: len(STUDY_TASKS[c.study][0](c)) for c in todo}
+    by_key = {c.key: c for c in todo}
+    parts: dict[str, list[tuple[tuple[int, ...], Any]]] = {k: [] for k in pending}
+    computed = 0
+    bar = tqdm(total=len(tasks), desc="trials", unit="task", disable=not progress or not tasks,
+               leave=False)
+    with bar:
+        for key, trials, result in _results(tasks, n_jobs):
+            bar.update(1)
+            parts[key].append((trials, result))
+            pending[key] -= 1
+            if pending[key]:
+                continue
+            ordered = [r for _, r in sorted(parts.pop(key), key=lambda p: p[0])]
+            storage.write_cell(out_dir, key, _cell_tables(by_key[key], ordered))
+            with open(out_dir / COMPUTED_LOG, "a") as fh:
+                fh.write(key + "\n")
+            computed += 1
+            log.debug("cell %s computed (%d/%d new)", key, computed, len(todo))
+    return RunStats(total=len(cells), computed=computed, reused=reused)
