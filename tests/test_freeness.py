@@ -88,7 +88,7 @@ def test_limit_predictions_closed_forms(weights):
     e = [[_dphi_moment(q[i], k) for k in range(5)] for i in range(3)]
 
     def limit(word):
-        return fr._limit_prediction(spec, fr.StudyWord(word, "x"))
+        return fr.limit_prediction(spec, fr.StudyWord(word, "x"))
 
     # tr(W D1 W^T D2) = sigma^2 tr(D1) tr(D2) (both ensembles)
     assert limit("W2 D1 W2^T D2") == pytest.approx(s2 * e[0][1] * e[1][1], rel=1e-10)

@@ -361,7 +361,8 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
     return out
 
 
-def _limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
+def limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
+    """Free prediction of a study word at the LIMIT marginals (M -> infinity) of ``spec``."""
     letters = parse_word(sw.word, spec.depth)
     fams = _families(letters, sw.split, _limit_law(spec, sw.weights, letters))
     return float(free_moment([str(x) for x in letters], fams))
@@ -379,7 +380,7 @@ def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(int(w) for w in ws))
 
 
-def _cell_row(values: np.ndarray) -> dict[str, float]:
+def cell_statistics(values: np.ndarray) -> dict[str, float]:
     """Summary statistics of one (word, ensemble, M) cell from per-trial (e_t, p_t)."""
     e, p = values[:, 0], values[:, 1]
     delta = e - p
@@ -456,14 +457,14 @@ def run_freeness_study(spec: NetworkSpec, widths: Sequence[int], trials: int, se
         per_cell.setdefault((ens, widths[i]), []).append(res)
     rows = []
     for ens in ensembles:
-        limits = [_limit_prediction(specs[ens, widths[0]], sw) for sw in words]
+        limits = [limit_prediction(specs[ens, widths[0]], sw) for sw in words]
         for m in widths:
             stacked = np.stack(per_cell[ens, m])  # (trials, words, 2)
             for j, sw in enumerate(words):
                 row = {"word": sw.label, "group": sw.group,
                        "split": sw.split, "weights": sw.weights or "random",
                        "expected": sw.expected, "ensemble": ens, "M": m, "trials": trials,
-                       **_cell_row(stacked[:, j, :]), "free_limit": limits[j]}
+                       **cell_statistics(stacked[:, j, :]), "free_limit": limits[j]}
                 row["limit_defect"] = abs(row["empirical"] - limits[j])
                 row["limit_z"] = ((row["empirical"] - limits[j]) / row["empirical_se"]
                                   if row["empirical_se"] > 0 else math.nan)

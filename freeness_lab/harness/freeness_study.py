@@ -63,13 +63,13 @@ def _study_table(per_trial: pd.DataFrame, spec: NetworkSpec,
     for ens, g_ens in per_trial.groupby("weights", sort=False):
         spec_e = NetworkSpec(spec.activation, ens, spec.depth, width=1, sigma_w=spec.sigma_w,
                              sigma_b=spec.sigma_b, q0=spec.q0)
-        limits = {label: fr._limit_prediction(spec_e, sw) for label, sw in by_label.items()}
+        limits = {label: fr.limit_prediction(spec_e, sw) for label, sw in by_label.items()}
         for (m, word), g in g_ens.groupby(["width", "word"], sort=False):
             sw = by_label[word]
             values = g.sort_values("trial")[["empirical", "free_value"]].to_numpy()
             row = {"word": word, "group": sw.group, "split": sw.split,
                    "weights": sw.weights or "random", "expected": sw.expected, "ensemble": ens,
-                   "M": int(m), "trials": len(values), **fr._cell_row(values),
+                   "M": int(m), "trials": len(values), **fr.cell_statistics(values),
                    "free_limit": limits[word]}
             row["limit_defect"] = abs(row["empirical"] - row["free_limit"])
             row["limit_z"] = (row["empirical"] - row["free_limit"]) / row["empirical_se"] \
