@@ -4,7 +4,7 @@ and plots.
 Entry points: the ``freeness-lab`` command (:mod:`freeness_lab.harness.app`, a Hydra app over
 ``conf/``), :func:`run_experiment` (library: a validated config and an output directory),
 :func:`validate_config`, and :func:`collect_results` (tables of several runs in one
-DataFrame). Usage: ``freeness_lab/harness/USAGE.md``.
+DataFrame). Usage: the README, section "Running experiments".
 
 The names are imported lazily, so that a parallel worker importing one harness module does not
 pay for matplotlib and the rest.

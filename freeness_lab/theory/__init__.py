@@ -3,6 +3,43 @@
 Never imports :mod:`freeness_lab.simulate`.
 """
 
+from freeness_lab.theory.free_cumulants import (
+    Element,
+    Family,
+    circular_family,
+    commutative_family,
+    free_cumulants_to_moments,
+    free_mixed_moment,
+    free_moment,
+    haar_unitary_family,
+    kreweras_complement,
+    moebius_to_top,
+    moments_to_free_cumulants,
+    multiplicative_convolution_moments,
+    noncrossing_partitions,
+    univariate_family,
+)
+from freeness_lab.theory.convolution import (
+    Factor,
+    FreeProduct,
+    FreeProductLaw,
+    ShiftChainLaw,
+    ShiftLayer,
+    SolvedLaw,
+    free_product,
+    power_atoms,
+    product_atoms,
+)
+from freeness_lab.theory.laws import (
+    DiscreteLaw,
+    MarchenkoPastur,
+    QuadratureLaw,
+    SpectralLaw,
+    bernoulli,
+    d2_factor,
+    delta,
+)
+from freeness_lab.theory.limits import fim_dual_law, fim_dual_mean_variance, jacobian_law
 from freeness_lab.theory.meanfield import (
     D2Law,
     MeanFieldError,
@@ -19,6 +56,39 @@ from freeness_lab.theory.meanfield import (
 )
 
 __all__ = [
+    "DiscreteLaw",
+    "Factor",
+    "FreeProduct",
+    "FreeProductLaw",
+    "MarchenkoPastur",
+    "QuadratureLaw",
+    "ShiftChainLaw",
+    "ShiftLayer",
+    "SolvedLaw",
+    "SpectralLaw",
+    "bernoulli",
+    "d2_factor",
+    "delta",
+    "fim_dual_law",
+    "fim_dual_mean_variance",
+    "free_product",
+    "jacobian_law",
+    "power_atoms",
+    "product_atoms",
+    "Element",
+    "Family",
+    "circular_family",
+    "commutative_family",
+    "free_cumulants_to_moments",
+    "free_mixed_moment",
+    "free_moment",
+    "haar_unitary_family",
+    "kreweras_complement",
+    "moebius_to_top",
+    "moments_to_free_cumulants",
+    "multiplicative_convolution_moments",
+    "noncrossing_partitions",
+    "univariate_family",
     "D2Law",
     "MeanFieldError",
     "chi",
