@@ -3,6 +3,17 @@
 Never imports :mod:`freeness_lab.simulate`.
 """
 
+from freeness_lab.theory.convolution import (
+    Factor,
+    FreeProduct,
+    FreeProductLaw,
+    ShiftChainLaw,
+    ShiftLayer,
+    SolvedLaw,
+    free_product,
+    power_atoms,
+    product_atoms,
+)
 from freeness_lab.theory.free_cumulants import (
     Element,
     Family,
@@ -18,17 +29,6 @@ from freeness_lab.theory.free_cumulants import (
     multiplicative_convolution_moments,
     noncrossing_partitions,
     univariate_family,
-)
-from freeness_lab.theory.convolution import (
-    Factor,
-    FreeProduct,
-    FreeProductLaw,
-    ShiftChainLaw,
-    ShiftLayer,
-    SolvedLaw,
-    free_product,
-    power_atoms,
-    product_atoms,
 )
 from freeness_lab.theory.laws import (
     DiscreteLaw,

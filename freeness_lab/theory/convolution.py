@@ -1,0 +1,741 @@
+"""Free multiplicative convolution and the shift: exact moments, atoms, and solved densities.
+
+Moments (exact, by series; Voiculescu 1987, Pennington-Schoenholz-Ganguli 2018):
+
+    log S_{boxtimes_i mu_i(a_i .)^{k_i}}(m) = sum_i k_i log S_i(a_i m)  (+ explicit terms),
+
+so the product's moments follow from one sum of log-series and one series reversion, for any
+number of factors (identical factors are a power; depth 1000 costs the same as depth 10). The
+series are normalized (S(0) = 1, the mean kept as a log) so that deep products do not
+overflow. The shift X -> c + X acts on moments binomially.
+
+Atoms (Belinschi 2003, "The atoms of the free multiplicative convolution of two probability
+distributions"): for laws on [0, inf) and a, b > 0,
+
+    (mu boxtimes nu)({ab}) = max(0, mu({a}) + nu({b}) - 1),
+    (mu boxtimes nu)({0})  = max(mu({0}), nu({0})),
+
+and the shift moves atoms: (c + mu)({c + a}) = mu({a}).
+
+Densities come from the Newton "lilypads" solver (:mod:`freeness_lab.theory.newton`):
+:class:`SolvedLaw` turns a system into a law object -- density on arbitrary x (solved there,
+no interpolation), support found from the law (scan + bisection on where the density vanishes,
+window from the moments), a graded Gauss-Legendre quadrature of the density on the support
+(for moments and the cdf), cdf and quantiles.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from freeness_lab.theory.laws import QuadratureLaw, SpectralLaw
+from freeness_lab.theory.newton import (
+    ChainLayer,
+    ChainSystem,
+    ExplicitTerms,
+    ImplicitFactor,
+    NewtonResult,
+    ProductSystem,
+    chi_series_of,
+    lilypads,
+)
+from freeness_lab.theory.series import (
+    moments_to_s,
+    rescale_argument,
+    s_to_moments,
+    series_exp,
+    series_log,
+    shift_moments,
+)
+
+#: masses below this are rounding noise, not atoms
+_ATOM_TOL = 1e-14
+#: relative Im zeta for locating edges: the Poisson tail of a square-root edge is
+#: ~ eps / sqrt(distance), far below the threshold on x rho(x) at this eps
+_EPS_EDGE = 1e-15
+#: a chained walk (from a neighbour's solution) that needs many rounds gives up early: the
+#: point then comes down from the far field
+_CHAINED = {"max_rounds": 16, "step_min": 0.03}
+#: moments used for the far-field start and the window
+_N_SERIES = 24
+#: Gauss-Legendre nodes and weights on [-1, 1] by order
+_GL = functools.cache(np.polynomial.legendre.leggauss)
+
+
+# --------------------------------------------------------------------------- atoms
+
+def _merge_atoms(locations: list[float], masses: list[float]) -> np.ndarray:
+    out: dict[float, float] = {}
+    for a, p in zip(locations, masses, strict=True):
+        if p > _ATOM_TOL:
+            out[a] = out.get(a, 0.0) + p
+    return np.array(sorted(out.items()), dtype=float).reshape(-1, 2)
+
+
+def product_atoms(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Atoms of mu boxtimes nu from the atoms (rows (location, mass)) of mu and nu (Belinschi).
+
+    Examples
+    --------
+    >>> product_atoms(np.array([[0, .5], [1, .5]]), np.array([[0, .5], [1, .5]]))
+    array([[0. , 0.5]])
+    """
+    first, second = np.reshape(first, (-1, 2)), np.reshape(second, (-1, 2))
+    z1 = first[first[:, 0] == 0, 1].sum()
+    z2 = second[second[:, 0] == 0, 1].sum()
+    locs, masses = [0.0], [max(z1, z2)]
+    for a, p in first[first[:, 0] > 0]:
+        for b, q in second[second[:, 0] > 0]:
+            if p + q > 1:
+                locs.append(a * b)
+                masses.append(p + q - 1)
+    return _merge_atoms(locs, masses)
+
+
+def power_atoms(atoms: np.ndarray, k: int) -> np.ndarray:
+    """Atoms of the k-fold free multiplicative power of a law with these atoms."""
+    out = np.array([[1.0, 1.0]])  # delta_1, the unit
+    for _ in range(k):
+        nxt = product_atoms(out, atoms)
+        if nxt.shape == out.shape and np.allclose(nxt, out, rtol=0, atol=1e-15):
+            break  # stationary (e.g. only the atom at 0 is left)
+        out = nxt
+    return out
+
+
+# --------------------------------------------------------------------------- products
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor mu_i(a_i .) of a free product, taken to the power k_i (identical factors)."""
+
+    law: SpectralLaw
+    power: int = 1
+    scale: float = 1.0
+
+
+def _log_term_series(rows: np.ndarray, n: int) -> np.ndarray:
+    """Series of sum_j e_j log(alpha_j + beta_j m): e [log alpha + sum (-1)^{k+1} (b/a)^k/k]."""
+    out = np.zeros(n)
+    k = np.arange(1, n)
+    for e, a, b in np.reshape(rows, (-1, 3)):
+        out[0] += e * math.log(a)
+        out[1:] += e * (-1.0) ** (k + 1) * (b / a) ** k / k
+    return out
+
+
+class FreeProduct:
+    """The free multiplicative convolution boxtimes_i mu_i(a_i .)^{k_i} (+ explicit S-terms).
+
+    Parameters
+    ----------
+    factors : sequence of Factor
+    extra : ExplicitTerms, optional
+        Further explicit log S-terms (the dimension changes of rectangular networks).
+    """
+
+    def __init__(self, factors: list[Factor], extra: ExplicitTerms | None = None):
+        self.factors = list(factors)
+        self.extra = extra if extra is not None else ExplicitTerms(0.0, np.empty((0, 3)))
+        self.degenerate = any(f.law.mean == 0 for f in self.factors)
+
+    def log_s_series(self, n: int) -> np.ndarray:
+        """Coefficients of log S(m) up to m^{n-1} (one vectorized reversion for all factors)."""
+        mom = np.array([f.law.moments(n) for f in self.factors]).reshape(-1, n)
+        logs = series_log(moments_to_s(mom))
+        scales = np.array([f.scale for f in self.factors], dtype=float)
+        powers = np.array([f.power for f in self.factors], dtype=float)
+        total = (powers[:, None] * rescale_argument(logs, scales)).sum(0)
+        return total + _log_term_series(self.extra.rows, n) + np.eye(1, n)[0] * self.extra.const
+
+    def normalized_moments(self, n: int) -> tuple[np.ndarray, float]:
+        """(moments of X / m_1, log m_1): from the normalized S-series exp(log S - log S(0))
+        and one reversion (no overflow for deep, high-gain products)."""
+        log_s = self.log_s_series(n)
+        return s_to_moments(series_exp(log_s - np.eye(1, n)[0] * log_s[0])), -log_s[0]
+
+    def moments(self, n: int) -> np.ndarray:
+        """m_1..m_n (normalized moments rescaled by m_1^k)."""
+        if self.degenerate:
+            return np.zeros(n)
+        normalized, log_mean = self.normalized_moments(n)
+        return normalized * np.exp(np.arange(1, n + 1) * log_mean)
+
+    def atoms(self) -> np.ndarray:
+        """Belinschi's atoms of the product (square case: all argument scales 1)."""
+        out = np.array([[1.0, 1.0]])
+        for f in self.factors:
+            out = product_atoms(out, power_atoms(f.law.atoms, f.power))
+        return out
+
+    def system(self, zero_mass: float) -> ProductSystem:
+        """The Newton system: explicit factors folded into log-terms, the others implicit.
+
+        ``zero_mass`` is the product's mass at 0 (see :class:`ProductSystem`)."""
+        const, rows, implicit = self.extra.const, [self.extra.rows.reshape(-1, 3)], []
+        for f in self.factors:
+            terms = f.law.log_s_terms
+            if terms is not None:
+                c, r = terms
+                const += f.power * c
+                r = np.reshape(r, (-1, 3)).copy()
+                r[:, 0] *= f.power
+                r[:, 2] *= f.scale
+                rows.append(r)
+            else:
+                nodes, weights = f.law.nodes_weights
+                implicit.append(ImplicitFactor(nodes, weights, float(f.power), float(f.scale),
+                                               chi_series_of(f.law.moments(8))))
+        return ProductSystem(ExplicitTerms(const, np.concatenate(rows)), implicit,
+                             self.moments(8), zero_mass)
+
+
+# --------------------------------------------------------------------------- solved laws
+
+class SolvedLaw(SpectralLaw):
+    """A law whose Cauchy transform comes from a Newton system (lilypads).
+
+    Subclasses set ``atoms`` and implement ``moments(n)`` and ``_build_system()``.
+
+    Attributes
+    ----------
+    eps_rel : float
+        Densities are -Im G(x + i eps_rel |x|) / pi (atoms removed): the Poisson smoothing
+        is relative, so the density is resolved on every scale, down to x -> 0.
+    n_gl : int
+        Gauss-Legendre nodes per panel of the support quadrature.
+    """
+
+    eps_rel: float = 1e-10
+    n_gl: int = 12
+
+    @functools.cached_property
+    def _system(self):
+        return self._build_system()
+
+    def _build_system(self):
+        raise NotImplementedError
+
+    @functools.cached_property
+    def scale(self) -> float:
+        """Window scale from the moments: max_k m_k^{1/k}, k <= 24 (a lower bound of the
+        right edge that is within a small factor of it)."""
+        k = np.arange(1, _N_SERIES + 1)
+        if isinstance(self, FreeProductLaw) and not self.product.degenerate:
+            m, log_mean = self.product.normalized_moments(_N_SERIES)
+            return float(np.exp(log_mean) * np.max(np.abs(m) ** (1.0 / k)))
+        return float(np.max(np.abs(self.moments(_N_SERIES)) ** (1.0 / k)))
+
+    # -- solving
+    def _y_start(self, x: np.ndarray) -> float:
+        """Far-field starting height: well above the support and the points."""
+        return 8.0 * self.scale + 2.0 * float(np.max(np.abs(x), initial=0.0))
+
+    def solve(self, x: np.ndarray, eps: np.ndarray | float | None = None, *,
+              chain: bool = True, **options) -> NewtonResult:
+        """Solve at zeta = x + i eps; eps defaults to eps_rel min(|x|, |x - base atom|).
+
+        With ``chain`` (and eps > 0) the sorted grid is solved coarse-to-fine: every 2^J-th
+        point comes down from the far field, then each level starts from its solved left (or
+        right) neighbour when that neighbour is within 25% of it; the other points, and
+        those whose chained walk fails, come down from the far field.
+        """
+        x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
+        if eps is None:
+            # relative to the distance from 0 or from the base atom (the shift of a chain),
+            # where the density may be singular
+            near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
+            eps = self.eps_rel * np.maximum(near, 1e-300 * self.scale)
+        eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape)
+        y_start = self._y_start(x)
+        P = x.size
+        if not chain or P < 64 or np.any(eps == 0):
+            return lilypads(self._system, x, eps, y_start=y_start, **options)
+        order = np.argsort(x, kind="stable")
+        xs, es = x[order], eps[order]
+        G = np.full(P, complex(np.nan, np.nan))
+        V = np.zeros((P, self._system.size), dtype=complex)
+        conv = np.zeros(P, dtype=bool)
+        rounds = evals = 0
+        stride = 1 << max(0, int(np.log2(P / 32)))
+        solved = np.zeros(P, dtype=bool)
+
+        def run(idx, start=None):
+            nonlocal rounds, evals
+            opts = {**_CHAINED, **options} if start is not None else options
+            r = lilypads(self._system, xs[idx], es[idx], y_start=y_start, start=start, **opts)
+            G[idx], V[idx], conv[idx] = r.cauchy, r.unknowns, r.converged
+            solved[idx] = True
+            rounds += r.rounds
+            evals += r.evaluations
+
+        run(np.unique(np.append(np.arange(0, P, stride), P - 1)))
+        while stride > 1:
+            half = stride // 2
+            idx = np.arange(half, P, stride)
+            idx = idx[~solved[idx]]
+            left, right = idx - half, np.minimum(idx + half, P - 1)
+            nb = np.where(conv[left], left, right)
+            # chain only from a neighbour within 25% (relative): a long walk close to the
+            # axis could be captured by another root of the equations
+            okn = conv[nb] & (np.abs(xs[idx] - xs[nb]) <= 0.25 * np.abs(xs[idx]))
+            if okn.any():
+                run(idx[okn], (xs[nb[okn]] + 1j * es[nb[okn]], V[nb[okn]]))
+            if (~okn).any():
+                run(idx[~okn])
+            stride = half
+        retry = np.nonzero(~conv)[0]
+        if len(retry):
+            run(retry)
+        out = np.empty(P, dtype=int)
+        out[order] = np.arange(P)
+        return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
+
+    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
+        """G(zeta) for zeta in the closed upper half-plane (nan + warning if not converged)."""
+        zeta = np.asarray(zeta, dtype=complex)
+        if np.any(zeta.imag < 0):
+            raise ValueError("zeta: must lie in the closed upper half-plane (Im zeta >= 0)")
+        res = self.solve(zeta.real.ravel(), zeta.imag.ravel(), chain=False)
+        self._warn(res)
+        return res.cauchy.reshape(zeta.shape)
+
+    @staticmethod
+    def _warn(res: NewtonResult) -> None:
+        bad = int((~res.converged).sum())
+        if bad:
+            warnings.warn(f"Newton solver did not converge at {bad} of {res.converged.size} "
+                          f"points (returned as nan)", RuntimeWarning, stacklevel=3)
+
+    #: location of the atom that the system's main unknown leaves out exactly
+    _base_atom: float = 0.0
+
+    def _continuous_density(self, res: NewtonResult) -> np.ndarray:
+        G = np.full(res.zeta.shape, complex(np.nan, np.nan))
+        ok = res.converged
+        G[ok] = self._system.cauchy(res.unknowns[ok], res.zeta[ok], drop_zero_atom=True)
+        for a, p in self.atoms:
+            if a != self._base_atom:
+                G = G - p / (res.zeta - a)
+        return -G.imag / math.pi
+
+    def density(self, x: np.ndarray, *, return_converged: bool = False):
+        """Density of the continuous part at x (solved at each x, atoms removed).
+
+        Points where the solver did not converge are nan and raise a RuntimeWarning; with
+        ``return_converged`` the per-point flags are returned too.
+        """
+        x = np.asarray(x, dtype=float)
+        res = self.solve(x.ravel())
+        self._warn(res)
+        rho = self._continuous_density(res).reshape(x.shape)
+        return (rho, res.converged.reshape(x.shape)) if return_converged else rho
+
+    # -- support and quadrature
+    @functools.cached_property
+    def _intervals(self) -> np.ndarray:
+        """Intervals of the continuous part: scan, then bisection of every edge."""
+        if self.atom_mass > 1.0 - 1e-12:
+            return np.empty((0, 2))  # purely atomic
+        tau = 1e-9 * (1.0 - self.atom_mass)
+        m = self.moments(2)
+        sd = math.sqrt(max(m[1] - m[0] ** 2, 0.0))
+        x_hi = 4.0 * self.scale
+        for _ in range(12):
+            grid = np.unique(np.concatenate([
+                np.geomspace(1e-30 * x_hi, x_hi, 240), np.linspace(0, x_hi, 401)[1:],
+                np.clip(np.linspace(m[0] - 12 * sd, m[0] + 12 * sd, 201), 0, x_hi)]))
+            grid = grid[grid > 0]
+            res = self.solve(grid, _EPS_EDGE * grid)
+            pos = res.converged & (grid * self._continuous_density(res) > tau)
+            if not pos[-40:].any():
+                break
+            x_hi *= 4.0
+        else:
+            raise RuntimeError("support: the density does not vanish at 4^12 times the scale")
+        if not pos.any():
+            return np.empty((0, 2))
+        # density at x < 1e-12 x_hi: a density vanishing slowly at 0 (x rho(x) -> 0, flipping
+        # around the threshold): the interval starts at 0
+        small = grid < 1e-12 * x_hi
+        zero_start = bool(pos[small].any())
+        pos[small] = zero_start
+        change = np.nonzero(pos[1:] != pos[:-1])[0]
+        lo, hi = grid[change], grid[change + 1]
+        rising = pos[change + 1]
+        # bisection on log x to 1e-13 relative; each midpoint is chained from the solutions
+        # at both ends of its bracket (a short walk parallel to the axis; the walk from the
+        # side of the edge the midpoint is not on fails at the branch point and is dropped)
+        v_lo, v_hi = res.unknowns[change], res.unknowns[change + 1]
+        E = len(lo)
+        for _ in range(60):
+            if np.all(hi - lo <= 1e-13 * hi):
+                break
+            mid = np.sqrt(lo * hi) if np.all(lo > 0) else 0.5 * (lo + hi)
+            ends = np.concatenate([lo, hi])
+            r = lilypads(self._system, np.tile(mid, 2), _EPS_EDGE * np.tile(mid, 2),
+                         y_start=self._y_start(mid),
+                         start=(ends + 1j * _EPS_EDGE * ends, np.concatenate([v_lo, v_hi])),
+                         **_CHAINED)
+            use_hi = r.converged[E:] & ~r.converged[:E]
+            conv = r.converged[:E] | r.converged[E:]
+            v_mid = np.where(use_hi[:, None], r.unknowns[E:], r.unknowns[:E])
+            if not conv.all():
+                bad = ~conv
+                rv = self.solve(mid[bad], _EPS_EDGE * mid[bad], chain=False)
+                v_mid[bad], conv[bad] = rv.unknowns, rv.converged
+            rm = NewtonResult(mid + 1j * _EPS_EDGE * mid, np.zeros(E, complex), conv, 0, 0,
+                              v_mid)
+            p = conv & (mid * self._continuous_density(rm) > tau)
+            inside_hi = p == rising
+            hi = np.where(inside_hi, mid, hi)
+            lo = np.where(inside_hi, lo, mid)
+            v_hi = np.where(inside_hi[:, None], v_mid, v_hi)
+            v_lo = np.where(inside_hi[:, None], v_lo, v_mid)
+        edges = np.where(rising, lo, hi)
+        starts = list(edges[rising])
+        ends = list(edges[~rising])
+        if zero_start:
+            starts.insert(0, 0.0)
+        # a start at the base atom (the shift of a chain) is that point exactly
+        base = self._base_atom
+        starts = [base if abs(a - base) <= 1e-10 * max(abs(base), 1e-300) else a
+                  for a in starts]
+        if len(starts) != len(ends):
+            raise RuntimeError(f"support: unmatched edges {starts} / {ends}")
+        return np.column_stack([starts, ends])
+
+    def intervals(self) -> np.ndarray:
+        """Rows (a, b): the intervals carrying the continuous part of the law."""
+        return self._intervals.copy()
+
+    def support(self) -> tuple[float, float]:
+        """(lo, hi): the smallest and largest point of the support (atoms included)."""
+        pts = np.concatenate([self._intervals.ravel(), self.atoms[:, 0]])
+        return float(pts.min()), float(pts.max())
+
+    def _panels(self, levels: int = 18, zero_levels: int = 60) -> np.ndarray:
+        """Panels (lo, hi, kind, origin): each interval, split at the atoms inside it, graded
+        geometrically (ratio 1/4) toward both ends, where the density has algebraic
+        singularities (kind 0: Gauss-Legendre in x). An interval starting at the base atom
+        (0, or the last shift of a chain) is graded down to 4^-zero_levels of its width, then
+        covered by three panels in log(x - origin) (kind 1) down to 1e-280 of its width (1e-14
+        of the origin when it is not 0), where (x - origin) rho(x) is a smooth, slowly
+        varying power (deep networks put a sizeable mass there)."""
+        out = []
+        base = self._base_atom
+        for a, b in self._intervals:
+            cuts = [a, *sorted(c for c in self.atoms[:, 0] if a < c < b), b]
+            for c, d in zip(cuts[:-1], cuts[1:], strict=True):
+                w = d - c
+                singular = c == base
+                lv = zero_levels if singular else levels
+                left = c + w * 0.125 * 0.25 ** np.arange(lv, -1, -1)
+                right = d - w * 0.125 * 0.25 ** np.arange(levels + 1)
+                mid = np.linspace(c + 0.125 * w, d - 0.125 * w, 7)
+                pts = np.unique(np.concatenate([left, mid, right, [d]]))
+                pts = pts[pts > c]
+                if singular:
+                    floor = 1e-280 * w if c == 0 else 1e-14 * abs(c)
+                    if pts[0] - c > 10 * floor:
+                        logs = c + np.geomspace(floor, pts[0] - c, 4)
+                        out += [(lo, hi, 1, c) for lo, hi in zip(logs[:-1], logs[1:],
+                                                                 strict=True)]
+                    else:
+                        pts = np.concatenate([[c], pts])
+                else:
+                    pts = np.concatenate([[c], pts])
+                out += [(lo, hi, 0, c) for lo, hi in zip(pts[:-1], pts[1:], strict=True)]
+        return np.array(out, dtype=float).reshape(-1, 4)
+
+    def _panel_rule(self, panels: np.ndarray, hi: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Legendre nodes and weights (rows: panels) for int_lo^hi f(x) dx, in x
+        (kind 0) or in u = log(x - origin) with dx = (x - origin) du (kind 1); ``hi``
+        overrides the panels' upper ends."""
+        t, wt = _GL(self.n_gl)
+        lo, kind, origin = panels[:, 0], panels[:, 2], panels[:, 3]
+        hi = panels[:, 1] if hi is None else hi
+        logp = kind == 1
+        a = np.where(logp, np.log(np.where(logp, lo - origin, 1.0)), lo)[:, None]
+        b = np.where(logp, np.log(np.where(logp, hi - origin, 1.0)), hi)[:, None]
+        h = 0.5 * (b - a)
+        u = a + h + h * t
+        e = np.exp(np.where(logp[:, None], u, 0.0))
+        x = np.where(logp[:, None], origin[:, None] + e, u)
+        w = h * wt * np.where(logp[:, None], e, 1.0)
+        return x, w
+
+    @functools.cached_property
+    def _quadrature(self):
+        panels = self._panels()
+        if not len(panels):
+            empty = np.empty(0)
+            return empty, empty, empty, np.empty((0, 4)), 0.0
+        x, w = self._panel_rule(panels)
+        rho = self.density(x.ravel())
+        # mass below the lowest log panel: with y = x - origin, y rho ~ C y^delta, so the
+        # rest is g(y0) / delta
+        tail = 0.0
+        if panels[0, 2] == 1 and np.all(np.isfinite(rho[:2])):
+            y = x[0, :2] - panels[0, 3]
+            g0, g1 = y[0] * rho[0], y[1] * rho[1]
+            if g0 > 0 and g1 > g0:
+                delta = math.log(g1 / g0) / math.log(y[1] / y[0])
+                tail = g0 * ((panels[0, 0] - panels[0, 3]) / y[0]) ** delta / delta
+        return x.ravel(), w.ravel(), rho, panels, tail
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(nodes, weights, density): int f(x) rho(x) dx ~= sum_i w_i f(x_i) rho_i.
+
+        Composite Gauss-Legendre on panels graded toward the edges and atoms of the support
+        (in log x near 0); the grid is chosen from the law (its support), not a fixed window.
+        """
+        nodes, weights, rho, _, _ = self._quadrature
+        return nodes.copy(), weights.copy(), rho.copy()
+
+    def continuous_mass(self) -> float:
+        """int rho(x) dx by the support quadrature plus the power-law tail at 0 below
+        1e-280 of the interval (should be 1 - atom_mass)."""
+        _, w, rho, _, tail = self._quadrature
+        return float((w * rho).sum() + tail)
+
+    def density_moments(self, n: int) -> np.ndarray:
+        """m_1..m_n recovered from the density (quadrature) plus the atoms: a check of the
+        solver against the exact series moments."""
+        x, w, rho, _, _ = self._quadrature
+        k = np.arange(1, n + 1)
+        cont = (np.power.outer(x, k) * (w * rho)[:, None]).sum(0)
+        if len(self.atoms):
+            cont = cont + (np.power.outer(self.atoms[:, 0], k) * self.atoms[:, 1:]).sum(0)
+        return cont
+
+    @functools.cached_property
+    def _panel_antiderivatives(self) -> np.ndarray:
+        """Legendre coefficients (columns: panels) of t -> int_{-1}^t of the panel integrand,
+        from its values at the Gauss-Legendre nodes (discrete Legendre transform, exact for
+        polynomials of degree < n_gl; the cdf is then as accurate as the quadrature)."""
+        x, w, rho, panels, _ = self._quadrature
+        n = self.n_gl
+        t, wt = _GL(n)
+        f = (w * rho).reshape(len(panels), n) / wt  # integrand values in the panel variable
+        V = np.polynomial.legendre.legvander(t, n - 1)
+        coef = (V.T * wt) @ f.T * ((2 * np.arange(n) + 1) / 2)[:, None]
+        return np.polynomial.legendre.legint(coef, lbnd=-1, axis=0)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(X <= x): atoms plus the integral of the density -- whole panels from the support
+        quadrature, the partial panel by integrating the Legendre interpolant of the density
+        at that panel's Gauss-Legendre nodes."""
+        x = np.asarray(x, dtype=float)
+        flat = x.ravel()
+        out = self._atom_cdf(flat)
+        _, w, rho, panels, tail = self._quadrature
+        if not len(panels):
+            return out.reshape(x.shape)
+        pm = (w * rho).reshape(len(panels), -1).sum(1)
+        cum = tail + np.concatenate([[0.0], np.cumsum(pm)])
+        full = np.searchsorted(panels[:, 1], flat, side="right")
+        out = out + np.where(flat >= panels[0, 0], cum[full], 0.0)
+        inside = (full < len(panels)) & (flat > panels[np.minimum(full, len(panels) - 1), 0])
+        if inside.any():
+            idx = np.nonzero(inside)[0]
+            pan = panels[full[idx]]
+            logp = pan[:, 2] == 1
+
+            def var(v, pan=pan, logp=logp):
+                return np.where(logp, np.log(np.where(logp, v - pan[:, 3], 1.0)), v)
+
+            lo, hi, at = var(pan[:, 0]), var(pan[:, 1]), var(flat[idx])
+            tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
+            C = self._panel_antiderivatives[:, full[idx]]
+            out[idx] += (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
+        return out.reshape(x.shape)
+
+    def quantile(self, p: np.ndarray) -> np.ndarray:
+        """Inverse cdf: the panel from the cumulative table, then bisection within it."""
+        p = np.asarray(p, dtype=float)
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError("p: must lie in [0, 1]")
+        flat = p.ravel()
+        lo0, hi0 = self.support()
+        # bracket with the panel table, refine by bisection on the exact cdf
+        panels = self._quadrature[3]
+        grid = np.concatenate([panels[:, 0], panels[-1:, 1]])
+        grid = np.unique(np.concatenate([grid, self.atoms[:, 0], [lo0, hi0]]))
+        cg = self.cdf(grid)
+        j = np.clip(np.searchsorted(cg, flat, side="left"), 1, len(grid) - 1)
+        lo, hi = grid[j - 1], grid[j]
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            below = self.cdf(mid) < flat
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            if np.all(hi - lo <= 1e-10 * np.maximum(hi, 1e-300)):
+                break
+        return hi.reshape(p.shape)
+
+
+class FreeProductLaw(SolvedLaw):
+    """Law of a free multiplicative convolution: exact moments by series, Belinschi atoms,
+    density by the Newton solver.
+
+    Parameters
+    ----------
+    product : FreeProduct
+    atoms : ndarray, optional
+        Rows (location, mass); computed from the factors (square case) when omitted.
+    label : str
+    """
+
+    def __init__(self, product: FreeProduct, atoms: np.ndarray | None = None, label: str = ""):
+        self.product = product
+        self.atoms = product.atoms() if atoms is None else np.reshape(atoms, (-1, 2))
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"FreeProductLaw({self.label or len(self.product.factors)} factors)"
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 -- a law object is immutable
+    def moments(self, n: int) -> np.ndarray:
+        return self.product.moments(n)
+
+    def _build_system(self) -> ProductSystem:
+        smooth = [f for f in self.product.factors if isinstance(f.law, QuadratureLaw)]
+        rest = [f for f in self.product.factors if not isinstance(f.law, QuadratureLaw)]
+        if (len(smooth) == 1 and smooth[0].power == 1 and not len(self.product.extra.rows)
+                and all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest)):
+            # a scaled law of phi'(h)^2 alone (orthogonal weights, depth 1): its quadrature
+            # is a discrete measure, no free convolution smooths it into a density
+            raise NotImplementedError("density of a single smooth D^2 factor (orthogonal "
+                                      "weights, depth 1) is not available; moments are exact")
+        return self.product.system(float(self.atoms[self.atoms[:, 0] == 0, 1].sum()))
+
+    def s_series(self, n: int) -> np.ndarray:
+        return series_exp(self.product.log_s_series(n))
+
+
+def free_product(*laws: SpectralLaw) -> FreeProductLaw:
+    """mu_1 boxtimes ... boxtimes mu_n of building-block laws (identical objects grouped)."""
+    groups: dict[int, Factor] = {}
+    for law in laws:
+        f = groups.get(id(law))
+        groups[id(law)] = Factor(law, 1 if f is None else f.power + 1)
+    return FreeProductLaw(FreeProduct(list(groups.values())))
+
+
+# --------------------------------------------------------------------------- shift chain
+
+@dataclass(frozen=True)
+class ShiftLayer:
+    """One step mu_{l+1} = shift + (factors boxtimes mu_l) of a shift chain."""
+
+    factors: tuple[Factor, ...]
+    shift: float
+
+
+class ShiftChainLaw(SolvedLaw):
+    """mu_1 = delta_{start}, mu_{l+1} = c_l + (F_l boxtimes mu_l): the Hayase-Karakida law.
+
+    Moments layer by layer (S-series of mu_l times that of F_l, reversion, binomial shift);
+    atoms by Belinschi's rule then the shift; density by the block-tridiagonal Newton system.
+
+    Parameters
+    ----------
+    start : float
+        mu_1 = delta_start (q0 for H_L), > 0.
+    layers : sequence of ShiftLayer
+    """
+
+    def __init__(self, start: float, layers: list[ShiftLayer], label: str = ""):
+        if not start > 0:
+            raise ValueError(f"start: must be > 0, got {start!r}")
+        self.start = float(start)
+        self.layers = list(layers)
+        self.label = label
+        atoms = np.array([[self.start, 1.0]])
+        self._zero_masses = []
+        for lay in self.layers:
+            for f in lay.factors:
+                atoms = product_atoms(atoms, power_atoms(f.law.atoms, f.power))
+            self._zero_masses.append(float(atoms[atoms[:, 0] == 0, 1].sum()))
+            atoms = np.column_stack([atoms[:, 0] + lay.shift, atoms[:, 1]])
+        self.atoms = atoms
+        self._base_atom = self.layers[-1].shift if self.layers else 0.0
+
+    def __repr__(self) -> str:
+        return f"ShiftChainLaw({self.label or len(self.layers)} layers)"
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 -- a law object is immutable
+    def layer_moments(self, n: int) -> np.ndarray:
+        """Rows l = 0..L-1: moments m_1..m_n of mu_{l+1} (row 0: delta_start)."""
+        m = self.start ** np.arange(1, n + 1, dtype=float)
+        rows = [m]
+        for lay in self.layers:
+            log_s = FreeProduct(list(lay.factors)).log_s_series(n) + series_log(moments_to_s(m))
+            s0 = log_s[0]
+            mom = s_to_moments(series_exp(log_s - np.eye(1, n)[0] * s0))
+            mom = mom * np.exp(-s0 * np.arange(1, n + 1))
+            m = shift_moments(mom, lay.shift)
+            rows.append(m)
+        return np.array(rows)
+
+    def moments(self, n: int) -> np.ndarray:
+        return self.layer_moments(n)[-1]
+
+    def _build_system(self) -> ChainSystem:
+        n = 4
+        mom = self.layer_moments(n)
+        layers, prev_shift = [], self.start
+        for l, lay in enumerate(self.layers):
+            const, rows, nu = 0.0, [], None
+            for f in lay.factors:
+                terms = f.law.log_s_terms
+                if terms is None:
+                    if nu is not None or f.power != 1 or f.scale != 1:
+                        raise NotImplementedError("shift chain: at most one factor per layer "
+                                                  "without an explicit S-transform")
+                    nodes, weights = f.law.nodes_weights
+                    nu = ImplicitFactor(nodes, weights, 1.0, 1.0,
+                                        chi_series_of(f.law.moments(8)))
+                else:
+                    c, r = terms
+                    const += f.power * c
+                    r = np.reshape(r, (-1, 3)).copy()
+                    r[:, 0] *= f.power
+                    rows.append(r)
+            # far-field data: moments of Y_l = mu_{l+1} - shift and S_F series
+            y_m = shift_moments(mom[l + 1], -lay.shift)
+            fs = FreeProduct(list(lay.factors))
+            s_f = series_exp(fs.log_s_series(2))
+            layers.append(ChainLayer(ExplicitTerms(const, np.concatenate(rows or
+                                                                         [np.empty((0, 3))])),
+                                     nu, prev_shift, lay.shift, self._zero_masses[l],
+                                     (y_m[0], y_m[1]),
+                                     (s_f[0], s_f[1])))
+            prev_shift = lay.shift
+        return ChainSystem(layers)
+
+    def density(self, x: np.ndarray, *, return_converged: bool = False):
+        if not self.layers:
+            x = np.asarray(x, dtype=float)
+            z = np.zeros(x.shape)
+            return (z, np.ones(x.shape, dtype=bool)) if return_converged else z
+        return super().density(x, return_converged=return_converged)
+
+
+__all__ = [
+    "Factor",
+    "FreeProduct",
+    "FreeProductLaw",
+    "ShiftChainLaw",
+    "ShiftLayer",
+    "SolvedLaw",
+    "free_product",
+    "power_atoms",
+    "product_atoms",
+]

@@ -1,0 +1,215 @@
+"""Limit spectral laws (width M -> infinity) of a random MLP from its :class:`NetworkSpec`.
+
+Input-output Jacobian J = D_L W_L ... D_1 W_1 (Pennington, Schoenholz, Ganguli 2017, 2018):
+the law of J J^T is the free multiplicative convolution
+
+    S_{J J^T}(m) = prod_l S_{D_l^2}(m) S_{W_l W_l^T}(m),
+
+with D_l^2 ~ phi'(h)^2, h ~ N(0, q^l) (non-stationary q^l from q0, or q* at the fixed point),
+S_{W W^T} = 1 / sigma_w^2 (orthogonal) or 1 / (sigma_w^2 (1 + m)) (Gaussian, Marchenko-Pastur).
+
+Rectangular widths N_0..N_L: with A_l = J_l J_l^T (N_l x N_l), A_l = D_l W_l A_{l-1} W_l^T D_l.
+The nonzero spectrum of W A W^T is that of A W^T W in dimension N_{l-1}; moving a law from
+dimension N_{l-1} to N_l multiplies psi by r = N_{l-1} / N_l, i.e. S(m) -> S(m/r)(1+m)/(r+m).
+With kappa_l = N_L / N_l this gives
+
+    S_{A_L}(m) = prod_l S_{D_l^2}(kappa_l m) T_l(m),
+    T_l = 1 / (sigma_w^2 (1 + kappa_{l-1} m))                         Gaussian,
+    T_l = (1 + kappa_l m) / (sigma_w^2 (1 + kappa_{l-1} m)) if N_l >= N_{l-1},
+          1 / sigma_w^2 otherwise                                      orthogonal,
+
+(the orthogonal rectangular W of the spec is sigma_w sqrt(max(1, N_l/N_{l-1})) times a block of
+a Haar matrix). Atoms follow Belinschi's rule layer by layer, with the same change of
+dimension (zero mass 1 - r (1 - p_0), other masses times r).
+
+FIM dual H_L (Hayase, Karakida 2021), square widths: H_1 = q0 I and
+H_{l+1} = qhat_l I + W_{l+1} D_l H_l D_l W_{l+1}^T, so
+
+    mu_1 = delta_{q0},   mu_{l+1} = qhat_l + (nu_l boxtimes w boxtimes mu_l),
+
+w = delta_{sigma_w^2} (orthogonal) or Marchenko-Pastur(1, sigma_w^2) (Gaussian), qhat_l =
+E phi(h^l)^2 (qhat_0 = q0). The mean and variance obey (free product: tr(ab) = tr a tr b and
+Var/mean^2 adds up)
+
+    m_1(l+1) = qhat_l + chi_l m_1(l),
+    V(l+1)   = chi_l^2 V(l) + chi_l^2 m_1(l)^2 (mu_2/mu_1^2 - 1 + s),
+
+chi_l = sigma_w^2 mu_1(q^l), mu_k = E phi'(h^l)^{2k}, s = 0 (orthogonal) or 1 (Gaussian).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory.convolution import (
+    Factor,
+    FreeProduct,
+    FreeProductLaw,
+    ShiftChainLaw,
+    ShiftLayer,
+    product_atoms,
+)
+from freeness_lab.theory.laws import (
+    DiscreteLaw,
+    MarchenkoPastur,
+    SpectralLaw,
+    bernoulli,
+    d2_factor,
+    delta,
+)
+from freeness_lab.theory.meanfield import (
+    d2_law,
+    fixed_point,
+    post_activation_moments,
+    preactivation_variances,
+)
+from freeness_lab.theory.newton import ExplicitTerms
+
+#: consecutive layers whose q^l agree to this relative precision share one D^2 factor
+_SAME_Q = 1e-13
+
+
+def _layer_qs(spec: NetworkSpec, at_fixed_point: bool) -> np.ndarray:
+    if at_fixed_point:
+        return np.full(spec.depth, fixed_point(spec.activation, spec.sigma_w, spec.sigma_b))
+    return preactivation_variances(spec)
+
+
+def _d2_groups(spec: NetworkSpec, qs: np.ndarray) -> list[tuple[SpectralLaw, list[int]]]:
+    """Distinct laws of D^2 with the layers (0-based) that share them."""
+    groups: list[tuple[float, list[int]]] = []
+    for l, q in enumerate(qs):
+        if groups and abs(q - groups[-1][0]) <= _SAME_Q * q:
+            groups[-1][1].append(l)
+        else:
+            groups.append((float(q), [l]))
+    return [(d2_factor(d2_law(spec.activation, q)), layers) for q, layers in groups]
+
+
+def _weight_law(spec: NetworkSpec) -> SpectralLaw:
+    s = spec.sigma_w**2
+    return delta(s) if spec.weights == "orthogonal" else MarchenkoPastur(1.0, s)
+
+
+def _wtw_law(spec: NetworkSpec, n_out: int, n_in: int) -> SpectralLaw:
+    """Law of W^T W in dimension N_in."""
+    s, c = spec.sigma_w**2, n_out / n_in
+    if spec.weights == "gaussian":
+        return MarchenkoPastur(1.0 / c, s * c)
+    return delta(s * c) if c >= 1 else bernoulli(c, s)
+
+
+def _change_dimension(atoms: np.ndarray, r: float) -> np.ndarray:
+    """Atoms of a law moved from dimension N to N / r (same nonzero spectrum)."""
+    zero = atoms[atoms[:, 0] == 0, 1].sum()
+    rest = atoms[atoms[:, 0] > 0]
+    rows = [[0.0, 1.0 - r * (1.0 - zero)]] + [[a, r * p] for a, p in rest]
+    out = np.array([row for row in rows if row[1] > 1e-14], dtype=float)
+    return out.reshape(-1, 2)
+
+
+def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProductLaw:
+    """Limit law of J J^T for a random MLP (width -> infinity).
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        Activation, ensemble, depth, sigma_w, sigma_b, q0; ``width`` is ignored, ``widths``
+        (rectangular) enter through their ratios.
+    at_fixed_point : bool
+        Use q^l = q* in every layer instead of the non-stationary q^l from q0.
+
+    Returns
+    -------
+    FreeProductLaw
+        Exact moments (series), atoms (Belinschi), density / cdf / quantiles (Newton).
+
+    Examples
+    --------
+    >>> law = jacobian_law(NetworkSpec("relu", "orthogonal", depth=4, width=1,
+    ...                                sigma_w=2 ** 0.5))
+    >>> law.moments(2)  # mean 1, variance L
+    array([1., 5.])
+    """
+    qs = _layer_qs(spec, at_fixed_point)
+    groups = _d2_groups(spec, qs)
+    label = f"J J^T: {spec.activation}, {spec.weights}, L={spec.depth}"
+    if spec.is_square:
+        factors = [Factor(law, len(layers)) for law, layers in groups]
+        factors.append(Factor(_weight_law(spec), spec.depth))
+        return FreeProductLaw(FreeProduct(factors), label=label)
+    widths = spec.layer_widths
+    kappa = [widths[-1] / n for n in widths]
+    factors = [Factor(law, 1, kappa[l + 1]) for law, layers in groups for l in layers]
+    const, rows = -spec.depth * np.log(spec.sigma_w**2), []
+    for l in range(1, spec.depth + 1):
+        if spec.weights == "gaussian":
+            rows.append([-1.0, 1.0, kappa[l - 1]])
+        elif widths[l] >= widths[l - 1]:
+            rows += [[1.0, 1.0, kappa[l]], [-1.0, 1.0, kappa[l - 1]]]
+    extra = ExplicitTerms(const, np.array(rows, dtype=float).reshape(-1, 3))
+    d2_of_layer = {l: law for law, layers in groups for l in layers}
+    atoms = np.array([[1.0, 1.0]])
+    for l in range(1, spec.depth + 1):
+        atoms = product_atoms(atoms, _wtw_law(spec, widths[l], widths[l - 1]).atoms)
+        atoms = _change_dimension(atoms, widths[l - 1] / widths[l])
+        atoms = product_atoms(atoms, d2_of_layer[l - 1].atoms)
+    return FreeProductLaw(FreeProduct(factors, extra), atoms=atoms, label=label)
+
+
+def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
+                 ) -> ShiftChainLaw | DiscreteLaw:
+    """Limit law of H_L, the M x M dual of the single-input Fisher information (Hayase-Karakida).
+
+    mu_1 = delta_{q0}, mu_{l+1} = qhat_l + (nu_l boxtimes w boxtimes mu_l) (module docstring);
+    square widths only.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+    qhat : array of L floats, optional
+        The shifts qhat_0..qhat_{L-1}; default the mean-field values (qhat_0 = q0). Passing a
+        sample's ||x^l||^2 / M evaluates the prediction at the empirical shifts, which
+        removes their O(1/sqrt(M)) fluctuation from a comparison with that sample.
+
+    Raises
+    ------
+    NotImplementedError
+        For rectangular widths.
+    """
+    if not spec.is_square:
+        raise NotImplementedError("fim_dual_law: rectangular widths are not supported "
+                                  "(the recursion is derived for square layers)")
+    if qhat is None:
+        qhat = post_activation_moments(spec)
+    qhat = np.asarray(qhat, dtype=float)
+    if qhat.shape[0] < spec.depth or not np.all(qhat[: spec.depth] > 0):
+        raise ValueError(f"qhat: must hold depth = {spec.depth} positive values "
+                         f"qhat_0..qhat_(L-1)")
+    if spec.depth == 1:
+        return delta(float(qhat[0]))
+    qs = preactivation_variances(spec)
+    w = _weight_law(spec)
+    layers = [ShiftLayer((Factor(d2_factor(d2_law(spec.activation, qs[l - 1]))), Factor(w)),
+                         float(qhat[l]))
+              for l in range(1, spec.depth)]
+    return ShiftChainLaw(float(qhat[0]), layers,
+                         label=f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}")
+
+
+def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:
+    """Rows l = 1..L: (m_1, variance) of mu_l by the closed recursion of the module docstring
+    (an independent check of the series moments of :func:`fim_dual_law`)."""
+    qs = preactivation_variances(spec)
+    qhat = post_activation_moments(spec)
+    s = 0.0 if spec.weights == "orthogonal" else 1.0
+    mean, var = spec.q0, 0.0
+    out = [(mean, var)]
+    for l in range(1, spec.depth):
+        mu = d2_law(spec.activation, qs[l - 1]).moments(2)
+        chi = spec.sigma_w**2 * mu[0]
+        var = chi**2 * var + chi**2 * mean**2 * (mu[1] / mu[0] ** 2 - 1.0 + s)
+        mean = qhat[l] + chi * mean
+        out.append((mean, var))
+    return np.array(out)

@@ -1,0 +1,623 @@
+"""Newton "lilypads" solver for the Cauchy transform of free multiplicative convolutions.
+
+Equations (``../shared/DESIGN.md`` section 2). Write zeta for the spectral variable,
+G(zeta) = int dmu / (zeta - t), m = psi(1/zeta) = zeta G(zeta) - 1.
+
+*Product* mu = boxtimes_i mu_i(a_i .) (each factor i with power k_i, its S-transform taken
+at a_i m -- a_i = 1 in the square case): chi_mu(m) = 1/zeta, i.e.
+
+    F_0 = log m - log(1 + m) + log S_mu(m) + log zeta = 0,   log S_mu = sum_i k_i log S_i(a_i m).
+
+A factor whose S is explicit (sigma^2 I, Marchenko-Pastur, {0, a}-valued laws) enters
+through its log-terms; any other factor keeps one subordination unknown
+u_i = log chi_i(a_i m) (Belinschi-Bercovici subordination, omega_i = e^{u_i}) with
+
+    F_i = log psi_i(e^{u_i}) - log a_i - log m = 0,
+    log S_i(a_i m) = u_i + log(1 + a_i m) - log(a_i m).
+
+Unknowns v = (r = log(m + 1 - p_0), u_1..u_K), p_0 the mass at 0 (r stays well conditioned
+as zeta -> 0, where m -> p_0 - 1): the Jacobian is an *arrow* matrix, solved in O(K) per
+point; identical factors share one unknown (power k_i).
+
+*Shift chain* (the Hayase-Karakida recursion for H_L): mu_1 = delta_{q0},
+mu_{l+1} = qhat_l + Y_l, Y_l = F_l boxtimes mu_l. At layer l, Y_l is evaluated at
+zeta'_l = xi_{l+1} - qhat_l (xi_L = zeta) with m_l = psi_{Y_l}(1/zeta'_l), and the
+subordination point xi_l of mu_l (psi_{mu_l}(1/xi_l) = m_l) satisfies
+xi_l = zeta'_l S_{F_l}(m_l), while psi_{mu_l}(1/xi) = (xi m_{l-1} + qhat_{l-1}) /
+(xi - qhat_{l-1}) (m_0 = 0, qhat_0 = q0). The Jacobian is block tridiagonal (blocks of 3:
+log(m_l + 1 - p0_l), log xi_l, and u_l when nu_l has no explicit S), solved by block elimination in
+O(L) per point.
+
+*Lilypads homotopy* (Chhaibi, Daouda, Kahn 2022): every grid point starts far in the upper
+half-plane, zeta = x + i Y, where the series psi(z) = sum m_k z^k gives the solution, and
+walks down in t = log Im zeta toward its target x + i eps. A step is predicted along the
+tangent dv/dzeta and corrected by Newton; it is accepted only when the Newton iterates
+contract -- the affine-covariant Kantorovich estimate theta = |dv_2| / |dv_1| <= 1/4
+(Deuflhard, *Newton Methods for Nonlinear Problems*, 2004, section 5.1), i.e. the predicted
+point lies in the ball where Newton converges quadratically -- and converge to ``tol``.
+A rejected step is halved; an accepted one is rescaled by sqrt(theta_target / theta).
+Every point has its own step, all points move together (vectorized, no loop per point),
+and every loop has a cap: a point that runs out of budget is reported as not converged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from freeness_lab.theory.series import reversion
+
+#: points are kept in the closed lower (upper) half-plane up to this relative tolerance
+_HALF_PLANE_TOL = 1e-9
+
+
+def _log_lower(z: np.ndarray) -> np.ndarray:
+    """Principal log continued from the lower half-plane (the negative axis maps to -i pi)."""
+    return np.log(z.real + 1j * np.where(z.imag >= 0, -0.0, z.imag))
+
+
+def _log_upper(z: np.ndarray) -> np.ndarray:
+    """Principal log continued from the upper half-plane (the negative axis maps to +i pi)."""
+    return np.log(z.real + 1j * np.where(z.imag <= 0, 0.0, z.imag))
+
+
+def _psi_quadrature(nodes: np.ndarray, weights: np.ndarray, omega: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """psi(omega) = sum_j w_j omega t_j / (1 - omega t_j), 1 + psi = sum_j w_j / (1 - omega t_j)
+    (no cancellation when psi -> -1) and omega psi'(omega)."""
+    inv = 1.0 / (1.0 - omega[..., None] * nodes)
+    r = inv - 1.0
+    # (a * w).sum(-1), not a @ w: complex matrix-vector products through BLAS were 5000x
+    # slower here (thread contention on a shared 2-core machine)
+    psi = (r * weights).sum(-1)
+    one_psi = (inv * weights).sum(-1)
+    dpsi = (r * inv * weights).sum(-1)
+    return psi, one_psi, dpsi
+
+
+@dataclass(frozen=True)
+class ExplicitTerms:
+    """log S(m) = const + sum_j e_j log(alpha_j + beta_j m), rows (e_j, alpha_j, beta_j)."""
+
+    const: float
+    rows: np.ndarray
+
+
+class _Terms:
+    """sum_j e_j log(alpha_j + beta_j m) evaluated in the variable r = log(m + c).
+
+    With m = e^r - c, alpha + beta m = alpha' + beta e^r, alpha' = alpha - beta c; an alpha'
+    that vanishes analytically (the factor whose mass at 0 is the law's) is set to 0 exactly,
+    so that the term is log(beta) + r with no cancellation as zeta -> 0.
+    """
+
+    def __init__(self, rows: np.ndarray, c: float):
+        rows = np.reshape(rows, (-1, 3))
+        self.e, self.beta = rows[:, 0].copy(), rows[:, 2].copy()
+        alpha = rows[:, 1] - rows[:, 2] * c
+        small = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]), np.abs(rows[:, 2] * c))
+        self.alpha = np.where(small, 0.0, alpha)
+        self.zero = small & (self.beta > 0)
+        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
+
+        keep = (self.e != 0) & ~self.zero
+        # exact terms: sum over vanishing alpha' of e (log beta + r)
+        self.zero_const = float(np.sum(self.e[self.zero] * self.log_beta[self.zero]))
+        self.zero_slope = float(np.sum(self.e[self.zero]))
+        # identical (alpha', beta) rows (e.g. the 1 + m of every Bernoulli factor) merge
+        pairs = np.column_stack([self.alpha[keep], self.beta[keep]])
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        e = np.zeros(len(uniq))
+        np.add.at(e, inverse.ravel(), self.e[keep])
+        nz = e != 0
+        self.e, self.alpha, self.beta = e[nz], uniq[nz, 0], uniq[nz, 1]
+
+    def value_and_slope(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms."""
+        val = self.zero_const + self.zero_slope * r
+        if not len(self.e):
+            return val, np.full(r.shape, self.zero_slope, dtype=complex)
+        ber = np.exp(r)[..., None] * self.beta
+        t = self.alpha + ber
+        val = val + (_log_lower(t) * self.e).sum(-1)
+        slope = self.zero_slope + (ber / t * self.e).sum(-1)
+        return val, slope
+
+
+def _implicit_equation(nodes, weights, u, log_am: _Terms, log_1am: _Terms, r):
+    """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
+    log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
+    Returns (F, dF/du, dF/dr)."""
+    psi, one_psi, dpsi = _psi_quadrature(nodes, weights, np.exp(u))
+    la, dla = log_am.value_and_slope(r)
+    l1, dl1 = log_1am.value_and_slope(r)
+    near = np.abs(np.exp(l1)) < 0.5
+    F = np.where(near, _log_lower(one_psi) - l1, _log_lower(psi) - la)
+    dF_du = np.where(near, dpsi / one_psi, dpsi / psi)
+    dF_dr = np.where(near, -dl1, -dla)
+    return F, dF_du, dF_dr
+
+
+@dataclass(frozen=True)
+class ImplicitFactor:
+    """A factor without explicit S: psi through a quadrature, power k, argument scale a."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    power: float
+    scale: float
+    chi_series: np.ndarray  # chi_i coefficients c_1..c_n, for the far-field start
+
+
+class ProductSystem:
+    """Arrow-structured system for a free multiplicative convolution (module docstring).
+
+    The main unknown is r = log(zeta G(zeta) - p_0) = log(m + 1 - p_0), p_0 the mass at 0:
+    it stays well conditioned as zeta -> 0 (where m -> p_0 - 1), as zeta -> infinity and
+    near atoms.
+
+    Parameters
+    ----------
+    explicit : ExplicitTerms
+        Sum of the log-terms of all explicit factors (with powers and argument scales).
+    implicit : list of ImplicitFactor
+    psi_series : ndarray
+        m_1..m_n of the product, for the far-field start psi(z) ~ sum m_k z^k.
+    zero_mass : float
+        p_0, the mass of the product at 0.
+    """
+
+    def __init__(self, explicit: ExplicitTerms, implicit: list[ImplicitFactor],
+                 psi_series: np.ndarray, zero_mass: float = 0.0):
+        self.implicit = implicit
+        c_w = 1.0 - sum(f.power for f in implicit)
+        # log m (power c_w) and -log(1 + m) join the explicit rows
+        rows = [explicit.rows.reshape(-1, 3), np.array([[c_w, 0.0, 1.0], [-1.0, 1.0, 1.0]])]
+        const = explicit.const
+        for f in implicit:  # k (u + log(1 + a m) - log a - log m)
+            rows.append(np.array([[f.power, 1.0, f.scale]]))
+            const -= f.power * np.log(f.scale)
+        self.c = 1.0 - zero_mass
+        self.p0 = zero_mass
+        self.const = const
+        self.terms = _Terms(np.concatenate(rows), self.c)
+        self.log_am = [_Terms(np.array([[1.0, 0.0, f.scale]]), self.c) for f in implicit]
+        self.log_1am = [_Terms(np.array([[1.0, 1.0, f.scale]]), self.c) for f in implicit]
+        self.psi_series = np.asarray(psi_series, dtype=float)
+        self.size = 1 + len(implicit)
+
+    def initial(self, zeta: np.ndarray) -> np.ndarray:
+        """Far-field start: m = sum_k m_k zeta^-k and u_i = log chi_i(a_i m) by series."""
+        z = 1.0 / zeta
+        m = np.polynomial.polynomial.polyval(z, np.concatenate([[0.0], self.psi_series]))
+        v = np.empty(zeta.shape + (self.size,), dtype=complex)
+        v[..., 0] = _log_lower(m + self.c)
+        for i, f in enumerate(self.implicit):
+            om = np.polynomial.polynomial.polyval(f.scale * m,
+                                                  np.concatenate([[0.0], f.chi_series]))
+            v[..., 1 + i] = _log_lower(om)
+        return v
+
+    def _parts(self, v: np.ndarray, zeta: np.ndarray):
+        r = v[..., 0]
+        val, d0 = self.terms.value_and_slope(r)
+        f0 = self.const + val + _log_upper(zeta)
+        fi, gi, hi = [], [], []
+        for i, f in enumerate(self.implicit):
+            u = v[..., 1 + i]
+            F, g, h = _implicit_equation(f.nodes, f.weights, u, self.log_am[i],
+                                         self.log_1am[i], r)
+            f0 = f0 + f.power * u
+            fi.append(F)
+            gi.append(g)
+            hi.append(h)
+        return f0, d0, hi, fi, gi
+
+    def _arrow_solve(self, d0, hi, gi, r0, ri) -> np.ndarray:
+        """Solve J x = (r0, r_1..r_K) for the arrow Jacobian
+        [[d0, k_1 .. k_K], [h_1, g_1, 0 ..], [h_2, 0, g_2, ..], ...]."""
+        num, den = r0, d0
+        for f, g, h, r in zip(self.implicit, gi, hi, ri, strict=True):
+            num = num - f.power * r / g
+            den = den - f.power * h / g
+        x = np.empty(r0.shape + (self.size,), dtype=complex)
+        x[..., 0] = num / den
+        for i, (g, h, r) in enumerate(zip(gi, hi, ri, strict=True)):
+            x[..., 1 + i] = (r - h * x[..., 0]) / g
+        return x
+
+    def newton_step(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+        """-J^{-1} F(v; zeta)."""
+        f0, d0, h, fi, gi = self._parts(v, zeta)
+        return self._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
+
+    def tangent(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+        """dv/dzeta = -J^{-1} dF/dzeta (only F_0 depends on zeta, through log zeta)."""
+        _, d0, h, fi, gi = self._parts(v, zeta)
+        return self._arrow_solve(d0, h, gi, -1.0 / zeta, [np.zeros_like(f) for f in fi])
+
+    def valid(self, v: np.ndarray) -> np.ndarray:
+        """m and every omega_i in the closed lower half-plane, all finite."""
+        ok = np.all(np.isfinite(v), axis=-1)
+        z = np.exp(v)
+        return ok & np.all(z.imag <= _HALF_PLANE_TOL * np.abs(z), axis=-1)
+
+    def cauchy(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+               ) -> np.ndarray:
+        """G(zeta) = (1 + m) / zeta = (e^r + p_0) / zeta; without the atom at 0 on request."""
+        return (np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.p0)) / zeta
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    """Layer l of the shift chain: Y_l = F_l boxtimes mu_l, mu_{l+1} = qhat_l + Y_l.
+
+    ``terms``: log S of the explicit part of F_l; ``nu``: the implicit factor of F_l (or None);
+    ``qhat_prev`` = qhat_{l-1}, ``qhat`` = qhat_l; ``zero_mass``: the mass of Y_l at 0;
+    ``y_moments`` = (m_1, m_2) of Y_l and ``f_s`` = (s_0, s_1) of S_{F_l}, for the far-field
+    start.
+    """
+
+    terms: ExplicitTerms
+    nu: ImplicitFactor | None
+    qhat_prev: float
+    qhat: float
+    zero_mass: float
+    y_moments: tuple[float, float]
+    f_s: tuple[float, float]
+
+
+class ChainSystem:
+    """Block-tridiagonal system for the Hayase-Karakida shift chain (module docstring).
+
+    Unknowns per layer l = 1..n: (r_l = log(m_l + 1 - p0_l), s_l = log xi_l, u_l), p0_l the
+    mass of Y_l at 0; u_l is a dummy (equation u_l = 0) when nu_l has an explicit S.
+    """
+
+    def __init__(self, layers: list[ChainLayer]):
+        self.layers = layers
+        self.n = len(layers)
+        self.size = 3 * self.n
+        self.c = np.array([1.0 - lay.zero_mass for lay in layers])
+        self.terms = []
+        for lay, c in zip(layers, self.c, strict=True):
+            rows = [lay.terms.rows.reshape(-1, 3)]
+            if lay.nu is not None:  # log S_nu(m) = u + log(1 + m) - log m
+                rows.append(np.array([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]]))
+            self.terms.append(_Terms(np.concatenate(rows), c))
+        self.log_m = [_Terms(np.array([[1.0, 0.0, 1.0]]), c) for c in self.c]
+        self.log_1m = [_Terms(np.array([[1.0, 1.0, 1.0]]), c) for c in self.c]
+
+    def initial(self, zeta: np.ndarray) -> np.ndarray:
+        """Far-field start, layer by layer from the top: m_l ~ m_1/z' + m_2/z'^2,
+        xi_l = z' S_F(m_l) with S_F ~ s_0 + s_1 m."""
+        v = np.zeros(zeta.shape + (self.size,), dtype=complex)
+        xi = zeta
+        for l in range(self.n - 1, -1, -1):
+            lay = self.layers[l]
+            zp = xi - lay.qhat
+            m = lay.y_moments[0] / zp + lay.y_moments[1] / zp**2
+            xi = zp * (lay.f_s[0] + lay.f_s[1] * m)
+            v[..., 3 * l] = _log_lower(m + self.c[l])
+            v[..., 3 * l + 1] = _log_upper(xi)
+            if lay.nu is not None:
+                om = np.polynomial.polynomial.polyval(
+                    m, np.concatenate([[0.0], lay.nu.chi_series]))
+                v[..., 3 * l + 2] = _log_lower(om)
+        return v
+
+    def _blocks(self, v: np.ndarray, zeta: np.ndarray):
+        """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3)."""
+        shape = zeta.shape
+        n = self.n
+        F = np.zeros(shape + (n, 3), dtype=complex)
+        A = np.zeros(shape + (n, 3, 3), dtype=complex)
+        B = np.zeros(shape + (n, 3, 3), dtype=complex)
+        C = np.zeros(shape + (n, 3, 3), dtype=complex)
+        r = v[..., 0::3]
+        s = v[..., 1::3]
+        u = v[..., 2::3]
+        er = np.exp(r)
+        m = er - self.c
+        xi = np.exp(s)
+        dzeta = None
+        for l, lay in enumerate(self.layers):
+            ml, xl = m[..., l], xi[..., l]
+            dm = er[..., l]  # dm_l / dr_l
+            # P_l = -s_l + log S_F(m_l) + log(xi_{l+1} - qhat_l)
+            up = zeta if l == n - 1 else xi[..., l + 1]
+            val, slope = self.terms[l].value_and_slope(r[..., l])
+            F[..., l, 0] = -s[..., l] + lay.terms.const + val + _log_upper(up - lay.qhat)
+            A[..., l, 0, 0] = slope
+            A[..., l, 0, 1] = -1.0
+            if l == n - 1:
+                dzeta = 1.0 / (zeta - lay.qhat)
+            else:
+                B[..., l, 0, 1] = up / (up - lay.qhat)
+            # Q_l = (xi_l m_{l-1} + qhat_{l-1}) / (m_l (xi_l - qhat_{l-1})) - 1
+            mprev = m[..., l - 1] if l > 0 else 0.0
+            num = xl * mprev + lay.qhat_prev
+            den = ml * (xl - lay.qhat_prev)
+            ratio = num / den
+            F[..., l, 1] = ratio - 1.0
+            A[..., l, 1, 0] = -ratio * dm / ml
+            A[..., l, 1, 1] = ratio * (xl * mprev / num - xl / (xl - lay.qhat_prev))
+            if l > 0:
+                C[..., l, 1, 0] = xl * er[..., l - 1] / den
+            # R_l
+            if lay.nu is None:
+                F[..., l, 2] = u[..., l]
+                A[..., l, 2, 2] = 1.0
+            else:
+                Fl, g, h = _implicit_equation(lay.nu.nodes, lay.nu.weights, u[..., l],
+                                              self.log_m[l], self.log_1m[l], r[..., l])
+                F[..., l, 2] = Fl
+                A[..., l, 2, 0] = h
+                A[..., l, 2, 2] = g
+                F[..., l, 0] += u[..., l]
+                A[..., l, 0, 2] = 1.0
+        return F, A, B, C, dzeta
+
+    @staticmethod
+    def _inv3(M: np.ndarray) -> np.ndarray:
+        """Inverses of a stack of 3 x 3 matrices by the adjugate (vectorized; LAPACK's batched
+        solve costs a call per matrix)."""
+        a, b, c = M[..., 0, 0], M[..., 0, 1], M[..., 0, 2]
+        d, e, f = M[..., 1, 0], M[..., 1, 1], M[..., 1, 2]
+        g, h, i = M[..., 2, 0], M[..., 2, 1], M[..., 2, 2]
+        co = np.stack([np.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+                       np.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+                       np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1)], -2)
+        det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
+        return co / det[..., None, None]
+
+    def _thomas(self, A, B, C, r) -> np.ndarray:
+        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = r_l."""
+        n = self.n
+        inv = [self._inv3(A[..., 0, :, :])]
+        rp = [r[..., 0, :]]
+        for l in range(1, n):
+            X = inv[-1] @ B[..., l - 1, :, :]
+            y = (inv[-1] @ rp[-1][..., None])[..., 0]
+            inv.append(self._inv3(A[..., l, :, :] - C[..., l, :, :] @ X))
+            rp.append(r[..., l, :] - (C[..., l, :, :] @ y[..., None])[..., 0])
+        x = np.empty(r.shape, dtype=complex)
+        x[..., n - 1, :] = (inv[n - 1] @ rp[n - 1][..., None])[..., 0]
+        for l in range(n - 2, -1, -1):
+            rhs = rp[l] - (B[..., l, :, :] @ x[..., l + 1, :, None])[..., 0]
+            x[..., l, :] = (inv[l] @ rhs[..., None])[..., 0]
+        return x.reshape(r.shape[:-2] + (self.size,))
+
+    def newton_step(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+        """-J^{-1} F(v; zeta)."""
+        F, A, B, C, _ = self._blocks(v, zeta)
+        return self._thomas(A, B, C, -F)
+
+    def tangent(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+        """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n)."""
+        F, A, B, C, dzeta = self._blocks(v, zeta)
+        r = np.zeros(F.shape, dtype=complex)
+        r[..., self.n - 1, 0] = -dzeta
+        return self._thomas(A, B, C, r)
+
+    def valid(self, v: np.ndarray) -> np.ndarray:
+        """m_l, omega_l in the closed lower half-plane, xi_l in the closed upper one."""
+        ok = np.all(np.isfinite(v), axis=-1)
+        z = np.exp(v)
+        lower = np.concatenate([z[..., 0::3], z[..., 2::3]], axis=-1)
+        ok &= np.all(lower.imag <= _HALF_PLANE_TOL * np.abs(lower), axis=-1)
+        upper = z[..., 1::3]
+        return ok & np.all(upper.imag >= -_HALF_PLANE_TOL * np.abs(upper), axis=-1)
+
+    def cauchy(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+               ) -> np.ndarray:
+        """G_{mu_L}(zeta) = (1 + m_n) / (zeta - qhat_n); the atom of Y_n at 0 (the atom of
+        mu_L at qhat_n) left out on request."""
+        top = self.layers[-1]
+        p0 = 0.0 if drop_zero_atom else top.zero_mass
+        return (np.exp(v[..., 3 * (self.n - 1)]) + p0) / (zeta - top.qhat)
+
+
+@dataclass
+class NewtonResult:
+    """Output of :func:`lilypads`.
+
+    Attributes
+    ----------
+    zeta : complex ndarray      the target points x + i eps
+    cauchy : complex ndarray    G(zeta) (nan where not converged)
+    converged : bool ndarray    per point
+    rounds : int                homotopy rounds used
+    evaluations : int           Newton steps evaluated (over all points, vectorized)
+    unknowns : complex ndarray  the solution of the system at every point
+    """
+
+    zeta: np.ndarray
+    cauchy: np.ndarray
+    converged: np.ndarray
+    rounds: int
+    evaluations: int
+    unknowns: np.ndarray
+
+
+def chi_series_of(moments: np.ndarray) -> np.ndarray:
+    """Series of chi = psi^{-1} from moments m_1..m_n (for far-field starts)."""
+    return reversion(np.asarray(moments, dtype=float))
+
+
+@np.errstate(all="ignore")  # rejected trial steps may overflow; they are caught by the checks
+def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
+             start: tuple[np.ndarray, np.ndarray] | None = None,
+             tol: float = 1e-12, tol_stall: float = 1e-7, max_rounds: int = 300,
+             max_newton: int = 8,
+             theta_max: float = 0.25, theta_target: float = 0.18, tol_path: float = 1e-8,
+             step_start: float = 2.0, step_max: float = 30.0, step_min: float = 1e-7,
+             zero_floor: float = 1e-16) -> NewtonResult:
+    """Solve ``system`` at zeta = x + i eps for every x by the lilypads homotopy.
+
+    Parameters
+    ----------
+    system : ProductSystem or ChainSystem
+    x : ndarray of float
+        Real parts of the targets.
+    eps : float or ndarray
+        Imaginary parts of the targets, >= 0. eps = 0 asks for the boundary value on the
+        real axis: the vertical walk stops at ``zero_floor * max(|x|, y_start)`` and a last
+        straight segment reaches the axis.
+    y_start : float
+        Starting height, where the far-field series start is accurate; raised (x8, at
+        most 8 times) for points whose start does not converge.
+    start : (zeta0, v0), optional
+        Known solutions v0 at nearby points zeta0 (a neighbour on the grid, "chaining"):
+        each point then walks from zeta0 to its target along zeta0 (target/zeta0)^s,
+        s in [0, 1], instead of coming down from the far field.
+    tol : float
+        Convergence: max-norm of the Newton step (in the log-variables, i.e. relative).
+    tol_stall : float
+        A point whose Newton steps stop contracting below this (rounding level of an
+        ill-conditioned point, e.g. a square-root edge) after two steps counts as converged.
+    max_rounds, max_newton : int
+        Caps on homotopy rounds and on Newton steps per round.
+    theta_max, theta_target : float
+        Kantorovich contraction bound for accepting a step, and the target contraction that
+        sets the next step length.
+    tol_path : float
+        Convergence required at intermediate points of a path (the end point needs ``tol``).
+    step_start, step_max : float
+        First and largest vertical steps, in t = log Im zeta.
+    step_min : float
+        A point whose step (as a fraction of its path) falls below this fails.
+
+    Returns
+    -------
+    NewtonResult
+    """
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape).copy()
+    if np.any(eps < 0) or not np.all(np.isfinite(eps)):
+        raise ValueError("eps: must be finite and >= 0")
+    P = x.size
+    target = x + 1j * eps
+    y_stop = np.where(eps > 0, eps, zero_floor * np.maximum(np.abs(x), y_start))
+    evaluations = 0
+    v = np.zeros((P, system.size), dtype=complex)
+    # path of each point: vertical, x + i exp(t0 + s (t1 - t0)), or linear, za + s (zb - za)
+    t0 = np.zeros(P)
+    t1 = np.log(y_stop)
+    za = np.zeros(P, dtype=complex)
+    zb = target.copy()
+    ds = np.ones(P)
+    if start is None:
+        lin = np.zeros(P, dtype=bool)
+        y = np.maximum(np.full(P, float(y_start)), 2 * y_stop)
+        started = np.zeros(P, dtype=bool)
+        for _ in range(8):  # far-field start, raised where Newton does not converge
+            idx = np.nonzero(~started)[0]
+            if not len(idx):
+                break
+            zeta = x[idx] + 1j * y[idx]
+            vi = system.initial(zeta)
+            ok = np.ones(len(idx), dtype=bool)
+            conv = np.zeros(len(idx), dtype=bool)
+            for _ in range(30):
+                d = system.newton_step(vi, zeta)
+                evaluations += 1
+                nrm = np.max(np.abs(d), axis=-1)
+                ok &= np.isfinite(nrm)
+                vi = np.where((ok & ~conv)[:, None], vi + d, vi)
+                conv |= ok & (nrm <= tol)
+                if np.all(conv | ~ok):
+                    break
+            conv &= system.valid(vi)
+            v[idx[conv]] = vi[conv]
+            started[idx[conv]] = True
+            y[idx[~conv]] *= 8.0
+        t0 = np.log(y)
+        ds = np.minimum(step_start / np.maximum(t0 - t1, 1e-300), 1.0)
+    else:
+        lin = np.ones(P, dtype=bool)
+        za = np.asarray(start[0], dtype=complex).copy()
+        v = np.asarray(start[1], dtype=complex).copy()
+        started = system.valid(v)
+
+    def path(i: np.ndarray, s: np.ndarray) -> np.ndarray:
+        # vertical: geometric in Im zeta; straight: geometric za (zb/za)^s (it stays in the
+        # closed upper half-plane and resolves every scale), linear when an end is 0
+        vert = x[i] + 1j * np.exp(t0[i] + s * (t1[i] - t0[i]))
+        a, b = za[i], zb[i]
+        geo = (a != 0) & (b != 0)
+        la = _log_upper(np.where(geo, a, 1.0))
+        lb = _log_upper(np.where(geo, b, 1.0))
+        straight = np.where(geo, np.exp(la + s * (lb - la)), a + s * (b - a))
+        return np.where(lin[i], straight, vert)
+
+    s = np.zeros(P)
+    zeta_cur = path(np.arange(P), s)
+    done = np.zeros(P, dtype=bool)
+    failed = ~started
+    tang = np.zeros_like(v)
+    if started.any():
+        tang[started] = system.tangent(v[started], zeta_cur[started])
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 -- reported
+        idx = np.nonzero(~done & ~failed)[0]
+        if not len(idx):
+            break
+        s_new = np.minimum(s[idx] + ds[idx], 1.0)
+        final = s_new >= 1.0
+        zeta_new = path(idx, s_new)
+        vk = v[idx] + tang[idx] * (zeta_new - zeta_cur[idx])[:, None]
+        ok = np.all(np.isfinite(vk), axis=-1)
+        conv = np.zeros(len(idx), dtype=bool)
+        first = np.full(len(idx), np.inf)
+        prev = np.full(len(idx), np.inf)
+        theta = np.zeros(len(idx))
+        for k in range(max_newton):
+            live = ok & ~conv
+            if not live.any():
+                break
+            d = np.zeros_like(vk)
+            d[live] = system.newton_step(vk[live], zeta_new[live])
+            evaluations += 1
+            nrm = np.max(np.abs(d), axis=-1)
+            ok &= ~(live & ~np.isfinite(nrm))
+            if k == 0:
+                first = nrm
+            elif k == 1:
+                theta = np.where(live & (first > tol), nrm / np.maximum(first, 1e-300), 0.0)
+            # certificate: every Newton step at most theta_max times the previous one, until
+            # the steps reach rounding level (near an edge the Jacobian is nearly singular and
+            # the attainable accuracy is above tol: a stalled step below tol_stall counts)
+            stalled = (k >= 2) & (nrm <= tol_stall) & (nrm > theta_max * prev)
+            ok &= ~(live & (nrm > theta_max * prev) & (nrm > tol) & ~stalled)
+            step_ok = live & ok
+            vk = np.where(step_ok[:, None], vk + d, vk)
+            conv |= step_ok & ((nrm <= np.where(final, tol, tol_path)) | stalled)
+            prev = np.where(live, nrm, prev)
+        accept = ok & conv & system.valid(vk)
+        acc = idx[accept]
+        v[acc] = vk[accept]
+        zeta_cur[acc] = zeta_new[accept]
+        s[acc] = s_new[accept]
+        grow = np.clip(np.sqrt(theta_target / np.maximum(theta[accept], 1e-12)), 0.5, 4.0)
+        ds_max = np.where(lin[acc], 1.0, step_max / np.maximum(t0[acc] - t1[acc], 1e-300))
+        ds[acc] = np.minimum(ds[acc] * grow, ds_max)
+        # a vertical walk that ends above a real-axis target continues straight down
+        fin = acc[final[accept]]
+        jump = fin[~lin[fin] & (eps[fin] == 0)]
+        lin[jump] = True
+        za[jump] = zeta_cur[jump]
+        s[jump] = 0.0
+        ds[jump] = 1.0
+        done[np.setdiff1d(fin, jump)] = True
+        live_acc = acc[~done[acc]]
+        if len(live_acc):
+            tang[live_acc] = system.tangent(v[live_acc], zeta_cur[live_acc])
+        rej = idx[~accept]
+        ds[rej] *= 0.5
+        failed[rej] |= ds[rej] < step_min
+    G = np.full(P, complex(np.nan, np.nan))
+    if done.any():
+        G[done] = system.cauchy(v[done], target[done])
+    return NewtonResult(target, G, done.copy(), rounds, evaluations, v)

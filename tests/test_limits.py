@@ -1,0 +1,162 @@
+"""Limit laws of J J^T and H_L from a NetworkSpec: hand checks, identities, Monte Carlo."""
+
+import numpy as np
+import pytest
+
+from freeness_lab import NetworkSpec
+from freeness_lab.simulate import sample_network
+from freeness_lab.theory import (
+    chi,
+    d2_law,
+    fim_dual_law,
+    fim_dual_mean_variance,
+    fixed_point,
+    free_product,
+    jacobian_law,
+    post_activation_moments,
+    preactivation_variances,
+)
+from freeness_lab.theory.laws import MarchenkoPastur, bernoulli
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 40, 1000])
+def test_relu_critical_hand_checks(depth):
+    """ReLU, sigma_w^2 = 2, sigma_b = 0: mean 1 and m_2 = L + 1 (orthogonal), 2L + 1 (Gaussian)."""
+    for weights, m2 in (("orthogonal", depth + 1), ("gaussian", 2 * depth + 1)):
+        law = jacobian_law(NetworkSpec("relu", weights, depth=depth, width=1, sigma_w=2**0.5))
+        np.testing.assert_allclose(law.moments(2), [1.0, m2], rtol=1e-10)
+
+
+@pytest.mark.parametrize("weights, s1", [("orthogonal", 0.0), ("gaussian", -1.0)])
+@pytest.mark.parametrize("act, sigma_w, sigma_b", [("tanh", 1.3, 0.2), ("hard_tanh", 1.1, 0.05),
+                                                   ("erf", 0.9, 0.3)])
+def test_variance_identity_identical_layers(act, sigma_w, sigma_b, weights, s1):
+    """m_2/m_1^2 - 1 = L (mu_2/mu_1^2 - 1 - s_1) at the fixed point (DESIGN.md section 2)."""
+    depth = 7
+    spec = NetworkSpec(act, weights, depth=depth, width=1, sigma_w=sigma_w, sigma_b=sigma_b)
+    law = jacobian_law(spec, at_fixed_point=True)
+    q = fixed_point(act, sigma_w, sigma_b)
+    mu = d2_law(act, q).moments(2)
+    m = law.moments(2)
+    np.testing.assert_allclose(m[0], chi(act, q, sigma_w) ** depth, rtol=1e-12)
+    np.testing.assert_allclose(m[1] / m[0] ** 2 - 1, depth * (mu[1] / mu[0] ** 2 - 1 - s1),
+                               rtol=1e-10)
+
+
+def test_depth_one_closed_forms():
+    """One layer: orthogonal gives sigma_w^(2k) mu_k; Gaussian gives D^2 boxtimes MP."""
+    spec = NetworkSpec("tanh", "orthogonal", depth=1, width=1, sigma_w=1.4, sigma_b=0.1, q0=0.7)
+    q = preactivation_variances(spec)[0]
+    np.testing.assert_allclose(jacobian_law(spec).moments(5),
+                               1.4 ** (2 * np.arange(1, 6)) * d2_law("tanh", q).moments(5),
+                               rtol=1e-11)
+    spec = NetworkSpec("hard_tanh", "gaussian", depth=1, width=1, sigma_w=1.2, q0=0.5)
+    p = d2_law("hard_tanh", preactivation_variances(spec)[0]).atoms[1, 1]
+    direct = free_product(bernoulli(p), MarchenkoPastur(1.0, 1.44))
+    np.testing.assert_allclose(jacobian_law(spec).moments(5), direct.moments(5), rtol=1e-12)
+
+
+def test_non_stationary_vs_fixed_point():
+    spec = NetworkSpec("tanh", "gaussian", depth=6, width=1, sigma_w=1.5, sigma_b=0.1, q0=3.0)
+    qs = preactivation_variances(spec)
+    expected = np.prod([chi("tanh", q, 1.5) for q in qs])
+    np.testing.assert_allclose(jacobian_law(spec).moments(1)[0], expected, rtol=1e-12)
+    q_star = fixed_point("tanh", 1.5, 0.1)
+    np.testing.assert_allclose(jacobian_law(spec, at_fixed_point=True).moments(1)[0],
+                               chi("tanh", q_star, 1.5) ** 6, rtol=1e-12)
+
+
+def test_atoms():
+    law = jacobian_law(NetworkSpec("relu", "orthogonal", depth=6, width=1, sigma_w=1.3))
+    np.testing.assert_allclose(law.atoms, [[0.0, 0.5]])
+    # orthogonal hard tanh: atom at sigma_w^(2L) of mass 1 - sum_l P(|h^l| > 1)
+    spec = NetworkSpec("hard_tanh", "orthogonal", depth=3, width=1, sigma_w=1.05, q0=0.1)
+    p = [d2_law("hard_tanh", q).atoms[1, 1] for q in preactivation_variances(spec)]
+    law = jacobian_law(spec)
+    np.testing.assert_allclose(law.atoms, [[0.0, 1 - min(p)], [1.05**6, sum(p) - 2]])
+    # H_L for ReLU: atom at qhat_{L-1} of mass 1/2 (half the units are dead)
+    spec = NetworkSpec("relu", "orthogonal", depth=4, width=1, sigma_w=2**0.5)
+    qhat = post_activation_moments(spec)
+    np.testing.assert_allclose(fim_dual_law(spec).atoms, [[qhat[3], 0.5]])
+
+
+def test_rectangular_gaussian_depth_one():
+    """N_1 x N_0 Gaussian layer: D^2 boxtimes MP(ratio N_1/N_0); at 0 the larger of the two
+    masses (Belinschi): half the rows are dead and rank W = N_0 = N_1 / 2."""
+    spec = NetworkSpec("relu", "gaussian", depth=1, widths=(300, 600), sigma_w=2**0.5)
+    law = jacobian_law(spec)
+    direct = free_product(bernoulli(0.5), MarchenkoPastur(2.0, 2.0))
+    np.testing.assert_allclose(law.moments(5), direct.moments(5), rtol=1e-12)
+    np.testing.assert_allclose(law.atoms, [[0.0, 0.5]])
+
+
+def test_fim_mean_variance_recursion_is_the_series():
+    for weights in ("orthogonal", "gaussian"):
+        spec = NetworkSpec("tanh", weights, depth=6, width=1, sigma_w=1.2, sigma_b=0.3, q0=0.8)
+        law = fim_dual_law(spec)
+        mv = fim_dual_mean_variance(spec)
+        for layer in range(1, 7):
+            m = law.layer_moments(2)[layer - 1]
+            np.testing.assert_allclose([m[0], m[1] - m[0] ** 2], mv[layer - 1], rtol=1e-11,
+                                       atol=1e-14)
+
+
+def test_fim_rectangular_not_implemented():
+    with pytest.raises(NotImplementedError, match="rectangular"):
+        fim_dual_law(NetworkSpec("relu", "gaussian", depth=2, widths=(10, 20, 10)))
+
+
+def _kolmogorov(law, eigs: np.ndarray) -> float:
+    """sup_x |F_M(x) - F(x)|, with both one-sided limits at every eigenvalue (atoms jump)."""
+    x = np.sort(eigs)
+    right = law.cdf(x)
+    left = right - (law.atoms[:, 1] * (x[:, None] == law.atoms[:, 0])).sum(1)
+    n = len(x)
+    return float(np.max(np.maximum(np.abs(np.arange(1, n + 1) / n - right),
+                                   np.abs(np.arange(n) / n - left))))
+
+
+@pytest.mark.parametrize("kind", [
+    "jacobian",
+    pytest.param("fim", marks=pytest.mark.xfail(
+        reason="known defect: the H_L density from the shift-chain solver is off by up to "
+               "~1e-2 in mass near the lower edge, so the distance stops shrinking at M=1000",
+        strict=False))])
+def test_empirical_spectrum_against_limit_cdf(kind):
+    """Kolmogorov distance of the ESD at M = 1000 below 4 log(M) / M, and smaller than at
+    M = 250 (fixed seeds). Bound: for these orthogonally invariant models the expected ESD is
+    O(1/M) from its limit and its fluctuations are O(log M / M) (eigenvalue rigidity), far
+    below the 1/sqrt(M) of i.i.d. samples. Gaussian weights and tanh: no atom whose mass
+    would fluctuate binomially. H_L is compared with the law at the sample's own shifts
+    qhat_l = ||x^l||^2 / M, whose O(1/sqrt(M)) fluctuation would otherwise move the whole
+    spectrum (and the density spike at its lower edge) -- a separate, classical effect."""
+    spec = NetworkSpec("tanh", "gaussian", depth=3, width=1, sigma_w=1.3, sigma_b=0.1)
+    dist = {}
+    for width in (250, 1000):
+        net = sample_network(spec.with_width(width), rng=20260 + width)
+        if kind == "jacobian":
+            law, eigs = jacobian_law(spec), net.jacobian_spectrum()
+        else:
+            qhat = [float(a @ a) / width for a in net.activations]
+            law = fim_dual_law(spec, qhat=qhat)
+            eigs = net.fim_dual_spectrum(include_bias=False)
+        dist[width] = _kolmogorov(law, eigs)
+    assert dist[1000] < 4 * np.log(1000) / 1000, dist
+    assert dist[1000] < dist[250], dist
+
+
+def test_fim_mean_and_variance_against_monte_carlo():
+    """tr H_L and the spectral variance tr H_L^2 - (tr H_L)^2 over trials at M = 400, against
+    m_1(l+1) = qhat_l + chi_l m_1(l) and its variance analogue, within 4 standard errors plus
+    the O(1/M) finite-width bias (bounded by 2/M relative)."""
+    spec = NetworkSpec("tanh", "gaussian", depth=3, width=400, sigma_w=1.2, sigma_b=0.2, q0=1.0)
+    mean, var = fim_dual_mean_variance(spec)[-1]
+    rng = np.random.default_rng(7)
+    stats = []
+    for child in rng.spawn(16):
+        e = sample_network(spec, child).fim_dual_spectrum(include_bias=False)
+        stats.append((e.mean(), e.var()))
+    stats = np.array(stats)
+    mc, se = stats.mean(0), stats.std(0, ddof=1) / np.sqrt(len(stats))
+    tol = 4 * se + 2.0 / spec.width * np.abs([mean, var])
+    assert np.all(np.abs(mc - [mean, var]) <= tol), (mc, [mean, var], se)
