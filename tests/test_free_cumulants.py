@@ -267,3 +267,32 @@ def test_abab_monte_carlo_haar_unitary():
     # the classical (commuting) value is far away: the test can tell
     classical = (a**2).mean() * (b**2).mean()
     assert abs(classical - pred) > 100 * se
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+@pytest.mark.parametrize("activation", ["relu", "hard_tanh", "tanh"])
+def test_h_recursion_by_free_cumulants_matches_the_series_engine(activation, weights):
+    """Moments of H_l by two independent routes: the Hayase-Karakida recursion computed here
+    with free cumulants on NC partitions (boxtimes via the Kreweras complement), against
+    ``fim_dual_law`` (S-transform series products and moment shifts)."""
+    from dataclasses import replace
+
+    from freeness_lab import NetworkSpec
+    from freeness_lab.theory import fim_dual_law, meanfield
+
+    spec = NetworkSpec(activation, weights, depth=4, width=1, sigma_w=1.3, sigma_b=0.2, q0=0.8)
+    n, k = 4, np.arange(1, 5)
+    qhat, q = meanfield.post_activation_moments(spec), meanfield.preactivation_variances(spec)
+    catalan = np.array([math.comb(2 * j, j) / (j + 1) for j in k])
+    m = qhat[0] ** k  # H_1 = q0 I
+    for layer in range(1, spec.depth + 1):
+        expected = fim_dual_law(replace(spec, depth=layer)).moments(n)
+        np.testing.assert_allclose(m, expected, rtol=1e-12)
+        x = multiplicative_convolution_moments(meanfield.d2_moments(activation, q[layer - 1], n),
+                                               m, n)
+        w2 = spec.sigma_w ** (2 * k)
+        x = multiplicative_convolution_moments(x, w2 * catalan, n) if weights == "gaussian" \
+            else x * w2
+        full = np.concatenate([[1.0], x])  # shift by qhat_l: binomial expansion
+        m = np.array([sum(math.comb(j, i) * qhat[layer] ** (j - i) * full[i]
+                          for i in range(j + 1)) for j in k])

@@ -9,6 +9,7 @@ stays O(1) and every control is tens of SE away from its (wrong) free value at e
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from scipy import integrate
 
 from freeness_lab import NetworkSpec
 from freeness_lab.harness import freeness as fr
-from freeness_lab.theory import meanfield
+from freeness_lab.theory import fim_dual_law, meanfield
 
 SPEC = NetworkSpec("tanh", "orthogonal", depth=3, width=32, sigma_w=1.2, sigma_b=0.1)
 WIDTHS = (32, 64, 128, 256)
@@ -104,7 +105,7 @@ def test_limit_predictions_closed_forms(weights):
     qhat = meanfield.post_activation_moments(spec)
     assert limit("H2") == pytest.approx(qhat[1] + s2 * e[0][2] * qhat[0], rel=1e-10)
     # free (H_2, D_2): tr(H2 D2 H2 D2) by the abab formula from the marginals
-    m_h = fr._fim_dual_limit_moments(spec, 2, 2)
+    m_h = fim_dual_law(replace(spec, depth=2)).moments(2)
     assert limit("H2 D2 H2 D2") == pytest.approx(
         m_h[1] * e[1][1] ** 2 + m_h[0] ** 2 * e[1][2] - m_h[0] ** 2 * e[1][1] ** 2, rel=1e-10)
 
@@ -117,7 +118,7 @@ def test_h_limit_moments_against_monte_carlo():
     spec = NetworkSpec("tanh", "gaussian", depth=2, width=400, sigma_w=1.2, sigma_b=0.1)
     vals = [word_trace(sample_network(spec, rng=s), "H2 H2") for s in range(8)]
     mean, se = np.mean(vals), np.std(vals, ddof=1) / math.sqrt(len(vals))
-    limit = fr._fim_dual_limit_moments(spec, 2, 2)[1]
+    limit = fim_dual_law(spec).moments(2)[1]
     # the 1/M bias term of H and O(1/M) finite-size effects: allow 3/M besides 4 SE
     assert abs(mean - limit) < 4 * se + 3 / 400 * limit
 

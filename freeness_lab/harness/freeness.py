@@ -75,7 +75,7 @@ from freeness_lab.simulate.ensembles import single_blas_thread
 from freeness_lab.simulate.network import SampledNetwork, sample_network
 from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
 from freeness_lab.spec import WEIGHT_ENSEMBLES, NetworkSpec
-from freeness_lab.theory import meanfield
+from freeness_lab.theory import fim_dual_law, meanfield
 from freeness_lab.theory.free_cumulants import (
     Element,
     Family,
@@ -83,7 +83,6 @@ from freeness_lab.theory.free_cumulants import (
     commutative_family,
     free_moment,
     haar_unitary_family,
-    multiplicative_convolution_moments,
     univariate_family,
 )
 
@@ -259,33 +258,6 @@ def _dphi_moment(spec: NetworkSpec, q: float, k: int) -> float:
                      for a, b, slope in act.pieces))
 
 
-def _fim_dual_limit_moments(spec: NetworkSpec, layer: int, n: int) -> np.ndarray:
-    """Limit moments m_1..m_n of H_layer from the Hayase-Karakida recursion under freeness.
-
-    H_1 = qhat_0 I and H_{l+1} = qhat_l I + W^{l+1} D^l H_l D^l W^{l+1,T} (the 1/M bias terms
-    vanish): tr((D H D)^k) = tr((D^2 H)^k) is the free multiplicative convolution of the law of
-    D_l^2 (mean field) with that of H_l; conjugation by sigma_w O multiplies the k-th moment by
-    sigma_w^(2k); a Gaussian W multiplies freely by W^T W, Marchenko-Pastur with moments
-    sigma_w^(2k) Catalan(k). The shift by qhat_l is a binomial expansion.
-    """
-    qhat, q = meanfield.post_activation_moments(spec), meanfield.preactivation_variances(spec)
-    k = np.arange(1, n + 1)
-    m = qhat[0] ** k
-    for ell in range(1, layer):
-        d2 = np.array([_dphi_moment(spec, q[ell - 1], 2 * j) for j in k])
-        x = multiplicative_convolution_moments(d2, m, n)
-        w2 = spec.sigma_w ** (2 * k)
-        if spec.weights == "gaussian":
-            x = multiplicative_convolution_moments(
-                x, w2 * np.array([math.comb(2 * j, j) / (j + 1) for j in k]), n)
-        else:
-            x = x * w2
-        full = np.concatenate([[1.0], x])
-        m = np.array([sum(math.comb(j, i) * qhat[ell] ** (j - i) * full[i] for i in range(j + 1))
-                      for j in k])
-    return m
-
-
 def _limit_law(spec: NetworkSpec, weights: str | None,
                letters: Sequence[Letter]) -> Callable[..., Family]:
     """Family laws at the limit marginals (mean field, Haar unitary / circular, H_l's law)."""
@@ -309,7 +281,8 @@ def _limit_law(spec: NetworkSpec, weights: str | None,
                                  for ell, e in zip(layers, exps, strict=True) if e)
             return commutative_family(names, joint)
         order = sum(x.power for x in letters if _family_key(x, "none") == key)
-        return univariate_family(names[0], _fim_dual_limit_moments(spec, int(key[1]), order))
+        h_law = fim_dual_law(replace(spec, depth=int(key[1])))
+        return univariate_family(names[0], h_law.moments(order))
 
     return law
 
