@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from freeness_lab.theory import d2_law
+from freeness_lab import NetworkSpec
+from freeness_lab.activations import get_activation
+from freeness_lab.theory import d2_law, jacobian_law, preactivation_variances
 from freeness_lab.theory.convolution import Factor, FreeProduct, free_product, product_atoms
 from freeness_lab.theory.laws import (
     DiscreteLaw,
     MarchenkoPastur,
     QuadratureLaw,
+    SmoothD2Law,
     bernoulli,
     d2_factor,
     delta,
@@ -78,7 +81,8 @@ def test_d2_factor():
     relu = d2_factor(d2_law("relu", 1.7))
     np.testing.assert_allclose(relu.atoms, [[0.0, 0.5], [1.0, 0.5]])
     tanh = d2_factor(d2_law("tanh", 0.8))
-    assert isinstance(tanh, QuadratureLaw)
+    assert isinstance(tanh, SmoothD2Law)
+    assert isinstance(d2_factor(d2_law("silu", 0.8)), QuadratureLaw)  # not yet validated
     np.testing.assert_allclose(tanh.moments(3), d2_law("tanh", 0.8).moments(3), rtol=1e-14)
 
 
@@ -122,3 +126,64 @@ def test_solved_density_matches_closed_forms():
     # edges located to the solver's accuracy near a square-root edge
     np.testing.assert_allclose(law.intervals(), [[lo, hi]], rtol=1e-8)
     np.testing.assert_allclose(law.continuous_mass(), 0.3, rtol=1e-9)
+
+
+def _push_forward_density(act: str, q: float, t: np.ndarray) -> np.ndarray:
+    """Closed form for an even g = phi'^2 decreasing on h > 0: 2 p_q(h) / |g'(h)| at
+    h = g^{-1}(t) > 0 (root by Brent's method, g' by the chain rule from phi'')."""
+    from scipy import optimize
+
+    a = get_activation(act)
+
+    def g(h):
+        return float(a.dphi(np.array([h]))[0] ** 2)
+
+    out = []
+    for x in t:
+        h = optimize.brentq(lambda s, x=x: g(s) - x, 0.0, 30.0, xtol=1e-15, rtol=1e-15)
+        dg = (g(h + 1e-6) - g(h - 1e-6)) / 2e-6
+        out.append(2 * np.exp(-h * h / (2 * q)) / np.sqrt(2 * np.pi * q) / abs(dg))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("act, q", [("tanh", 1.01), ("tanh", 0.08), ("erf", 0.4),
+                                    ("sigmoid", 1.01)])
+def test_smooth_d2_cauchy_against_adaptive_quadrature(act, q):
+    """G_nu(x + i eps) by the contour rule vs scipy.integrate.quad of E[1 / (zeta - g(h))]
+    over h, near the top edge and inside the support."""
+    nu = d2_factor(d2_law(act, q))
+    a = get_activation(act)
+    top = nu.support()[1]
+    H = 10 * np.sqrt(q)
+
+    def p(h):
+        return np.exp(-h * h / (2 * q)) / np.sqrt(2 * np.pi * q)
+
+    for x in (0.3 * top, 0.9 * top, 0.999 * top):
+        z = x + 1e-3j * top
+        f = [lambda h, part=part, z=z: getattr(p(h) / (z - a.dphi(np.array([h]))[0] ** 2), part)
+             for part in ("real", "imag")]
+        ref = [integrate.quad(fi, -H, H, points=[0.0], limit=1000, epsabs=1e-13,
+                              epsrel=1e-11)[0] for fi in f]
+        np.testing.assert_allclose(nu.cauchy(np.array([z]))[0], ref[0] + 1j * ref[1],
+                                   rtol=1e-9)
+    np.testing.assert_allclose(nu.weights.sum(), 1.0, atol=1e-13)
+    k = np.arange(1, 4)
+    np.testing.assert_allclose((nu.nodes[:, None] ** k * nu.weights[:, None]).sum(0).real,
+                               nu.moments(3), rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["tanh", "erf", "sigmoid"])
+def test_depth_one_density_is_the_push_forward(act):
+    """Orthogonal depth 1: J J^T ~ sigma_w^2 phi'(h)^2; the Newton density of jacobian_law
+    and nu.density (on the axis) equal the closed-form push-forward density."""
+    sw = 1.2
+    spec = NetworkSpec(act, "orthogonal", depth=1, width=1, sigma_w=sw, sigma_b=0.1)
+    q = preactivation_variances(spec)[0]
+    nu = d2_factor(d2_law(act, q))
+    top = nu.support()[1]
+    t = top * np.array([0.02, 0.2, 0.5, 0.8, 0.99, 0.9999])
+    exact = _push_forward_density(act, q, t)
+    np.testing.assert_allclose(nu.density(t), exact, rtol=1e-7)
+    law = jacobian_law(spec)
+    np.testing.assert_allclose(law.density(sw**2 * t) * sw**2, exact, rtol=1e-7)

@@ -1,5 +1,7 @@
 """Limit laws of J J^T and H_L from a NetworkSpec: hand checks, identities, Monte Carlo."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -116,12 +118,7 @@ def _kolmogorov(law, eigs: np.ndarray) -> float:
                                    np.abs(np.arange(n) / n - left))))
 
 
-@pytest.mark.parametrize("kind", [
-    "jacobian",
-    pytest.param("fim", marks=pytest.mark.xfail(
-        reason="known defect: the H_L density from the shift-chain solver is off by up to "
-               "~1e-2 in mass near the lower edge, so the distance stops shrinking at M=1000",
-        strict=False))])
+@pytest.mark.parametrize("kind", ["jacobian", "fim"])
 def test_empirical_spectrum_against_limit_cdf(kind):
     """Kolmogorov distance of the ESD at M = 1000 below 4 log(M) / M, and smaller than at
     M = 250 (fixed seeds). Bound: for these orthogonally invariant models the expected ESD is
@@ -160,3 +157,50 @@ def test_fim_mean_and_variance_against_monte_carlo():
     mc, se = stats.mean(0), stats.std(0, ddof=1) / np.sqrt(len(stats))
     tol = 4 * se + 2.0 / spec.width * np.abs([mean, var])
     assert np.all(np.abs(mc - [mean, var]) <= tol), (mc, [mean, var], se)
+
+
+def test_fim_relu_orthogonal_depth3_is_an_arcsine_law():
+    """Independent closed form (free projections, Voiculescu): ReLU, sigma_w^2 = 2, sigma_b = 0,
+    orthogonal. mu_2 = qhat_1 + 2 q0 Q and D_2^2 = P with P, Q free projections of trace 1/2,
+    so H_3 = qhat_2 + 2 qhat_1 P + 4 q0 PQP. PQP on the range of P is the arcsine law on [0, 1]
+    (no atom: Belinschi mass 1/2 + 1/2 - 1 = 0), so mu_3 = 1/2 delta_{qhat_2} + 1/2 arcsine on
+    [qhat_2 + 2 qhat_1, qhat_2 + 2 qhat_1 + 4 q0], with inverse square-root edges."""
+    q0 = 0.7
+    spec = NetworkSpec("relu", "orthogonal", depth=3, width=1, sigma_w=2**0.5, q0=q0)
+    qhat = post_activation_moments(spec)
+    law = fim_dual_law(spec)
+    lo, width = qhat[2] + 2 * qhat[1], 4 * q0
+    np.testing.assert_allclose(law.atoms, [[qhat[2], 0.5]], rtol=1e-12)
+    np.testing.assert_allclose(law.intervals(), [[lo, lo + width]], rtol=1e-12)
+    t = np.array([1e-6, 1e-4, 0.1, 0.37, 0.5, 0.8, 0.9999, 1 - 1e-6])
+    x = lo + width * t
+    exact = 0.5 / (np.pi * np.sqrt(t * (1 - t))) / width
+    np.testing.assert_allclose(law.density(x), exact, rtol=1e-6)
+    cdf = 0.5 + (1 / np.pi) * np.arcsin(np.sqrt(t))
+    np.testing.assert_allclose(law.cdf(x), cdf, atol=1e-7)
+
+
+def test_fim_hard_tanh_orthogonal_depth3_support_from_free_projections():
+    """Orthogonal hard tanh at sigma_w^2 p = 1 with q^l = q* (the fig3 case): D_l^2 = P_l, free
+    projections of trace p = P(|h| < 1), mu_2 = q + s q Q, s = sigma_w^2, so
+    H_3 = q + s q P + s^2 q PQP. PQP (traces p, p > 1/2) has an atom at 1 of mass 2p - 1 and a
+    continuous part on [0, 4p(1 - p)] (Voiculescu): H_3 has atoms q (1 - p) and q(1 + s + s^2)
+    (2p - 1), and its continuous part lies on [q(1 + s), q(1 + s) + s^2 q 4p(1 - p)]."""
+    q_star = 0.5
+    p = float(d2_law("hard_tanh", q_star).atoms[1, 1])
+    s = 1.0 / p
+    # qhat* = E hardtanh(h)^2, h ~ N(0, q*) (closed form), and sigma_b from q* = s qhat* + sigma_b^2
+    a = 1.0 / math.sqrt(q_star)
+    q = q_star * (math.erf(a / math.sqrt(2)) - a * math.sqrt(2 / math.pi) * math.exp(-a * a / 2)) \
+        + math.erfc(a / math.sqrt(2))
+    spec = NetworkSpec("hard_tanh", "orthogonal", depth=3, width=1, sigma_w=s**0.5,
+                       sigma_b=(q_star - s * q) ** 0.5, q0=q)
+    np.testing.assert_allclose(preactivation_variances(spec), q_star, rtol=1e-10)
+    np.testing.assert_allclose(post_activation_moments(spec), q, rtol=1e-10)
+    law = fim_dual_law(spec)
+    np.testing.assert_allclose(law.atoms, [[q, 1 - p], [q * (1 + s + s * s), 2 * p - 1]],
+                               rtol=1e-9)
+    lo = q * (1 + s)
+    np.testing.assert_allclose(law.intervals(), [[lo, lo + s * s * q * 4 * p * (1 - p)]],
+                               rtol=1e-9)
+    np.testing.assert_allclose(law.continuous_mass(), 1 - law.atom_mass, atol=1e-8)

@@ -10,7 +10,7 @@ from freeness_lab import NetworkSpec
 from freeness_lab.theory import fim_dual_law, jacobian_law
 from freeness_lab.theory.newton import lilypads
 
-GAINS = {"relu": 2**0.5, "hard_tanh": 1.0, "tanh": 1.0, "erf": 1.0}
+GAINS = {"relu": 2**0.5, "hard_tanh": 1.0, "tanh": 1.0, "erf": 1.0, "sigmoid": 1.0}
 
 
 def _spec(act, weights, depth, **kw):
@@ -19,22 +19,17 @@ def _spec(act, weights, depth, **kw):
                        **kw)
 
 
-_DISCRETE_D2 = pytest.mark.xfail(
-    reason="known limitation: the law of phi'(h)^2 for smooth phi is a quadrature (a discrete "
-           "measure of ~1000 nodes); with orthogonal weights few free factors do not smooth it "
-           "enough, the density shows discretization artifacts (mass errors ~3e-5, isolated "
-           "non-converged points at depth 50)", strict=False)
-
-
 def _cases():
-    for act in ("relu", "hard_tanh", "tanh", "erf"):
+    for act in ("relu", "hard_tanh", "tanh", "erf", "sigmoid"):
         for weights in ("orthogonal", "gaussian"):
             for depth in (1, 3, 10, 50):
+                if act == "sigmoid" and weights == "gaussian":
+                    continue
                 marks = []
-                if act in ("tanh", "erf") and weights == "orthogonal" and depth > 1:
-                    marks.append(_DISCRETE_D2)
-                if act in ("tanh", "erf") and depth == 50:
-                    marks.append(pytest.mark.slow)  # 50 distinct D^2 quadratures: 15-60 s
+                smooth_orthogonal = act in ("tanh", "erf", "sigmoid") and weights == "orthogonal"
+                if smooth_orthogonal and (depth >= 10 or act == "erf"):
+                    # many distinct contour-rule D^2 laws (SmoothD2Law): 15-90 s each
+                    marks.append(pytest.mark.slow)
                 yield pytest.param(act, weights, depth, marks=marks,
                                    id=f"{act}-{weights}-{depth}")
 
@@ -45,11 +40,6 @@ def test_density_reproduces_exact_moments(act, weights, depth):
     moments to 1e-6 relative (the two are computed independently: series reversion vs the
     Newton solver on the support quadrature)."""
     law = jacobian_law(_spec(act, weights, depth))
-    if depth == 1 and weights == "orthogonal" and act in ("tanh", "erf"):
-        # sigma_w^2 phi'(h)^2 alone: known only through a quadrature, said so clearly
-        with pytest.raises(NotImplementedError, match="single smooth"):
-            law.density(np.array([0.5]))
-        return
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a non-converged point would warn
         x, w, rho = law.quadrature()
@@ -105,19 +95,15 @@ def test_robust_over_depths_and_gains(weights):
             assert res.converged.all(), (depth, gain2)
 
 
-_FIM_DENSITY = pytest.mark.xfail(
-    reason="known defect: the shift-chain (H_L) densities integrate to 1 - atoms only to "
-           "3e-4..6e-3 (moments by series are exact and checked elsewhere); not resolved",
-    strict=False)
-
-
-@pytest.mark.parametrize("act, weights", [
-    ("relu", "gaussian"),
-    pytest.param("relu", "orthogonal", marks=_FIM_DENSITY),
-    pytest.param("tanh", "orthogonal", marks=_FIM_DENSITY),
-    pytest.param("tanh", "gaussian", marks=_FIM_DENSITY)])
-def test_fim_density_reproduces_exact_moments(act, weights):
-    law = fim_dual_law(_spec(act, weights, 4))
+@pytest.mark.parametrize("act, weights, depth", [
+    ("relu", "gaussian", 4), ("relu", "orthogonal", 3), ("relu", "orthogonal", 4),
+    ("hard_tanh", "orthogonal", 3), ("hard_tanh", "orthogonal", 5), ("hard_tanh", "gaussian", 3),
+    ("tanh", "orthogonal", 4), ("tanh", "gaussian", 4)])
+def test_fim_density_reproduces_exact_moments(act, weights, depth):
+    """H_L (shift chain): int rho = 1 - atom mass, rho >= 0, m_1..m_3 of density + atoms equal
+    the series moments to 1e-6 relative. Orthogonal ReLU / hard tanh put inverse square-root
+    edges (free projections) and atoms inside the support."""
+    law = fim_dual_law(_spec(act, weights, depth))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _, _, rho = law.quadrature()

@@ -61,6 +61,11 @@ _EPS_EDGE = 1e-15
 #: a chained walk (from a neighbour's solution) that needs many rounds gives up early: the
 #: point then comes down from the far field
 _CHAINED = {"max_rounds": 16, "step_min": 0.03}
+#: stall tolerance (log-variables) of the points near an edge (support scan, bisection,
+#: quadrature nodes down to 1e-12 of the width from an edge)
+_TOL_STALL_EDGE = 1e-3
+#: relative distance from an edge below which the support quadrature puts no panel end
+_EDGE_GAP = 1e-6
 #: moments used for the far-field start and the window
 _N_SERIES = 24
 #: Gauss-Legendre nodes and weights on [-1, 1] by order
@@ -197,6 +202,25 @@ class FreeProduct:
 
 # --------------------------------------------------------------------------- solved laws
 
+def _panel_var(x: np.ndarray, kind: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Panel variable u of x: x (kind 0), log(x - origin) (1), sqrt(x - origin) (2, a left
+    edge at origin), sqrt(origin - x) (3, a right edge)."""
+    d = np.where(kind == 3, origin - x, x - origin)
+    d = np.where(kind == 0, 1.0, np.maximum(d, 0.0))
+    with np.errstate(divide="ignore"):
+        return np.where(kind == 0, x, np.where(kind == 1, np.log(d), np.sqrt(d)))
+
+
+def _panel_x(u: np.ndarray, kind: np.ndarray, origin: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(x, dx/du): the inverse of :func:`_panel_var`."""
+    e = np.exp(np.where(kind == 1, u, 0.0))
+    x = np.select([kind == 1, kind == 2, kind == 3], [origin + e, origin + u * u,
+                                                      origin - u * u], u)
+    dx = np.select([kind == 1, kind == 2, kind == 3], [e, 2 * u, -2 * u], 1.0)
+    return x, dx
+
+
 class SolvedLaw(SpectralLaw):
     """A law whose Cauchy transform comes from a Newton system (lilypads).
 
@@ -324,6 +348,19 @@ class SolvedLaw(SpectralLaw):
                 G = G - p / (res.zeta - a)
         return -G.imag / math.pi
 
+    def _leak(self, res: NewtonResult) -> np.ndarray:
+        """eps |G_c'(zeta)| / pi: the Poisson leak of the continuous part at zeta = x + i eps,
+        i.e. the density seen at a point x outside the support (G_c real analytic there)."""
+        out = np.full(res.zeta.shape, np.inf)
+        ok = res.converged
+        z = res.zeta[ok]
+        dG = self._system.cauchy_slope(res.unknowns[ok], z, drop_zero_atom=True)
+        for a, p in self.atoms:
+            if a != self._base_atom:
+                dG = dG + p / (z - a) ** 2
+        out[ok] = z.imag * np.abs(dG) / math.pi
+        return out
+
     def density(self, x: np.ndarray, *, return_converged: bool = False):
         """Density of the continuous part at x (solved at each x, atoms removed).
 
@@ -339,71 +376,91 @@ class SolvedLaw(SpectralLaw):
     # -- support and quadrature
     @functools.cached_property
     def _intervals(self) -> np.ndarray:
-        """Intervals of the continuous part: scan, then bisection of every edge."""
+        """Intervals of the continuous part: scan, then bisection of every edge.
+
+        Everything runs in y = x - base (base = 0, or the last shift of a chain: the support
+        lies in [base, inf) and the density may be singular at base): a scan of y geometric
+        from 1e-30 of the window and linear, Im zeta = _EPS_EDGE y, a point is inside when
+        y rho > 1e-9 (1 - atom mass), and every edge is bisected in log y."""
         if self.atom_mass > 1.0 - 1e-12:
             return np.empty((0, 2))  # purely atomic
+        base = self._base_atom
         tau = 1e-9 * (1.0 - self.atom_mass)
         m = self.moments(2)
         sd = math.sqrt(max(m[1] - m[0] ** 2, 0.0))
-        x_hi = 4.0 * self.scale
+        y_hi = 4.0 * self.scale
+        # below 1e-12 of a nonzero base, x = base + y keeps less than 4 digits of y
+        y_min = max(1e-30 * y_hi, 1e-12 * abs(base))
+
+        def inside(y, res):
+            # above the threshold, and well above the Poisson leak of a nearby edge (an
+            # inverse square-root edge leaks ~ eps / distance^(3/2) outside the support)
+            rho = self._continuous_density(res)
+            return res.converged & (y * rho > tau) & (rho > 8.0 * self._leak(res))
+
         for _ in range(12):
             grid = np.unique(np.concatenate([
-                np.geomspace(1e-30 * x_hi, x_hi, 240), np.linspace(0, x_hi, 401)[1:],
-                np.clip(np.linspace(m[0] - 12 * sd, m[0] + 12 * sd, 201), 0, x_hi)]))
+                np.geomspace(y_min, y_hi, 240), np.linspace(0, y_hi, 401)[1:],
+                np.clip(np.linspace(m[0] - base - 12 * sd, m[0] - base + 12 * sd, 201),
+                        0, y_hi)]))
             grid = grid[grid > 0]
-            res = self.solve(grid, _EPS_EDGE * grid)
-            pos = res.converged & (grid * self._continuous_density(res) > tau)
+            res = self.solve(base + grid, _EPS_EDGE * grid, tol_stall=_TOL_STALL_EDGE)
+            pos = inside(grid, res)
             if not pos[-40:].any():
                 break
-            x_hi *= 4.0
+            y_hi *= 4.0
         else:
             raise RuntimeError("support: the density does not vanish at 4^12 times the scale")
         if not pos.any():
             return np.empty((0, 2))
-        # density at x < 1e-12 x_hi: a density vanishing slowly at 0 (x rho(x) -> 0, flipping
-        # around the threshold): the interval starts at 0
-        small = grid < 1e-12 * x_hi
+        # density at y < 1e-12 y_hi (or the lowest points of the scan): a density vanishing
+        # slowly at base (y rho(y) -> 0, flipping around the threshold): the interval starts
+        # at base
+        small = grid < max(1e-12 * y_hi, 1e3 * y_min)
         zero_start = bool(pos[small].any())
         pos[small] = zero_start
         change = np.nonzero(pos[1:] != pos[:-1])[0]
         lo, hi = grid[change], grid[change + 1]
         rising = pos[change + 1]
-        # bisection on log x to 1e-13 relative; each midpoint is chained from the solutions
+        # bisection on log y to 1e-13 relative; each midpoint is chained from the solutions
         # at both ends of its bracket (a short walk parallel to the axis; the walk from the
-        # side of the edge the midpoint is not on fails at the branch point and is dropped)
+        # side of the edge the midpoint is not on fails at the branch point and is dropped --
+        # with the default stall tolerance: a loose one would let it settle on the real branch);
+        # a midpoint neither walk reaches comes straight down from the far field
         v_lo, v_hi = res.unknowns[change], res.unknowns[change + 1]
         E = len(lo)
         for _ in range(60):
-            if np.all(hi - lo <= 1e-13 * hi):
+            if np.all(hi - lo <= 1e-13 * (hi + abs(base))):
                 break
-            mid = np.sqrt(lo * hi) if np.all(lo > 0) else 0.5 * (lo + hi)
+            mid = np.sqrt(lo * hi)
             ends = np.concatenate([lo, hi])
-            r = lilypads(self._system, np.tile(mid, 2), _EPS_EDGE * np.tile(mid, 2),
-                         y_start=self._y_start(mid),
-                         start=(ends + 1j * _EPS_EDGE * ends, np.concatenate([v_lo, v_hi])),
+            zm = base + mid + 1j * _EPS_EDGE * mid
+            r = lilypads(self._system, np.tile(base + mid, 2), _EPS_EDGE * np.tile(mid, 2),
+                         y_start=self._y_start(base + mid),
+                         start=(base + ends + 1j * _EPS_EDGE * ends,
+                                np.concatenate([v_lo, v_hi])),
                          **_CHAINED)
             use_hi = r.converged[E:] & ~r.converged[:E]
             conv = r.converged[:E] | r.converged[E:]
             v_mid = np.where(use_hi[:, None], r.unknowns[E:], r.unknowns[:E])
             if not conv.all():
                 bad = ~conv
-                rv = self.solve(mid[bad], _EPS_EDGE * mid[bad], chain=False)
+                rv = self.solve(base + mid[bad], _EPS_EDGE * mid[bad], chain=False,
+                                tol_stall=_TOL_STALL_EDGE)
                 v_mid[bad], conv[bad] = rv.unknowns, rv.converged
-            rm = NewtonResult(mid + 1j * _EPS_EDGE * mid, np.zeros(E, complex), conv, 0, 0,
-                              v_mid)
-            p = conv & (mid * self._continuous_density(rm) > tau)
+            rm = NewtonResult(zm, np.zeros(E, complex), conv, 0, 0, v_mid)
+            p = inside(mid, rm)
             inside_hi = p == rising
             hi = np.where(inside_hi, mid, hi)
             lo = np.where(inside_hi, lo, mid)
             v_hi = np.where(inside_hi[:, None], v_mid, v_hi)
             v_lo = np.where(inside_hi[:, None], v_lo, v_mid)
-        edges = np.where(rising, lo, hi)
+        edges = base + np.where(rising, lo, hi)
         starts = list(edges[rising])
         ends = list(edges[~rising])
         if zero_start:
-            starts.insert(0, 0.0)
-        # a start at the base atom (the shift of a chain) is that point exactly
-        base = self._base_atom
+            starts.insert(0, base)
+        # a start at the base atom is that point exactly
         starts = [base if abs(a - base) <= 1e-10 * max(abs(base), 1e-300) else a
                   for a in starts]
         if len(starts) != len(ends):
@@ -424,9 +481,12 @@ class SolvedLaw(SpectralLaw):
         geometrically (ratio 1/4) toward both ends, where the density has algebraic
         singularities (kind 0: Gauss-Legendre in x). An interval starting at the base atom
         (0, or the last shift of a chain) is graded down to 4^-zero_levels of its width, then
-        covered by three panels in log(x - origin) (kind 1) down to 1e-280 of its width (1e-14
-        of the origin when it is not 0), where (x - origin) rho(x) is a smooth, slowly
-        varying power (deep networks put a sizeable mass there)."""
+        covered by three panels in log(x - origin) (kind 1) down to 1e-280 of its width (1e-11
+        of the origin when it is not 0: x = origin + y keeps 5 digits of y there), where
+        (x - origin) rho(x) is a smooth, slowly varying power (deep networks put a sizeable
+        mass there). The other ends are graded down to _EDGE_GAP (relative), and the panels
+        touching them are Gauss-Legendre in u = sqrt(|x - edge|) (kinds 2 and 3), where an
+        edge singularity (x - edge)^(+-1/2) is a polynomial."""
         out = []
         base = self._base_atom
         for a, b in self._intervals:
@@ -439,37 +499,42 @@ class SolvedLaw(SpectralLaw):
                 right = d - w * 0.125 * 0.25 ** np.arange(levels + 1)
                 mid = np.linspace(c + 0.125 * w, d - 0.125 * w, 7)
                 pts = np.unique(np.concatenate([left, mid, right, [d]]))
-                pts = pts[pts > c]
+                # x - c is resolved down to 1e-280 w at c = 0, to ~1e-16 |c| elsewhere
+                floor = 1e-280 * w if c == 0 else 1e-11 * abs(c)
+                # no panel end closer than _EDGE_GAP (relative) to an edge that is not the base
+                # point: near an inverse square-root edge the solution is ill-conditioned (Newton
+                # steps stall at ~1e-16 / distance), and the sqrt-variable end panels need none
+                pts = pts[(pts - c > (10 * floor if singular else _EDGE_GAP * abs(c)))
+                          & (d - pts >= _EDGE_GAP * abs(d)) | (pts == d)]
+                # the last panel, and the first one when c is not the base point, in
+                # u = sqrt(|x - edge|) (kinds 3 and 2): an algebraic edge singularity
+                # (x - edge)^(+-1/2) becomes a polynomial in u
                 if singular:
-                    floor = 1e-280 * w if c == 0 else 1e-14 * abs(c)
-                    if pts[0] - c > 10 * floor:
+                    if len(pts) and pts[0] - c > 10 * floor:
                         logs = c + np.geomspace(floor, pts[0] - c, 4)
                         out += [(lo, hi, 1, c) for lo, hi in zip(logs[:-1], logs[1:],
                                                                  strict=True)]
                     else:
                         pts = np.concatenate([[c], pts])
                 else:
-                    pts = np.concatenate([[c], pts])
-                out += [(lo, hi, 0, c) for lo, hi in zip(pts[:-1], pts[1:], strict=True)]
+                    out.append((c, pts[0], 2, c))
+                if len(pts) > 1:
+                    out += [(lo, hi, 0, c) for lo, hi in zip(pts[:-2], pts[1:-1], strict=True)]
+                    out.append((pts[-2], d, 3, d))
         return np.array(out, dtype=float).reshape(-1, 4)
 
     def _panel_rule(self, panels: np.ndarray, hi: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Gauss-Legendre nodes and weights (rows: panels) for int_lo^hi f(x) dx, in x
-        (kind 0) or in u = log(x - origin) with dx = (x - origin) du (kind 1); ``hi``
-        overrides the panels' upper ends."""
+        """Gauss-Legendre nodes and weights (rows: panels) for int_lo^hi f(x) dx in the panel
+        variable u (:func:`_panel_var`); ``hi`` overrides the panels' upper ends."""
         t, wt = _GL(self.n_gl)
         lo, kind, origin = panels[:, 0], panels[:, 2], panels[:, 3]
         hi = panels[:, 1] if hi is None else hi
-        logp = kind == 1
-        a = np.where(logp, np.log(np.where(logp, lo - origin, 1.0)), lo)[:, None]
-        b = np.where(logp, np.log(np.where(logp, hi - origin, 1.0)), hi)[:, None]
+        a = _panel_var(lo, kind, origin)[:, None]
+        b = _panel_var(hi, kind, origin)[:, None]
         h = 0.5 * (b - a)
-        u = a + h + h * t
-        e = np.exp(np.where(logp[:, None], u, 0.0))
-        x = np.where(logp[:, None], origin[:, None] + e, u)
-        w = h * wt * np.where(logp[:, None], e, 1.0)
-        return x, w
+        x, dx = _panel_x(a + h + h * t, kind[:, None], origin[:, None])
+        return x, h * wt * dx
 
     @functools.cached_property
     def _quadrature(self):
@@ -478,7 +543,18 @@ class SolvedLaw(SpectralLaw):
             empty = np.empty(0)
             return empty, empty, empty, np.empty((0, 4)), 0.0
         x, w = self._panel_rule(panels)
-        rho = self.density(x.ravel())
+        # Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
+        # square-root edge (free projections) keeps its mass. The solution there is as
+        # ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
+        # in the log-variables, relative), hence the looser stall tolerance.
+        flat = x.ravel()
+        edges = np.concatenate([self._intervals.ravel(), self.atoms[:, 0]])
+        d_edge = np.min(np.abs(flat[:, None] - edges), axis=1)
+        near = np.minimum(np.abs(flat), np.abs(flat - self._base_atom))
+        eps = np.minimum(self.eps_rel * near, 1e-3 * d_edge)
+        res = self.solve(flat, np.maximum(eps, 1e-300 * self.scale), tol_stall=_TOL_STALL_EDGE)
+        self._warn(res)
+        rho = self._continuous_density(res)
         # mass below the lowest log panel: with y = x - origin, y rho ~ C y^delta, so the
         # rest is g(y0) / delta
         tail = 0.0
@@ -546,12 +622,8 @@ class SolvedLaw(SpectralLaw):
         if inside.any():
             idx = np.nonzero(inside)[0]
             pan = panels[full[idx]]
-            logp = pan[:, 2] == 1
-
-            def var(v, pan=pan, logp=logp):
-                return np.where(logp, np.log(np.where(logp, v - pan[:, 3], 1.0)), v)
-
-            lo, hi, at = var(pan[:, 0]), var(pan[:, 1]), var(flat[idx])
+            lo, hi, at = (_panel_var(v, pan[:, 2], pan[:, 3])
+                          for v in (pan[:, 0], pan[:, 1], flat[idx]))
             tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
             C = self._panel_antiderivatives[:, full[idx]]
             out[idx] += (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)

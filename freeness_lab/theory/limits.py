@@ -84,7 +84,9 @@ def _d2_groups(spec: NetworkSpec, qs: np.ndarray) -> list[tuple[SpectralLaw, lis
             groups[-1][1].append(l)
         else:
             groups.append((float(q), [l]))
-    return [(d2_factor(d2_law(spec.activation, q)), layers) for q, layers in groups]
+    near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
+    return [(d2_factor(d2_law(spec.activation, q), near_support=near), layers)
+            for q, layers in groups]
 
 
 def _weight_law(spec: NetworkSpec) -> SpectralLaw:
@@ -191,8 +193,9 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
         return delta(float(qhat[0]))
     qs = preactivation_variances(spec)
     w = _weight_law(spec)
-    layers = [ShiftLayer((Factor(d2_factor(d2_law(spec.activation, qs[l - 1]))), Factor(w)),
-                         float(qhat[l]))
+    near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
+    layers = [ShiftLayer((Factor(d2_factor(d2_law(spec.activation, qs[l - 1]),
+                                           near_support=near)), Factor(w)), float(qhat[l]))
               for l in range(1, spec.depth)]
     return ShiftChainLaw(float(qhat[0]), layers,
                          label=f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}")

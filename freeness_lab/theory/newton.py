@@ -23,10 +23,12 @@ point; identical factors share one unknown (power k_i).
 mu_{l+1} = qhat_l + Y_l, Y_l = F_l boxtimes mu_l. At layer l, Y_l is evaluated at
 zeta'_l = xi_{l+1} - qhat_l (xi_L = zeta) with m_l = psi_{Y_l}(1/zeta'_l), and the
 subordination point xi_l of mu_l (psi_{mu_l}(1/xi_l) = m_l) satisfies
-xi_l = zeta'_l S_{F_l}(m_l), while psi_{mu_l}(1/xi) = (xi m_{l-1} + qhat_{l-1}) /
-(xi - qhat_{l-1}) (m_0 = 0, qhat_0 = q0). The Jacobian is block tridiagonal (blocks of 3:
-log(m_l + 1 - p0_l), log xi_l, and u_l when nu_l has no explicit S), solved by block elimination in
-O(L) per point.
+xi_l = zeta'_l S_{F_l}(m_l), while 1 + psi_{mu_l}(1/xi) = xi G_{mu_l}(xi) =
+xi (1 + m_{l-1}) / (xi - qhat_{l-1}) (m_0 = 0, qhat_0 = q0), both taken in logarithms. The
+Jacobian is block tridiagonal (blocks of 3: log(m_l + 1 - p0_l), log(xi_l - qhat_{l-1}) =
+log zeta'_{l-1} -- no cancellation when xi_l approaches an atom of mu_l, as it does at the
+edges of the support --, and u_l when nu_l has no explicit S), solved by block elimination
+in O(L) per point.
 
 *Lilypads homotopy* (Chhaibi, Daouda, Kahn 2022): every grid point starts far in the upper
 half-plane, zeta = x + i Y, where the series psi(z) = sum m_k z^k gives the solution, and
@@ -248,6 +250,13 @@ class ProductSystem:
         """G(zeta) = (1 + m) / zeta = (e^r + p_0) / zeta; without the atom at 0 on request."""
         return (np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.p0)) / zeta
 
+    def cauchy_slope(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+                     ) -> np.ndarray:
+        """dG/dzeta along the solution (tangent dv/dzeta)."""
+        dr = self.tangent(v, zeta)[..., 0]
+        g = self.cauchy(v, zeta, drop_zero_atom=drop_zero_atom)
+        return (np.exp(v[..., 0]) * dr - g) / zeta
+
 
 @dataclass(frozen=True)
 class ChainLayer:
@@ -271,8 +280,9 @@ class ChainLayer:
 class ChainSystem:
     """Block-tridiagonal system for the Hayase-Karakida shift chain (module docstring).
 
-    Unknowns per layer l = 1..n: (r_l = log(m_l + 1 - p0_l), s_l = log xi_l, u_l), p0_l the
-    mass of Y_l at 0; u_l is a dummy (equation u_l = 0) when nu_l has an explicit S.
+    Unknowns per layer l = 1..n: (r_l = log(m_l + 1 - p0_l), s_l = log(xi_l - qhat_{l-1}),
+    u_l), p0_l the mass of Y_l at 0; u_l is a dummy (equation u_l = 0) when nu_l has an
+    explicit S. s_l is log zeta'_{l-1}, the point where layer l - 1 is evaluated.
     """
 
     def __init__(self, layers: list[ChainLayer]):
@@ -300,7 +310,7 @@ class ChainSystem:
             m = lay.y_moments[0] / zp + lay.y_moments[1] / zp**2
             xi = zp * (lay.f_s[0] + lay.f_s[1] * m)
             v[..., 3 * l] = _log_lower(m + self.c[l])
-            v[..., 3 * l + 1] = _log_upper(xi)
+            v[..., 3 * l + 1] = _log_upper(xi - lay.qhat_prev)
             if lay.nu is not None:
                 om = np.polynomial.polynomial.polyval(
                     m, np.concatenate([[0.0], lay.nu.chi_series]))
@@ -308,7 +318,19 @@ class ChainSystem:
         return v
 
     def _blocks(self, v: np.ndarray, zeta: np.ndarray):
-        """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3)."""
+        """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3).
+
+        With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l} and
+        L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0):
+
+            P_l = -log xi_l + log S_{F_l}(m_l) + log zeta'_l                 (xi = z' S_F(m)),
+            Q_l = L_l - log xi_l - L_{l-1} + s_l   (1 + m_l = xi_l G_{mu_l}(xi_l), G_{mu_l}(xi)
+                                                   = (1 + m_{l-1}) / (xi - qhat_{l-1})).
+
+        No difference of nearly equal numbers is formed: xi_l - qhat_{l-1} is the unknown
+        itself, so the subordination point may approach an atom of mu_l (or its base point)
+        at the edges of the support without losing digits.
+        """
         shape = zeta.shape
         n = self.n
         F = np.zeros(shape + (n, 3), dtype=complex)
@@ -318,33 +340,31 @@ class ChainSystem:
         r = v[..., 0::3]
         s = v[..., 1::3]
         u = v[..., 2::3]
-        er = np.exp(r)
-        m = er - self.c
-        xi = np.exp(s)
+        es = np.exp(s)
         dzeta = None
+        L_prev, dL_prev = None, None
         for l, lay in enumerate(self.layers):
-            ml, xl = m[..., l], xi[..., l]
-            dm = er[..., l]  # dm_l / dr_l
-            # P_l = -s_l + log S_F(m_l) + log(xi_{l+1} - qhat_l)
-            up = zeta if l == n - 1 else xi[..., l + 1]
+            xi = lay.qhat_prev + es[..., l]
+            log_xi = _log_upper(xi)
+            dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
             val, slope = self.terms[l].value_and_slope(r[..., l])
-            F[..., l, 0] = -s[..., l] + lay.terms.const + val + _log_upper(up - lay.qhat)
-            A[..., l, 0, 0] = slope
-            A[..., l, 0, 1] = -1.0
             if l == n - 1:
+                top = _log_upper(zeta - lay.qhat)
                 dzeta = 1.0 / (zeta - lay.qhat)
             else:
-                B[..., l, 0, 1] = up / (up - lay.qhat)
-            # Q_l = (xi_l m_{l-1} + qhat_{l-1}) / (m_l (xi_l - qhat_{l-1})) - 1
-            mprev = m[..., l - 1] if l > 0 else 0.0
-            num = xl * mprev + lay.qhat_prev
-            den = ml * (xl - lay.qhat_prev)
-            ratio = num / den
-            F[..., l, 1] = ratio - 1.0
-            A[..., l, 1, 0] = -ratio * dm / ml
-            A[..., l, 1, 1] = ratio * (xl * mprev / num - xl / (xl - lay.qhat_prev))
+                top = s[..., l + 1]
+                B[..., l, 0, 1] = 1.0
+            F[..., l, 0] = -log_xi + lay.terms.const + val + top
+            A[..., l, 0, 0] = slope
+            A[..., l, 0, 1] = -dlog_xi
+            L, dL = self.log_1m[l].value_and_slope(r[..., l])
+            F[..., l, 1] = L - log_xi + s[..., l]
+            A[..., l, 1, 0] = dL
+            A[..., l, 1, 1] = 1.0 - dlog_xi
             if l > 0:
-                C[..., l, 1, 0] = xl * er[..., l - 1] / den
+                F[..., l, 1] -= L_prev
+                C[..., l, 1, 0] = -dL_prev
+            L_prev, dL_prev = L, dL
             # R_l
             if lay.nu is None:
                 F[..., l, 2] = u[..., l]
@@ -417,6 +437,14 @@ class ChainSystem:
         top = self.layers[-1]
         p0 = 0.0 if drop_zero_atom else top.zero_mass
         return (np.exp(v[..., 3 * (self.n - 1)]) + p0) / (zeta - top.qhat)
+
+    def cauchy_slope(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+                     ) -> np.ndarray:
+        """dG_{mu_L}/dzeta along the solution (tangent dv/dzeta)."""
+        k = 3 * (self.n - 1)
+        dr = self.tangent(v, zeta)[..., k]
+        g = self.cauchy(v, zeta, drop_zero_atom=drop_zero_atom)
+        return (np.exp(v[..., k]) * dr - g) / (zeta - self.layers[-1].qhat)
 
 
 @dataclass
@@ -589,7 +617,7 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
             # certificate: every Newton step at most theta_max times the previous one, until
             # the steps reach rounding level (near an edge the Jacobian is nearly singular and
             # the attainable accuracy is above tol: a stalled step below tol_stall counts)
-            stalled = (k >= 2) & (nrm <= tol_stall) & (nrm > theta_max * prev)
+            stalled = (k >= 1) & (nrm <= tol_stall) & (nrm > theta_max * prev)
             ok &= ~(live & (nrm > theta_max * prev) & (nrm > tol) & ~stalled)
             step_ok = live & ok
             vk = np.where(step_ok[:, None], vk + d, vk)
