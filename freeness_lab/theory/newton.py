@@ -247,8 +247,13 @@ class ProductSystem:
 
     def cauchy(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
                ) -> np.ndarray:
-        """G(zeta) = (1 + m) / zeta = (e^r + p_0) / zeta; without the atom at 0 on request."""
-        return (np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.p0)) / zeta
+        """G(zeta) = (1 + m) / zeta = (e^r + p_0) / zeta; without the atom at 0 on request.
+
+        Near zeta = 0 (quadrature panels reach 1e-280) the quotient may overflow to inf; that is
+        the value, not an error, so the floating-point warning is silenced.
+        """
+        with np.errstate(over="ignore"):
+            return (np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.p0)) / zeta
 
     def cauchy_slope(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
                      ) -> np.ndarray:
