@@ -149,9 +149,7 @@ def _plot_spectra(p: dict, pooled: dict, path: Path) -> None:
     axes[0, 0].legend(fontsize=6)
     fig.suptitle("J J^T spectra at criticality: Monte Carlo (M={}) vs free probability"
                  .format(p["width"]), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
 
 
 def _plot_variance(p: dict, agg: pd.DataFrame, path: Path) -> None:
@@ -171,9 +169,7 @@ def _plot_variance(p: dict, agg: pd.DataFrame, path: Path) -> None:
     ax.set_title("variance vs depth: Monte Carlo (points) vs L (mu2/mu1^2 - 1 - s1) (lines)",
                  fontsize=8)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
 
 
 @hydra.main(config_path=".", config_name="config", version_base="1.3")

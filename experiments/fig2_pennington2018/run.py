@@ -186,9 +186,7 @@ def _plot(p: dict, table: pd.DataFrame, specs: dict, seed: int, path: Path) -> N
     ax.set_xlabel("depth L")
     ax.set_ylabel("max rel. error of m3, m4 vs class limit")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
 
 
 @hydra.main(config_path=".", config_name="config", version_base="1.3")

@@ -287,9 +287,7 @@ def _plot(p: dict, spectra: dict, mean_df: pd.DataFrame, runs: pd.DataFrame,
     ax.set_title(f"{p['train_case']['activation']} q*={p['train_case']['q_star']:g}, "
                  f"M={p['train_width']}, {p['steps']} GD steps", fontsize=8)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
 
 
 @hydra.main(config_path=".", config_name="config", version_base="1.3")

@@ -77,9 +77,7 @@ def _overlay(table, fits, path: Path) -> Path:
     ax.set_ylabel("RMS paired freeness defect")
     ax.set_title("orthogonal (solid) and Gaussian (dashed) weights", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
     return path
 
 

@@ -209,9 +209,7 @@ def _densities(p: dict, ss: np.random.SeedSequence, out: Path) -> list[F.Check]:
         ax.set_title(f"{panel['widths']}, sigma_w={spec.sigma_w:.2f}", fontsize=8)
         ax.set_xlabel("log10 eigenvalue of J J^T")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "fig5_densities.png", dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, out / "fig5_densities.png")
     F.write_csv(pd.DataFrame(rows), out / "fig5_density_moments.csv")
     return checks
 
@@ -225,9 +223,7 @@ def _plot_training(per_arch: pd.DataFrame, corr: pd.DataFrame, path: Path) -> No
         ax.set_title(f"Pearson r = {r.r:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]", fontsize=9)
         ax.set_xlabel("log10 q_0.9 of J J^T at init (theory)")
         ax.set_ylabel(f"{target} (mean over runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    F.save_figure(fig, path)
 
 
 @hydra.main(config_path=".", config_name="config", version_base="1.3")

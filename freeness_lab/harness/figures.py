@@ -215,6 +215,19 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def save_figure(fig: Any, path: Path | str, *, dpi: int = 110) -> Path:
+    """Lay out, write atomically as PNG and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def write_csv(df: pd.DataFrame, path: Path | str) -> Path:
     """Write a table as CSV atomically; returns the path."""
     path = Path(path)
