@@ -266,8 +266,10 @@ class SolvedLaw(SpectralLaw):
 
         With ``chain`` (and eps > 0) the sorted grid is solved coarse-to-fine: every 2^J-th
         point comes down from the far field, then each level starts from its solved left (or
-        right) neighbour when that neighbour is within 25% of it; the other points, and
-        those whose chained walk fails, come down from the far field.
+        right) neighbour when that neighbour is within 25% of it. The points whose left
+        neighbour is farther (known from the grid alone) come down from the far field together
+        with the coarse points, in one walk; those whose chained walk fails come down from the
+        far field afterwards.
         """
         x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
         if eps is None:
@@ -298,7 +300,18 @@ class SolvedLaw(SpectralLaw):
             rounds += r.rounds
             evals += r.evaluations
 
-        run(np.unique(np.append(np.arange(0, P, stride), P - 1)))
+        # the far-field pass takes the coarse points and, at once, every point whose left
+        # neighbour at its level is not within 25% (it depends on the grid alone): one walk
+        # from the far field instead of one per level
+        first = np.zeros(P, dtype=bool)
+        first[::stride] = True
+        first[-1] = True
+        half = stride // 2
+        while half:
+            idx = np.arange(half, P, 2 * half)
+            first[idx[xs[idx] - xs[idx - half] > 0.25 * np.abs(xs[idx])]] = True
+            half //= 2
+        run(np.nonzero(first)[0])
         while stride > 1:
             half = stride // 2
             idx = np.arange(half, P, stride)

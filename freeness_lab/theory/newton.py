@@ -55,13 +55,38 @@ _HALF_PLANE_TOL = 1e-9
 
 
 def _log_lower(z: np.ndarray) -> np.ndarray:
-    """Principal log continued from the lower half-plane (the negative axis maps to -i pi)."""
-    return np.log(z.real + 1j * np.where(z.imag >= 0, -0.0, z.imag))
+    """Principal log of z with Im z clipped to <= 0 (a point of the upper half-plane is taken
+    on the real axis; the negative axis itself, Im = +0, maps to +i pi).
+
+    Parameters
+    ----------
+    z : complex ndarray
+
+    Returns
+    -------
+    complex ndarray
+    """
+    w = np.array(z, dtype=complex)
+    im = w.imag
+    im[im >= 0] = 0.0
+    return np.log(w)
 
 
 def _log_upper(z: np.ndarray) -> np.ndarray:
-    """Principal log continued from the upper half-plane (the negative axis maps to +i pi)."""
-    return np.log(z.real + 1j * np.where(z.imag <= 0, 0.0, z.imag))
+    """Principal log continued from the upper half-plane (the negative axis maps to +i pi).
+
+    Parameters
+    ----------
+    z : complex ndarray
+
+    Returns
+    -------
+    complex ndarray
+    """
+    w = np.array(z, dtype=complex)
+    im = w.imag
+    im[im <= 0] = 0.0
+    return np.log(w)
 
 
 def _psi_quadrature(nodes: np.ndarray, weights: np.ndarray, omega: np.ndarray
@@ -122,9 +147,27 @@ class _Terms:
             return val, np.full(r.shape, self.zero_slope, dtype=complex)
         ber = np.exp(r)[..., None] * self.beta
         t = self.alpha + ber
-        val = val + (_log_lower(t) * self.e).sum(-1)
-        slope = self.zero_slope + (ber / t * self.e).sum(-1)
+        val = val + np.add.reduce(_log_lower(t) * self.e, axis=-1)
+        slope = self.zero_slope + np.add.reduce(ber / t * self.e, axis=-1)
         return val, slope
+
+    def slope(self, r: np.ndarray) -> np.ndarray:
+        """d/dr of sum e log(alpha' + beta e^r) alone (no logarithm is evaluated).
+
+        Parameters
+        ----------
+        r : complex ndarray
+            The main unknown.
+
+        Returns
+        -------
+        complex ndarray
+            The slope, equal bit for bit to the second output of :meth:`value_and_slope`.
+        """
+        if not len(self.e):
+            return np.full(r.shape, self.zero_slope, dtype=complex)
+        ber = np.exp(r)[..., None] * self.beta
+        return self.zero_slope + np.add.reduce(ber / (self.alpha + ber) * self.e, axis=-1)
 
 
 def _implicit_equation(nodes, weights, u, log_am: _Terms, log_1am: _Terms, r):
@@ -201,16 +244,39 @@ class ProductSystem:
             v[..., 1 + i] = _log_lower(om)
         return v
 
-    def _parts(self, v: np.ndarray, zeta: np.ndarray):
+    def _parts(self, v: np.ndarray, zeta: np.ndarray, *, residual: bool = True
+               ) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray], list[np.ndarray],
+                          list[np.ndarray]]:
+        """Residuals and Jacobian entries of the arrow system at (v, zeta).
+
+        Parameters
+        ----------
+        v : complex ndarray, shape (..., size)
+            Unknowns (r, u_1..u_K).
+        zeta : complex ndarray
+            Spectral points.
+        residual : bool
+            Whether F_0 is needed; without it (the tangent needs the Jacobian only) its
+            logarithms are not evaluated and None is returned in its place.
+
+        Returns
+        -------
+        f0, d0, hi, fi, gi
+            F_0, dF_0/dr, and per implicit factor dF_i/dr, F_i, dF_i/du_i.
+        """
         r = v[..., 0]
-        val, d0 = self.terms.value_and_slope(r)
-        f0 = self.const + val + _log_upper(zeta)
+        if residual:
+            val, d0 = self.terms.value_and_slope(r)
+            f0 = self.const + val + _log_upper(zeta)
+        else:
+            f0, d0 = None, self.terms.slope(r)
         fi, gi, hi = [], [], []
         for i, f in enumerate(self.implicit):
             u = v[..., 1 + i]
             F, g, h = _implicit_equation(f.nodes, f.weights, u, self.log_am[i],
                                          self.log_1am[i], r)
-            f0 = f0 + f.power * u
+            if residual:
+                f0 = f0 + f.power * u
             fi.append(F)
             gi.append(g)
             hi.append(h)
@@ -236,14 +302,14 @@ class ProductSystem:
 
     def tangent(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
         """dv/dzeta = -J^{-1} dF/dzeta (only F_0 depends on zeta, through log zeta)."""
-        _, d0, h, fi, gi = self._parts(v, zeta)
+        _, d0, h, fi, gi = self._parts(v, zeta, residual=False)
         return self._arrow_solve(d0, h, gi, -1.0 / zeta, [np.zeros_like(f) for f in fi])
 
     def valid(self, v: np.ndarray) -> np.ndarray:
         """m and every omega_i in the closed lower half-plane, all finite."""
-        ok = np.all(np.isfinite(v), axis=-1)
+        ok = np.logical_and.reduce(np.isfinite(v), axis=-1)
         z = np.exp(v)
-        return ok & np.all(z.imag <= _HALF_PLANE_TOL * np.abs(z), axis=-1)
+        return ok & np.logical_and.reduce(z.imag <= _HALF_PLANE_TOL * np.abs(z), axis=-1)
 
     def cauchy(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
                ) -> np.ndarray:
@@ -573,17 +639,23 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         za = np.asarray(start[0], dtype=complex).copy()
         v = np.asarray(start[1], dtype=complex).copy()
         started = system.valid(v)
+    # t0, t1 are fixed from here on: the vertical span and its largest step (as a fraction)
+    span = t1 - t0
+    ds_vert = step_max / np.maximum(-span, 1e-300)
 
     def path(i: np.ndarray, s: np.ndarray) -> np.ndarray:
         # vertical: geometric in Im zeta; straight: geometric za (zb/za)^s (it stays in the
         # closed upper half-plane and resolves every scale), linear when an end is 0
-        vert = x[i] + 1j * np.exp(t0[i] + s * (t1[i] - t0[i]))
+        vert = x[i] + 1j * np.exp(t0[i] + s * span[i])
+        on_line = lin[i]
+        if not on_line.any():
+            return vert
         a, b = za[i], zb[i]
         geo = (a != 0) & (b != 0)
         la = _log_upper(np.where(geo, a, 1.0))
         lb = _log_upper(np.where(geo, b, 1.0))
         straight = np.where(geo, np.exp(la + s * (lb - la)), a + s * (b - a))
-        return np.where(lin[i], straight, vert)
+        return np.where(on_line, straight, vert)
 
     s = np.zeros(P)
     zeta_cur = path(np.arange(P), s)
@@ -601,55 +673,67 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         final = s_new >= 1.0
         zeta_new = path(idx, s_new)
         vk = v[idx] + tang[idx] * (zeta_new - zeta_cur[idx])[:, None]
-        ok = np.all(np.isfinite(vk), axis=-1)
+        ok = np.logical_and.reduce(np.isfinite(vk), axis=-1)
         conv = np.zeros(len(idx), dtype=bool)
         first = np.full(len(idx), np.inf)
         prev = np.full(len(idx), np.inf)
         theta = np.zeros(len(idx))
+        tol_end = np.where(final, tol, tol_path)
         for k in range(max_newton):
             live = ok & ~conv
-            if not live.any():
+            if live.all():
+                d = system.newton_step(vk, zeta_new)
+            elif live.any():
+                d = np.zeros_like(vk)
+                d[live] = system.newton_step(vk[live], zeta_new[live])
+            else:
                 break
-            d = np.zeros_like(vk)
-            d[live] = system.newton_step(vk[live], zeta_new[live])
             evaluations += 1
-            nrm = np.max(np.abs(d), axis=-1)
-            ok &= ~(live & ~np.isfinite(nrm))
+            # ufunc reductions: the np.max / np.all wrappers cost more than the work here.
+            # A point that is not live has d = 0, hence nrm = 0: it passes every test below
+            # unchanged, and it never becomes live again, so no test needs a "live &".
+            nrm = np.maximum.reduce(np.abs(d), axis=-1)
+            ok &= np.isfinite(nrm)
             if k == 0:
                 first = nrm
             elif k == 1:
-                theta = np.where(live & (first > tol), nrm / np.maximum(first, 1e-300), 0.0)
+                theta = np.where(first > tol, nrm / np.maximum(first, 1e-300), 0.0)
             # certificate: every Newton step at most theta_max times the previous one, until
             # the steps reach rounding level (near an edge the Jacobian is nearly singular and
-            # the attainable accuracy is above tol: a stalled step below tol_stall counts)
-            stalled = (k >= 1) & (nrm <= tol_stall) & (nrm > theta_max * prev)
-            ok &= ~(live & (nrm > theta_max * prev) & (nrm > tol) & ~stalled)
+            # the attainable accuracy is above tol: a stalled step below tol_stall counts;
+            # prev = inf at k = 0, so nothing is slow or stalled there)
+            slow = nrm > theta_max * prev
+            stalled = (nrm <= tol_stall) & slow
+            ok &= ~(slow & (nrm > tol) & ~stalled)
             step_ok = live & ok
             vk = np.where(step_ok[:, None], vk + d, vk)
-            conv |= step_ok & ((nrm <= np.where(final, tol, tol_path)) | stalled)
-            prev = np.where(live, nrm, prev)
+            conv |= step_ok & ((nrm <= tol_end) | stalled)
+            prev = nrm
         accept = ok & conv & system.valid(vk)
         acc = idx[accept]
         v[acc] = vk[accept]
         zeta_cur[acc] = zeta_new[accept]
         s[acc] = s_new[accept]
         grow = np.clip(np.sqrt(theta_target / np.maximum(theta[accept], 1e-12)), 0.5, 4.0)
-        ds_max = np.where(lin[acc], 1.0, step_max / np.maximum(t0[acc] - t1[acc], 1e-300))
+        ds_max = np.where(lin[acc], 1.0, ds_vert[acc])
         ds[acc] = np.minimum(ds[acc] * grow, ds_max)
         # a vertical walk that ends above a real-axis target continues straight down
         fin = acc[final[accept]]
-        jump = fin[~lin[fin] & (eps[fin] == 0)]
-        lin[jump] = True
-        za[jump] = zeta_cur[jump]
-        s[jump] = 0.0
-        ds[jump] = 1.0
-        done[np.setdiff1d(fin, jump)] = True
+        to_axis = ~lin[fin] & (eps[fin] == 0)
+        if to_axis.any():
+            jump = fin[to_axis]
+            lin[jump] = True
+            za[jump] = zeta_cur[jump]
+            s[jump] = 0.0
+            ds[jump] = 1.0
+        done[fin[~to_axis]] = True
         live_acc = acc[~done[acc]]
         if len(live_acc):
             tang[live_acc] = system.tangent(v[live_acc], zeta_cur[live_acc])
-        rej = idx[~accept]
-        ds[rej] *= 0.5
-        failed[rej] |= ds[rej] < step_min
+        if len(acc) < len(idx):
+            rej = idx[~accept]
+            ds[rej] *= 0.5
+            failed[rej] |= ds[rej] < step_min
     G = np.full(P, complex(np.nan, np.nan))
     if done.any():
         G[done] = system.cauchy(v[done], target[done])
