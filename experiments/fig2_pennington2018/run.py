@@ -25,18 +25,15 @@ the histograms are plotted.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
-import hydra
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from scipy import optimize  # noqa: E402
 
 from freeness_lab import NetworkSpec  # noqa: E402
@@ -189,12 +186,8 @@ def _plot(p: dict, table: pd.DataFrame, specs: dict, seed: int, path: Path) -> N
     F.save_figure(fig, path)
 
 
-@hydra.main(config_path=".", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: ``python experiments/fig2_pennington2018/run.py [size=small]``."""
-    status = F.run_figure(OmegaConf.to_container(cfg, resolve=True), compute)
-    if status:
-        sys.exit(status)
+#: Hydra entry point: ``python experiments/fig2_pennington2018/run.py [size=small]``
+main = F.figure_app(compute, __file__)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,7 @@ The network sits at the edge of chaos with every layer at q* (``network.q_star``
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig, OmegaConf
 
 from freeness_lab import NetworkSpec
 from freeness_lab.harness import figures as F
@@ -81,12 +77,8 @@ def _overlay(table, fits, path: Path) -> Path:
     return path
 
 
-@hydra.main(config_path=".", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: ``python experiments/fig4_collins_hayase/run.py [size=small]``."""
-    status = F.run_figure(OmegaConf.to_container(cfg, resolve=True), compute)
-    if status:
-        sys.exit(status)
+#: Hydra entry point: ``python experiments/fig4_collins_hayase/run.py [size=small]``
+main = F.figure_app(compute, __file__)
 
 
 if __name__ == "__main__":

@@ -28,18 +28,15 @@ architectures), and so does its correlation with test accuracy.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from pathlib import Path
 
-import hydra
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from freeness_lab import NetworkSpec  # noqa: E402
 from freeness_lab.harness import figures as F  # noqa: E402
@@ -226,12 +223,8 @@ def _plot_training(per_arch: pd.DataFrame, corr: pd.DataFrame, path: Path) -> No
     F.save_figure(fig, path)
 
 
-@hydra.main(config_path=".", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: ``python experiments/fig5_chhaibi2022/run.py [size=small]``."""
-    status = F.run_figure(OmegaConf.to_container(cfg, resolve=True), compute)
-    if status:
-        sys.exit(status)
+#: Hydra entry point: ``python experiments/fig5_chhaibi2022/run.py [size=small]``
+main = F.figure_app(compute, __file__)
 
 
 if __name__ == "__main__":

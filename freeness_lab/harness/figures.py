@@ -316,6 +316,27 @@ def run_figure(cfg: Mapping[str, Any],
     return 0 if all(c.passed for c in checks) else 1
 
 
+def figure_app(compute: Callable[[Mapping[str, Any], int, Path],
+                                  tuple[list[Check], list[str]]],
+               script: str | Path) -> Callable[[], None]:
+    """The Hydra entry point of a figure script: ``config.yaml`` beside ``script``.
+
+    ``main = figure_app(compute, __file__)`` then ``main()`` composes the config with the
+    command-line overrides, runs :func:`run_figure` and exits with its status.
+    """
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    @hydra.main(config_path=str(Path(script).resolve().parent), config_name="config",
+                version_base="1.3")
+    def main(cfg: DictConfig) -> None:
+        status = run_figure(OmegaConf.to_container(cfg, resolve=True), compute)
+        if status:
+            raise SystemExit(status)
+
+    return main
+
+
 def spectrum_panel(ax: Any, eigs: np.ndarray, *, x: np.ndarray | None = None,
                    density: np.ndarray | None = None, atoms: np.ndarray | None = None,
                    window: tuple[float, float] | None = None, bins: int = 60,
