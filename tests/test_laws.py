@@ -1,5 +1,6 @@
 """Building-block laws and their closed forms; free products (moments, atoms, density)."""
 
+from dataclasses import replace
 from math import comb
 
 import numpy as np
@@ -8,7 +9,13 @@ from scipy import integrate
 
 from freeness_lab import NetworkSpec
 from freeness_lab.activations import get_activation
-from freeness_lab.theory import d2_law, jacobian_law, preactivation_variances
+from freeness_lab.theory import (
+    d2_law,
+    fim_dual_law,
+    jacobian_law,
+    post_activation_moments,
+    preactivation_variances,
+)
 from freeness_lab.theory.convolution import Factor, FreeProduct, free_product, product_atoms
 from freeness_lab.theory.laws import (
     DiscreteLaw,
@@ -82,7 +89,9 @@ def test_d2_factor():
     np.testing.assert_allclose(relu.atoms, [[0.0, 0.5], [1.0, 0.5]])
     tanh = d2_factor(d2_law("tanh", 0.8))
     assert isinstance(tanh, SmoothD2Law)
-    assert isinstance(d2_factor(d2_law("silu", 0.8)), QuadratureLaw)  # not yet validated
+    for act in ("silu", "gelu"):  # three stationary points of phi'^2, one a double zero
+        assert isinstance(d2_factor(d2_law(act, 0.8)), SmoothD2Law)
+    assert isinstance(d2_factor(d2_law("silu", 0.8), near_support=False), QuadratureLaw)
     np.testing.assert_allclose(tanh.moments(3), d2_law("tanh", 0.8).moments(3), rtol=1e-14)
 
 
@@ -128,26 +137,41 @@ def test_solved_density_matches_closed_forms():
     np.testing.assert_allclose(law.continuous_mass(), 0.3, rtol=1e-9)
 
 
-def _push_forward_density(act: str, q: float, t: np.ndarray) -> np.ndarray:
-    """Closed form for an even g = phi'^2 decreasing on h > 0: 2 p_q(h) / |g'(h)| at
-    h = g^{-1}(t) > 0 (root by Brent's method, g' by the chain rule from phi'')."""
+def _roots(act: str, q: float, x: float) -> np.ndarray:
+    """The real h in [-14 sqrt(q), 14 sqrt(q)] with phi'(h)^2 = x: sign changes on a grid of
+    spacing 1e-4 sqrt(q), refined by Brent's method."""
     from scipy import optimize
 
     a = get_activation(act)
 
     def g(h):
-        return float(a.dphi(np.array([h]))[0] ** 2)
+        return a.dphi(np.atleast_1d(h)) ** 2
+
+    grid = np.linspace(-14, 14, 280_001) * np.sqrt(q)
+    v = g(grid) - x
+    return np.array([optimize.brentq(lambda s: g(s)[0] - x, grid[i], grid[i + 1], xtol=1e-15,
+                                     rtol=1e-15) for i in np.nonzero(v[:-1] * v[1:] < 0)[0]])
+
+
+def _push_forward_density(act: str, q: float, t: np.ndarray) -> np.ndarray:
+    """Closed form: the sum over the branches h = g^{-1}(t) of p_q(h) / |g'(h)|,
+    g = phi'^2 (roots by :func:`_roots`, g' by a central difference)."""
+    a = get_activation(act)
+
+    def g(h):
+        return a.dphi(h) ** 2
 
     out = []
     for x in t:
-        h = optimize.brentq(lambda s, x=x: g(s) - x, 0.0, 30.0, xtol=1e-15, rtol=1e-15)
+        h = _roots(act, q, x)
         dg = (g(h + 1e-6) - g(h - 1e-6)) / 2e-6
-        out.append(2 * np.exp(-h * h / (2 * q)) / np.sqrt(2 * np.pi * q) / abs(dg))
+        out.append(np.sum(np.exp(-h * h / (2 * q)) / np.sqrt(2 * np.pi * q) / np.abs(dg)))
     return np.array(out)
 
 
 @pytest.mark.parametrize("act, q", [("tanh", 1.01), ("tanh", 0.08), ("erf", 0.4),
-                                    ("sigmoid", 1.01)])
+                                    ("erf", 10.0), ("sigmoid", 1.01), ("silu", 1.3),
+                                    ("gelu", 0.6), ("gelu", 3.0)])
 def test_smooth_d2_cauchy_against_adaptive_quadrature(act, q):
     """G_nu(x + i eps) by the contour rule vs scipy.integrate.quad of E[1 / (zeta - g(h))]
     over h, near the top edge and inside the support."""
@@ -163,7 +187,8 @@ def test_smooth_d2_cauchy_against_adaptive_quadrature(act, q):
         z = x + 1e-3j * top
         f = [lambda h, part=part, z=z: getattr(p(h) / (z - a.dphi(np.array([h]))[0] ** 2), part)
              for part in ("real", "imag")]
-        ref = [integrate.quad(fi, -H, H, points=[0.0], limit=1000, epsabs=1e-13,
+        points = np.concatenate([[0.0], _roots(act, q, x)])  # the near-poles
+        ref = [integrate.quad(fi, -H, H, points=points, limit=2000, epsabs=1e-13,
                               epsrel=1e-11)[0] for fi in f]
         np.testing.assert_allclose(nu.cauchy(np.array([z]))[0], ref[0] + 1j * ref[1],
                                    rtol=1e-9)
@@ -173,17 +198,28 @@ def test_smooth_d2_cauchy_against_adaptive_quadrature(act, q):
                                nu.moments(3), rtol=1e-12)
 
 
-@pytest.mark.parametrize("act", ["tanh", "erf", "sigmoid"])
+@pytest.mark.parametrize("act", ["tanh", "erf", "sigmoid", "silu", "gelu"])
 def test_depth_one_density_is_the_push_forward(act):
     """Orthogonal depth 1: J J^T ~ sigma_w^2 phi'(h)^2; the Newton density of jacobian_law
-    and nu.density (on the axis) equal the closed-form push-forward density."""
+    and nu.density (on the axis) equal the closed-form push-forward density, also on both
+    sides of the singular values of SiLU and GELU (the local maximum of phi'^2 at h < 0 and
+    its limit 1 at +infinity)."""
     sw = 1.2
     spec = NetworkSpec(act, "orthogonal", depth=1, width=1, sigma_w=sw, sigma_b=0.1)
     q = preactivation_variances(spec)[0]
     nu = d2_factor(d2_law(act, q))
     top = nu.support()[1]
     t = top * np.array([0.02, 0.2, 0.5, 0.8, 0.99, 0.9999])
+    special = np.concatenate([nu.stationary_values, nu.limit_values])
+    special = special[special < 0.999 * top]
+    t = np.concatenate([t, np.outer(special, [0.999, 1.001]).ravel()])
     exact = _push_forward_density(act, q, t)
     np.testing.assert_allclose(nu.density(t), exact, rtol=1e-7)
     law = jacobian_law(spec)
     np.testing.assert_allclose(law.density(sw**2 * t) * sw**2, exact, rtol=1e-7)
+    # H_2 = qhat_1 + q0 sigma_w^2 D_1^2 (orthogonal): the same law, scaled and shifted
+    spec2 = replace(spec, depth=2)
+    qhat = post_activation_moments(spec2)
+    scale = spec.q0 * sw**2
+    h2 = fim_dual_law(spec2)
+    np.testing.assert_allclose(h2.density(qhat[1] + scale * t) * scale, exact, rtol=1e-7)

@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from freeness_lab import NetworkSpec
-from freeness_lab.theory import fim_dual_law, jacobian_law
-from freeness_lab.theory.newton import lilypads
+from freeness_lab.theory import d2_law, fim_dual_law, jacobian_law
+from freeness_lab.theory.laws import d2_factor
+from freeness_lab.theory.newton import QuadratureRule, _psi_quadrature, lilypads
 
-GAINS = {"relu": 2**0.5, "hard_tanh": 1.0, "tanh": 1.0, "erf": 1.0, "sigmoid": 1.0}
+GAINS = {"relu": 2**0.5, "hard_tanh": 1.0, "tanh": 1.0, "erf": 1.0, "sigmoid": 1.0,
+         "silu": 1.6, "gelu": 1.6}
+
+
+#: known limitation, reported as such: GELU, Gaussian weights, depth 1: the density near 0
+#: (phi' has a zero, and Marchenko-Pastur a singularity there) is integrated with a mass
+#: deficit of about 7e-6 (moments are within 2e-7)
+KNOWN_MASS_DEFICIT = {("gelu", "gaussian", 1)}
 
 
 def _spec(act, weights, depth, **kw):
@@ -20,16 +28,19 @@ def _spec(act, weights, depth, **kw):
 
 
 def _cases():
-    for act in ("relu", "hard_tanh", "tanh", "erf", "sigmoid"):
+    """The issue's activations (ReLU, hard tanh, tanh, erf) in both ensembles at depths 1, 3,
+    10, 50; sigmoid with orthogonal weights (with Gaussian weights and sigma_w = 1 the law
+    shrinks like 16^-L); SiLU and GELU at depths 1 and 3 (deeper: see the closing note of
+    issue 3 -- the mass is not recovered at sigma_w = 1.6, depth >= 10)."""
+    depths = {"sigmoid": (1, 3, 10, 50), "silu": (1, 3), "gelu": (1, 3)}
+    for act in ("relu", "hard_tanh", "tanh", "erf", "sigmoid", "silu", "gelu"):
         for weights in ("orthogonal", "gaussian"):
-            for depth in (1, 3, 10, 50):
-                if act == "sigmoid" and weights == "gaussian":
-                    continue
+            if act == "sigmoid" and weights == "gaussian":
+                continue
+            for depth in depths.get(act, (1, 3, 10, 50)):
                 marks = []
-                smooth_orthogonal = act in ("tanh", "erf", "sigmoid") and weights == "orthogonal"
-                if smooth_orthogonal and (depth >= 10 or act == "erf"):
-                    # many distinct contour-rule D^2 laws (SmoothD2Law): 15-90 s each
-                    marks.append(pytest.mark.slow)
+                if (act, weights, depth) in KNOWN_MASS_DEFICIT:
+                    marks.append(pytest.mark.xfail(strict=True, reason="mass deficit near 0"))
                 yield pytest.param(act, weights, depth, marks=marks,
                                    id=f"{act}-{weights}-{depth}")
 
@@ -95,14 +106,26 @@ def test_robust_over_depths_and_gains(weights):
             assert res.converged.all(), (depth, gain2)
 
 
-@pytest.mark.parametrize("act, weights, depth", [
-    ("relu", "gaussian", 4), ("relu", "orthogonal", 3), ("relu", "orthogonal", 4),
-    ("hard_tanh", "orthogonal", 3), ("hard_tanh", "orthogonal", 5), ("hard_tanh", "gaussian", 3),
-    ("tanh", "orthogonal", 4), ("tanh", "gaussian", 4)])
+def _fim_cases():
+    yield from [("relu", "gaussian", 4), ("relu", "orthogonal", 3), ("relu", "orthogonal", 4),
+                ("hard_tanh", "orthogonal", 3), ("hard_tanh", "orthogonal", 5),
+                ("hard_tanh", "gaussian", 3), ("tanh", "orthogonal", 4), ("tanh", "gaussian", 4),
+                ("erf", "gaussian", 3), ("sigmoid", "orthogonal", 3), ("sigmoid", "gaussian", 3),
+                ("silu", "gaussian", 3)]
+    for act in ("tanh", "erf", "sigmoid", "silu", "gelu"):  # depth 2: a shifted free product
+        for weights in ("orthogonal", "gaussian"):
+            marks = ([pytest.mark.xfail(strict=True, reason="mass deficit near the base")]
+                     if (act, weights, 1) in KNOWN_MASS_DEFICIT else [])
+            yield pytest.param(act, weights, 2, marks=marks, id=f"{act}-{weights}-2")
+
+
+@pytest.mark.parametrize("act, weights, depth", _fim_cases())
 def test_fim_density_reproduces_exact_moments(act, weights, depth):
-    """H_L (shift chain): int rho = 1 - atom mass, rho >= 0, m_1..m_3 of density + atoms equal
-    the series moments to 1e-6 relative. Orthogonal ReLU / hard tanh put inverse square-root
-    edges (free projections) and atoms inside the support."""
+    """H_L (shift chain; depth 2: a shifted free product): int rho = 1 - atom mass,
+    rho >= 0, m_1..m_3 of density + atoms equal the series moments to 1e-6 relative.
+    Orthogonal ReLU / hard tanh put inverse square-root edges (free projections) and atoms
+    inside the support; orthogonal smooth phi at depth 2 is a shifted push-forward law,
+    singular at the stationary values of phi'^2."""
     law = fim_dual_law(_spec(act, weights, depth))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -110,3 +133,21 @@ def test_fim_density_reproduces_exact_moments(act, weights, depth):
     assert np.all(np.isfinite(rho)) and rho.min() >= -1e-10 * rho.max()
     np.testing.assert_allclose(law.continuous_mass(), 1.0 - law.atom_mass, atol=1e-6)
     np.testing.assert_allclose(law.density_moments(3), law.moments(3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("act, q", [("tanh", 1.0), ("erf", 3.0), ("gelu", 1.0)])
+def test_clustered_rule_equals_direct_summation(act, q):
+    """QuadratureRule (Laurent series of far clusters) against direct summation of the
+    contour rule: psi, 1 + psi and omega psi' to 1e-12 relative, for zeta = 1/omega on and near
+    the support (down to Im zeta = 1e-15) and far from it (|zeta| from 1e-30 to 100)."""
+    nu = d2_factor(d2_law(act, q))
+    rule = QuadratureRule(nu.nodes, nu.weights)
+    assert rule.clustered
+    rng = np.random.default_rng(5)
+    top = nu.support()[1]
+    zeta = np.concatenate([
+        rng.uniform(-0.1, 1.1, 300) * top + 1j * top * 10.0 ** rng.uniform(-15, 0, 300),
+        10.0 ** rng.uniform(-30, 2, 300) * np.exp(1j * rng.uniform(0, np.pi, 300))])
+    direct = _psi_quadrature(nu.nodes, nu.weights, 1.0 / zeta)
+    for fast, ref in zip(rule.psi_parts(1.0 / zeta), direct, strict=True):
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=0)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from freeness_lab.theory.laws import QuadratureLaw, SpectralLaw
+from freeness_lab.theory.laws import QuadratureLaw, SmoothD2Law, SpectralLaw
 from freeness_lab.theory.newton import (
     ChainLayer,
     ChainSystem,
@@ -274,9 +274,16 @@ class SolvedLaw(SpectralLaw):
         x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
         if eps is None:
             # relative to the distance from 0 or from the base atom (the shift of a chain),
-            # where the density may be singular
+            # where the density may be singular; at distance d from a singular point inside
+            # the support, an inverse square root there leaks ~ eps / d^(3/2) through the
+            # Poisson kernel, so eps <= 1e-8 d sqrt(d / scale) keeps that below 1e-8
             near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
             eps = self.eps_rel * np.maximum(near, 1e-300 * self.scale)
+            singular = np.concatenate(self._singular_points())
+            if len(singular):
+                gap = np.min(np.abs(x[:, None] - singular), axis=1)
+                cap = 1e-8 * gap * np.sqrt(gap / self.scale)
+                eps = np.maximum(np.minimum(eps, cap), 1e-300 * self.scale)
         eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape)
         y_start = self._y_start(x)
         P = x.size
@@ -480,6 +487,18 @@ class SolvedLaw(SpectralLaw):
             raise RuntimeError(f"support: unmatched edges {starts} / {ends}")
         return np.column_stack([starts, ends])
 
+    @functools.cached_property
+    def _cuts(self) -> np.ndarray:
+        """Points inside the support where the density may be singular: the atoms and
+        :meth:`_singular_points` (the support quadrature splits its panels there)."""
+        return np.concatenate([self.atoms[:, 0], *self._singular_points()])
+
+    def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Singular points of the density other than atoms and edges: (square-root points,
+        power points), the latter with rho ~ (x - c)^(delta - 1) on their right (the support
+        quadrature puts log panels there, like at the base point). None by default."""
+        return np.empty(0), np.empty(0)
+
     def intervals(self) -> np.ndarray:
         """Rows (a, b): the intervals carrying the continuous part of the law."""
         return self._intervals.copy()
@@ -502,18 +521,26 @@ class SolvedLaw(SpectralLaw):
         edge singularity (x - edge)^(+-1/2) is a polynomial."""
         out = []
         base = self._base_atom
+        power = set(self._singular_points()[1])
         for a, b in self._intervals:
-            cuts = [a, *sorted(c for c in self.atoms[:, 0] if a < c < b), b]
+            # no cut within _EDGE_GAP (relative) of an end or of another cut
+            inner = [c for c in np.unique(self._cuts)
+                     if a + _EDGE_GAP * abs(a) < c < b - _EDGE_GAP * abs(b)]
+            cuts = [a]
+            for c in inner:
+                if c - cuts[-1] > _EDGE_GAP * abs(c):
+                    cuts.append(c)
+            cuts.append(b)
             for c, d in zip(cuts[:-1], cuts[1:], strict=True):
                 w = d - c
-                singular = c == base
+                singular = c == base or c in power
                 lv = zero_levels if singular else levels
                 left = c + w * 0.125 * 0.25 ** np.arange(lv, -1, -1)
                 right = d - w * 0.125 * 0.25 ** np.arange(levels + 1)
                 mid = np.linspace(c + 0.125 * w, d - 0.125 * w, 7)
                 pts = np.unique(np.concatenate([left, mid, right, [d]]))
                 # x - c is resolved down to 1e-280 w at c = 0, to ~1e-16 |c| elsewhere
-                floor = 1e-280 * w if c == 0 else 1e-11 * abs(c)
+                floor = max(1e-280 * w, 1e-300) if c == 0 else 1e-11 * abs(c)
                 # no panel end closer than _EDGE_GAP (relative) to an edge that is not the base
                 # point: near an inverse square-root edge the solution is ill-conditioned (Newton
                 # steps stall at ~1e-16 / distance), and the sqrt-variable end panels need none
@@ -554,29 +581,33 @@ class SolvedLaw(SpectralLaw):
         panels = self._panels()
         if not len(panels):
             empty = np.empty(0)
-            return empty, empty, empty, np.empty((0, 4)), 0.0
+            return empty, empty, empty, np.empty((0, 4)), empty
         x, w = self._panel_rule(panels)
         # Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
         # square-root edge (free projections) keeps its mass. The solution there is as
         # ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
         # in the log-variables, relative), hence the looser stall tolerance.
         flat = x.ravel()
-        edges = np.concatenate([self._intervals.ravel(), self.atoms[:, 0]])
+        edges = np.concatenate([self._intervals.ravel(), self._cuts])
         d_edge = np.min(np.abs(flat[:, None] - edges), axis=1)
         near = np.minimum(np.abs(flat), np.abs(flat - self._base_atom))
         eps = np.minimum(self.eps_rel * near, 1e-3 * d_edge)
         res = self.solve(flat, np.maximum(eps, 1e-300 * self.scale), tol_stall=_TOL_STALL_EDGE)
         self._warn(res)
         rho = self._continuous_density(res)
-        # mass below the lowest log panel: with y = x - origin, y rho ~ C y^delta, so the
-        # rest is g(y0) / delta
-        tail = 0.0
-        if panels[0, 2] == 1 and np.all(np.isfinite(rho[:2])):
-            y = x[0, :2] - panels[0, 3]
-            g0, g1 = y[0] * rho[0], y[1] * rho[1]
-            if g0 > 0 and g1 > g0:
-                delta = math.log(g1 / g0) / math.log(y[1] / y[0])
-                tail = g0 * ((panels[0, 0] - panels[0, 3]) / y[0]) ** delta / delta
+        # mass below the lowest panel of each log block (base point, power points): with
+        # y = x - origin, y rho ~ C y^delta, so the rest is y0 rho(y0) / delta
+        tail = np.zeros(len(panels))
+        log = panels[:, 2] == 1
+        first = np.nonzero(log & ~np.concatenate([[False], log[:-1]]))[0]
+        r = rho.reshape(len(panels), -1)
+        for i in first:
+            if np.all(np.isfinite(r[i, :2])):
+                y = x[i, :2] - panels[i, 3]
+                g0, g1 = y[0] * r[i, 0], y[1] * r[i, 1]
+                if g0 > 0 and g1 > g0:
+                    delta = math.log(g1 / g0) / math.log(y[1] / y[0])
+                    tail[i] = g0 * ((panels[i, 0] - panels[i, 3]) / y[0]) ** delta / delta
         return x.ravel(), w.ravel(), rho, panels, tail
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -589,17 +620,18 @@ class SolvedLaw(SpectralLaw):
         return nodes.copy(), weights.copy(), rho.copy()
 
     def continuous_mass(self) -> float:
-        """int rho(x) dx by the support quadrature plus the power-law tail at 0 below
-        1e-280 of the interval (should be 1 - atom_mass)."""
+        """int rho(x) dx by the support quadrature plus the power-law tails below the log
+        panels (at 0: below 1e-280 of the interval) (should be 1 - atom_mass)."""
         _, w, rho, _, tail = self._quadrature
-        return float((w * rho).sum() + tail)
+        return float((w * rho).sum() + tail.sum())
 
     def density_moments(self, n: int) -> np.ndarray:
         """m_1..m_n recovered from the density (quadrature) plus the atoms: a check of the
         solver against the exact series moments."""
-        x, w, rho, _, _ = self._quadrature
+        x, w, rho, panels, tail = self._quadrature
         k = np.arange(1, n + 1)
         cont = (np.power.outer(x, k) * (w * rho)[:, None]).sum(0)
+        cont = cont + (np.power.outer(panels[:, 3], k) * tail[:, None]).sum(0)
         if len(self.atoms):
             cont = cont + (np.power.outer(self.atoms[:, 0], k) * self.atoms[:, 1:]).sum(0)
         return cont
@@ -628,10 +660,13 @@ class SolvedLaw(SpectralLaw):
         if not len(panels):
             return out.reshape(x.shape)
         pm = (w * rho).reshape(len(panels), -1).sum(1)
-        cum = tail + np.concatenate([[0.0], np.cumsum(pm)])
+        # whole panels below x, and the tails of the log blocks starting at or below x
+        cum = np.concatenate([[0.0], np.cumsum(pm + tail)])
         full = np.searchsorted(panels[:, 1], flat, side="right")
-        out = out + np.where(flat >= panels[0, 0], cum[full], 0.0)
-        inside = (full < len(panels)) & (flat > panels[np.minimum(full, len(panels) - 1), 0])
+        last = np.minimum(full, len(panels) - 1)
+        started = (full < len(panels)) & (flat >= panels[last, 0])
+        out = out + cum[full] + np.where(started, tail[last], 0.0)
+        inside = (full < len(panels)) & (flat > panels[last, 0])
         if inside.any():
             idx = np.nonzero(inside)[0]
             pan = panels[full[idx]]
@@ -689,6 +724,22 @@ class FreeProductLaw(SolvedLaw):
     def moments(self, n: int) -> np.ndarray:
         return self.product.moments(n)
 
+    def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """A single D^2 factor of a smooth phi times point masses (orthogonal weights, depth
+        1) is a scaled push-forward law: its density is singular at the scaled stationary
+        values of g = phi'^2 (inverse square roots) and, on their right, at its positive
+        limits at +-infinity (GELU: rho ~ (x - 1)^(1/q - 1)), and its contour rule's tail
+        nodes (poles on the axis; the mass above them spans many decades, as at 0)."""
+        smooth = [f for f in self.product.factors if isinstance(f.law, SmoothD2Law)]
+        rest = [f for f in self.product.factors if not isinstance(f.law, SmoothD2Law)]
+        if (len(smooth) != 1 or smooth[0].power != 1 or len(self.product.extra.rows)
+                or not all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest)):
+            return np.empty(0), np.empty(0)
+        scale = math.prod(f.law.atoms[0, 0] ** f.power for f in rest)
+        nu = smooth[0].law
+        return (scale * nu.stationary_values,
+                scale * np.concatenate([nu.limit_values, nu.tail_values]))
+
     def _build_system(self) -> ProductSystem:
         smooth = [f for f in self.product.factors if isinstance(f.law, QuadratureLaw)]
         rest = [f for f in self.product.factors if not isinstance(f.law, QuadratureLaw)]
@@ -711,6 +762,70 @@ def free_product(*laws: SpectralLaw) -> FreeProductLaw:
         f = groups.get(id(law))
         groups[id(law)] = Factor(law, 1 if f is None else f.power + 1)
     return FreeProductLaw(FreeProduct(list(groups.values())))
+
+
+class ShiftedLaw(SpectralLaw):
+    """The law of c + X, X ~ ``inner`` (a :class:`SolvedLaw`): every quantity is the inner
+    law's at x - c, and the support quadrature is the inner one with its nodes moved by c
+    (x - c near c is never formed: no digits of it are lost).
+
+    Parameters
+    ----------
+    inner : SolvedLaw
+    shift : float
+        c >= 0.
+    label : str
+    """
+
+    def __init__(self, inner: SolvedLaw, shift: float, label: str = ""):
+        if not shift >= 0:
+            raise ValueError(f"shift: must be >= 0, got {shift!r}")
+        self.inner, self.shift, self.label = inner, float(shift), label
+        self.atoms = inner.atoms + np.array([self.shift, 0.0])
+
+    def __repr__(self) -> str:
+        return f"ShiftedLaw({self.label or repr(self.inner)}, shift={self.shift:.6g})"
+
+    def moments(self, n: int) -> np.ndarray:
+        return shift_moments(self.inner.moments(n), self.shift)
+
+    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
+        return self.inner.cauchy(np.asarray(zeta, dtype=complex) - self.shift)
+
+    def density(self, x: np.ndarray, *, return_converged: bool = False):
+        return self.inner.density(np.asarray(x, dtype=float) - self.shift,
+                                  return_converged=return_converged)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.cdf(np.asarray(x, dtype=float) - self.shift)
+
+    def quantile(self, p: np.ndarray) -> np.ndarray:
+        return self.inner.quantile(p) + self.shift
+
+    def support(self) -> tuple[float, float]:
+        lo, hi = self.inner.support()
+        return lo + self.shift, hi + self.shift
+
+    def intervals(self) -> np.ndarray:
+        return self.inner.intervals() + self.shift
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, w, rho = self.inner.quadrature()
+        return x + self.shift, w, rho
+
+    def continuous_mass(self) -> float:
+        return self.inner.continuous_mass()
+
+    def density_moments(self, n: int) -> np.ndarray:
+        """m_1..m_n of c + X from the inner density (quadrature and log-block tails) and
+        atoms."""
+        x, w, rho, panels, tail = self.inner._quadrature
+        k = np.arange(1, n + 1)
+        out = (np.power.outer(x + self.shift, k) * (w * rho)[:, None]).sum(0)
+        out = out + (np.power.outer(panels[:, 3] + self.shift, k) * tail[:, None]).sum(0)
+        if len(self.atoms):
+            out = out + (np.power.outer(self.atoms[:, 0], k) * self.atoms[:, 1:]).sum(0)
+        return out
 
 
 # --------------------------------------------------------------------------- shift chain
@@ -819,6 +934,7 @@ __all__ = [
     "FreeProductLaw",
     "ShiftChainLaw",
     "ShiftLayer",
+    "ShiftedLaw",
     "SolvedLaw",
     "free_product",
     "power_atoms",

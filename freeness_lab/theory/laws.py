@@ -319,6 +319,8 @@ _GRADING_FLOOR = 1e-9
 #: radius and points of the Cauchy integrals giving g', g'' at real s (inside the strip of
 #: analyticity of every registered phi': the nearest singularity is tanh's, at i pi / 2)
 _CAUCHY_RADIUS, _CAUCHY_POINTS = 0.25, 32
+#: a stationary point of g with g below this fraction of max g is a (double) zero of g
+_ZERO_OF_G = 1e-20
 
 
 def _expit(h: np.ndarray) -> np.ndarray:
@@ -331,6 +333,14 @@ _COMPLEX_DPHI = {
     "tanh": lambda h: 1.0 / np.cosh(h) ** 2,  # 1 - tanh^2 cancels to 0 for |h| > 19
     "sigmoid": lambda h: 0.25 / np.cosh(0.5 * h) ** 2,
     "silu": lambda h: _expit(h) * (1.0 + h * (1.0 - _expit(h))),
+}
+
+#: phi'(h) - 1 without cancellation for Re h > 0, where phi' -> 1 (SiLU, GELU): the
+#: derivatives of g = phi'^2 in that tail are those of g - 1 = (phi' - 1)(phi' + 1), and
+#: taking them from g itself would leave only rounding noise once |g - 1| < 1e-16
+_COMPLEX_DPHI_MINUS_ONE = {
+    "silu": lambda h: _expit(-h) * (h * _expit(h) - 1.0),
+    "gelu": lambda h: h * np.exp(-0.5 * h * h) / math.sqrt(2 * math.pi) - special.ndtr(-h),
 }
 
 
@@ -346,20 +356,24 @@ class SmoothD2Law(SpectralLaw):
     h-plane (Cauchy's theorem: g and the Gaussian density are analytic in a strip):
 
         G(zeta) = int p_q(h(s)) h'(s) / (zeta - g(h(s))) ds,   h(s) = s - i D(s),
-        D(s) = c g g' / (g'^2 + kappa^2 g^2),   c = 0.6,
+        D(s) = c r / (r^2 + kappa^2),   r = sign(g') sqrt((g'/g)^2 + (g''/g')^2),   c = 0.6,
 
-    so that Im g(h(s)) ~= -D g' = -c g g'^2 / (g'^2 + kappa^2 g^2) <= 0: the contour passes
-    on Plemelj's side of every pole for zeta in the closed upper half-plane, and the rule
-    is accurate up to and ON the real axis, where -Im G(x) / pi is the density. The phase
-    of g(h(s)) is offset by at most about c; D vanishes linearly at the stationary points of
-    g (the contour turns by atan(c |(log g)''| / kappa^2) there, kappa^2 = the largest
-    |(log g)''| at a stationary point) and at double zeros of g; |D| <= c / (2 kappa) stays
-    inside the strip of analyticity. Composite 16-point Gauss-Legendre in s, panels graded
-    geometrically (ratio 2) toward the stationary points of g down to 1e-9 sqrt(q), no
-    wider than min(1/4, sqrt(q)/2, 1/(2 |(log g)'|)), on |h| <= H = min(10 sqrt(q),
-    2 H_flat), H_flat where g is flat to 1e-17
-    (:func:`~freeness_lab.theory.meanfield.d2_law`); the Gaussian mass beyond +-H sits at
-    g(+-H) (tanh, erf, sigmoid: below 1e-34). Moments are those of ``d2``.
+    so that Im g(h(s)) ~= -D g' <= 0 (D has the sign of g'): the contour passes on Plemelj's
+    side of every pole for zeta in the closed upper half-plane, and the rule is accurate up
+    to and ON the real axis, where -Im G(x) / pi is the density. |r| is the inverse length
+    over which g moves by a fraction of its distance to the value it approaches: its zero
+    (g'/g: the tanh, erf, sigmoid tails), a stationary value (g''/g' ~ 1/(s - p): D vanishes
+    linearly there and the contour turns by atan(c)), or an asymptote (g''/g' ~ -s in the
+    SiLU and GELU tails, where g -> 1 and g'/g -> 0; their derivatives there are taken from
+    g - 1 = (phi' - 1)(phi' + 1) without cancellation). At a double zero of g (phi' = 0:
+    SiLU, GELU) D ~ c (s - h0) / sqrt 5. kappa^2 = the largest |(log g)''| at an extremum
+    with g > 0, so |D| <= c / (2 kappa) stays inside the strip of analyticity.
+    Composite 16-point Gauss-Legendre in s, panels graded geometrically (ratio 2) toward
+    the stationary points of g down to 1e-9 sqrt(q), no wider than min(1/4, sqrt(q)/2,
+    1/(2 |r|), 2 |D|) (the last keeps the pole of a real zeta one half-width from the
+    panel), on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is flat to 1e-17
+    (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is tapered to 0
+    on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments are those of ``d2``.
 
     Parameters
     ----------
@@ -368,6 +382,13 @@ class SmoothD2Law(SpectralLaw):
 
     Attributes
     ----------
+    stationary_values, limit_values : ndarray
+        Where the density may be singular inside (0, max g]: g at its stationary points
+        (inverse square roots) and its positive limits at +-infinity (SiLU, GELU: 1, where
+        GELU's density is ~ (t - 1)^(1/q - 1) on the right); values below 1e-12 max g are left
+        to the singularity at 0.
+    tail_values : ndarray
+        g(-H), g(H) when positive: where the Gaussian tails beyond +-H sit.
     nodes, weights : complex ndarray
         The contour rule: G(zeta) = sum_j weights_j / (zeta - nodes_j), Im zeta >= 0, and
         psi(z) = sum_j weights_j z nodes_j / (1 - z nodes_j), Im z <= 0.
@@ -380,6 +401,7 @@ class SmoothD2Law(SpectralLaw):
         self.d2 = d2
         act = get_activation(d2.activation)
         self._dphi = _COMPLEX_DPHI.get(act.name, act.dphi)
+        self._dphi_minus_one = _COMPLEX_DPHI_MINUS_ONE.get(act.name)
         self.nodes, self.weights = self._contour_rule()
 
     def __repr__(self) -> str:
@@ -389,15 +411,39 @@ class SmoothD2Law(SpectralLaw):
         """g(h) = phi'(h)^2 for real or complex h."""
         return self._dphi(h) ** 2
 
-    def _derivatives(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(g, g', g'') at real s; the derivatives by Cauchy's integral formula on a circle
-        (trapezoidal rule, spectrally accurate for g analytic in the disc)."""
+    def _derivatives(self, s: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(g, g', g'', g''') at real s; the derivatives by Cauchy's integral formula on a
+        circle (trapezoidal rule, spectrally accurate for g analytic in the disc)."""
         theta = 2 * np.pi * np.arange(_CAUCHY_POINTS) / _CAUCHY_POINTS
         circle = _CAUCHY_RADIUS * np.exp(1j * theta)
-        vals = self.g(s[:, None] + circle)
-        d1 = (vals * np.exp(-1j * theta)).mean(1).real / _CAUCHY_RADIUS
-        d2 = 2 * (vals * np.exp(-2j * theta)).mean(1).real / _CAUCHY_RADIUS**2
-        return self.g(s).real, d1, d2
+        points = s[:, None] + circle
+        vals = self.g(points)
+        if self._dphi_minus_one is not None:  # g - 1 for s > 0: same derivatives
+            dev = self._dphi_minus_one(points[s > 0])
+            vals[s > 0] = dev * (dev + 2.0)
+        out = [self.g(s).real]
+        for k in (1, 2, 3):
+            coef = (vals * np.exp(-1j * k * theta)).mean(1).real
+            out.append(math.factorial(k) * coef / _CAUCHY_RADIUS**k)
+        return tuple(out)
+
+    def _rate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The deformation rate r = sign(g') sqrt((g'/g)^2 + (g''/g')^2) and r' at real s.
+
+        |r| is the inverse of the length over which g moves by a fraction of its distance
+        to the nearest value it approaches: its zero (g'/g, e.g. the tanh tails), a
+        stationary value (g''/g' ~ 1/(s - p)) or an asymptote (g''/g' ~ -s in the SiLU and
+        GELU tails, where g -> 1 and g'/g -> 0). r = 0 where g underflows.
+        """
+        g, d1, d2, d3 = self._derivatives(s)
+        ok = (g > 1e-280) & (d1 != 0)
+        g, d1 = np.where(ok, g, 1.0), np.where(ok, d1, 1.0)
+        a, b = d1 / g, d2 / d1
+        da, db = d2 / g - a**2, d3 / d1 - b**2
+        norm = np.hypot(a, b)
+        r = np.where(ok, np.sign(d1) * norm, 0.0)
+        dr = np.where(ok, np.sign(d1) * (a * da + b * db) / norm, 0.0)
+        return r, dr
 
     def _stationary_points(self, H: float) -> np.ndarray:
         """Zeros of g' in (-H, H): sign changes on a fine grid, refined by Brent's method."""
@@ -412,11 +458,38 @@ class SmoothD2Law(SpectralLaw):
             out.append(optimize.brentq(lambda s: dg(s)[0], grid[i], grid[i + 1], xtol=1e-15))
         return np.unique(out)
 
+    def _deformation(self, s: np.ndarray, *, taper: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """D(s) = c r / (r^2 + kappa^2) T(s) and D'(s) (r: :meth:`_rate`).
+
+        T = 1, except when the rule stops at H = 2 H_flat (g flat to 1e-17 beyond H_flat):
+        there T = cos^2(pi/2 (|s| - H_flat) / (H - H_flat)) on H_flat < |s| < H brings the
+        contour back to the real axis at +-H, where the Gaussian tails are attached as real
+        nodes (g is constant there to 1e-17, so the contour's shape does not matter).
+        """
+        r, dr = self._rate(s)
+        den = r**2 + self._kappa2
+        D, dD = _DEFORM_C * r / den, _DEFORM_C * dr * (self._kappa2 - r**2) / den**2
+        if taper and self._taper_from is not None:
+            a, H = self._taper_from, self._H
+            theta = 0.5 * math.pi * np.clip((np.abs(s) - a) / (H - a), 0.0, 1.0)
+            slope = np.where(np.abs(s) > a, 0.5 * math.pi / (H - a) * np.sign(s), 0.0)
+            D, dD = D * np.cos(theta) ** 2, dD * np.cos(theta) ** 2 - D * np.sin(2 * theta) * slope
+        return D, dD
+
     def _panels(self, H: float, stationary: np.ndarray) -> np.ndarray:
         """Panel edges on [-H, H]: graded (ratio 2) toward the stationary points, then split
-        until no wider than min(1/4, sqrt(q)/2, 1/(2 |(log g)'|)) at their midpoints."""
+        until no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) at their midpoints.
+
+        For real zeta = g(s0) the integrand has a pole at distance |D(s0)| from the real
+        s-axis; a panel no wider than 2 |D| keeps it one half-width away, where 16-point
+        Gauss-Legendre converges like (1 + sqrt 2)^-32 ~ 1e-12 (the bound matters where g
+        is nearly linear: r, hence D, is small there).
+        """
         sq = math.sqrt(self.d2.q)
         edges = [-H, H, *stationary]
+        if self._taper_from is not None:  # the taper's second derivative jumps there
+            edges += [-self._taper_from, self._taper_from]
         floor = _GRADING_FLOOR * sq
         for p in stationary:
             for side in (-1.0, 1.0):
@@ -428,10 +501,10 @@ class SmoothD2Law(SpectralLaw):
         width_max = min(0.25, 0.5 * sq)
         for _ in range(60):
             mid = 0.5 * (edges[1:] + edges[:-1])
-            g, dg, _ = self._derivatives(mid)
-            # where g underflows, (log g)' is rounding noise: no limit from it there
-            slope = np.where(g > 1e-280, np.abs(dg) / np.maximum(g, 1e-280), 0.0)
-            limit = np.minimum(width_max, 0.5 / np.maximum(slope, 1e-300))
+            rate = np.abs(self._rate(mid)[0])
+            D = np.abs(self._deformation(mid, taper=False)[0])
+            limit = np.minimum(width_max, 0.5 / np.maximum(rate, 1e-300))
+            limit = np.minimum(limit, np.where(D > 0, 2.0 * D, np.inf))
             wide = np.diff(edges) > limit
             if not wide.any():
                 break
@@ -442,41 +515,44 @@ class SmoothD2Law(SpectralLaw):
         q = self.d2.q
         # beyond twice the point where g is flat to 1e-17 the mass sits at g(+-H) (< 1e-34
         # for tanh, erf, sigmoid): a cheaper rule, and (log g)' there is rounding noise
-        H = min(Z_CUT * math.sqrt(q), 2.0 * _flat_beyond(self.d2.activation))
+        flat = _flat_beyond(self.d2.activation)
+        H = min(Z_CUT * math.sqrt(q), 2.0 * flat)
+        self._H = H
+        self._taper_from = flat if H == 2.0 * flat else None
         stationary = self._stationary_points(H)
-        self.stationary_count = len(stationary)
         ends = self.g(np.concatenate([stationary, [-H, H]])).real
+        # singular values of the density: stationary values and the limits at +-infinity
+        # (those below 1e-12 of the top belong to the singularity at 0)
+        top = ends.max()
+        self.stationary_values = np.unique(ends[:-2][ends[:-2] > 1e-12 * top])
+        limits = get_activation(self.d2.activation).dphi(np.array([-1e4, 1e4])) ** 2
+        self.limit_values = np.unique(limits[limits > 1e-12 * top])
         self._range = float(ends.min()), float(ends.max())
+        # kappa^2 from the extrema of g with g > 0; at a double zero of g (phi' = 0: SiLU,
+        # GELU) (log g)'' is infinite and D ~ c (s - h0) / sqrt 5 turns the contour there
+        extrema = stationary[self.g(stationary).real > _ZERO_OF_G * ends.max()]
+        curv = np.abs(self._log_curvature(extrema))
+        self._kappa2 = float(np.max(curv[np.isfinite(curv)], initial=1.0))
         edges = self._panels(H, stationary)
         t, wt = _CONTOUR_GL
         mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
         s = (mid[:, None] + half[:, None] * t).ravel()
         ws = (half[:, None] * wt).ravel()
-        g, d1, d2 = self._derivatives(s)
-        if len(stationary):
-            curv = np.abs(self._log_curvature(stationary))
-            kappa2 = float(np.max(curv[np.isfinite(curv)], initial=1.0))
-        else:
-            kappa2 = 1.0
-        # in terms of l' = g'/g and l'' = g''/g - l'^2 (no underflow where g is tiny):
-        # D = c l' / (l'^2 + kappa^2), D' = c l'' (kappa^2 - l'^2) / (l'^2 + kappa^2)^2
-        pos = g > 0
-        safe = np.where(pos, g, 1.0)
-        l1 = np.where(pos, d1 / safe, 0.0)
-        l2 = np.where(pos, d2 / safe - l1**2, 0.0)
-        den = l1**2 + kappa2
-        D = _DEFORM_C * l1 / den
-        dD = _DEFORM_C * l2 * (kappa2 - l1**2) / den**2
+        D, dD = self._deformation(s)
         h = s - 1j * D
         w = ws * (1.0 - 1j * dD) * np.exp(-0.5 * h * h / q) / math.sqrt(2 * math.pi * q)
         tail = special.ndtr(-H / math.sqrt(q))
-        nodes = np.concatenate([self.g(h), self.g(np.array([-H, H], dtype=complex))])
+        # the tails sit at g(+-H): real nodes, i.e. poles of G on the axis, which the support
+        # quadrature of a single scaled factor cuts at (tail_values)
+        tails = self.g(np.array([-H, H])).real
+        self.tail_values = np.unique(tails[tails > 0])
+        nodes = np.concatenate([self.g(h), tails.astype(complex)])
         weights = np.concatenate([w, [tail, tail]])
         return nodes, weights / self.d2.weights.sum()
 
     def _log_curvature(self, s: np.ndarray) -> np.ndarray:
         """(log g)'' = g''/g - (g'/g)^2 (infinite at zeros of g)."""
-        g, d1, d2 = self._derivatives(s)
+        g, d1, d2, _ = self._derivatives(s)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(g > 0, d2 / g - (d1 / g) ** 2, np.inf)
 
@@ -511,21 +587,19 @@ def d2_factor(d2: D2Law, *, near_support: bool = True
     """The law of D^2 as a building block.
 
     Exact atoms for a piecewise-linear phi. For a smooth phi, with ``near_support`` (the
-    default), and when g = phi'^2 has a single stationary point (a maximum: tanh, erf,
-    sigmoid): the push-forward law with its contour rule (:class:`SmoothD2Law`), whose G is
-    accurate on and near the support. Otherwise (``near_support=False``, or SiLU / GELU with
-    several stationary points, where the contour is not yet validated) the real quadrature of
-    ``d2`` as a :class:`QuadratureLaw`: accurate where G is evaluated away from the support,
-    and 5 to 20 times cheaper. Networks with Gaussian weights qualify: the Marchenko-Pastur
-    factor of every layer keeps the subordination points of the D^2 factors off their
-    support (checked by the density-vs-series-moments tests of ``tests/test_newton.py``).
+    default): the push-forward law with its contour rule (:class:`SmoothD2Law`), whose G is
+    accurate on and near the support (one stationary point of g = phi'^2 for tanh, erf,
+    sigmoid; three for SiLU and GELU, one a double zero of g). With ``near_support=False``:
+    the real quadrature of ``d2`` as a :class:`QuadratureLaw`: accurate where G is evaluated
+    away from the support, and 5 to 20 times cheaper. Networks with Gaussian weights
+    qualify: the Marchenko-Pastur factor of every layer keeps the subordination points of
+    the D^2 factors off their support (checked by the density-vs-series-moments tests of
+    ``tests/test_newton.py``).
     """
     if len(d2.atoms):
         return DiscreteLaw(d2.atoms[:, 0], d2.atoms[:, 1] / d2.atoms[:, 1].sum())
     if near_support:
-        smooth = SmoothD2Law(d2)
-        if smooth.stationary_count == 1:
-            return smooth
+        return SmoothD2Law(d2)
     nodes, weights = d2.nodes.copy(), d2.weights / d2.weights.sum()
     # the Gaussian tails beyond the flat region are lumped at phi'(+-inf)^2, which may be 0:
     # a spurious atom at 0 that would give the product an atom at 0; it moves to the

@@ -47,6 +47,7 @@ from freeness_lab.theory.convolution import (
     FreeProduct,
     FreeProductLaw,
     ShiftChainLaw,
+    ShiftedLaw,
     ShiftLayer,
     product_atoms,
 )
@@ -161,11 +162,14 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
 
 
 def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
-                 ) -> ShiftChainLaw | DiscreteLaw:
+                 ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
     """Limit law of H_L, the M x M dual of the single-input Fisher information (Hayase-Karakida).
 
     mu_1 = delta_{q0}, mu_{l+1} = qhat_l + (nu_l boxtimes w boxtimes mu_l) (module docstring);
-    square widths only.
+    square widths only. Depth 1 is delta_{q0}; depth 2 is the free product
+    nu_1 boxtimes w boxtimes delta_{q0} shifted by qhat_1 (:class:`ShiftedLaw`: with orthogonal
+    weights a scaled push-forward law, whose density has the singular points of phi'^2);
+    deeper networks are shift chains (:class:`ShiftChainLaw`).
 
     Parameters
     ----------
@@ -194,11 +198,15 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
     qs = preactivation_variances(spec)
     w = _weight_law(spec)
     near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
+    label = f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}"
+    if spec.depth == 2:
+        nu = d2_factor(d2_law(spec.activation, qs[0]), near_support=near)
+        product = FreeProduct([Factor(nu), Factor(w), Factor(delta(float(qhat[0])))])
+        return ShiftedLaw(FreeProductLaw(product), float(qhat[1]), label=label)
     layers = [ShiftLayer((Factor(d2_factor(d2_law(spec.activation, qs[l - 1]),
                                            near_support=near)), Factor(w)), float(qhat[l]))
               for l in range(1, spec.depth)]
-    return ShiftChainLaw(float(qhat[0]), layers,
-                         label=f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}")
+    return ShiftChainLaw(float(qhat[0]), layers, label=label)
 
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:
