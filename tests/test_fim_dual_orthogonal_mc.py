@@ -4,7 +4,8 @@ For a sampled network of width M, F_M is the empirical spectral distribution of 
 (``SampledNetwork.fim_dual_spectrum(include_bias=False)``) and F the limit law
 ``fim_dual_law(spec, qhat=...)``; the statistic is the Kolmogorov distance
 d_K(F_M, F) = sup_x |F_M(x) - F(x)|, taken with both one-sided limits at every eigenvalue and
-every atom (:func:`_kolmogorov`). Cases, square widths M = 250 and 1000, fixed seeds:
+every atom (:func:`_spectral_distance.kolmogorov`). Cases, square widths M = 250 and 1000,
+fixed seeds:
 
 * tanh, depth 3: smooth phi, the law of D^2 is continuous (``SmoothD2Law``), H_L has no atom;
 * hard tanh, depth 3: D_l^2 is a projection of trace p_l = P(|h^l| < 1), and H_L carries
@@ -90,6 +91,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from _spectral_distance import ATOM_RTOL, d2_distance, kolmogorov, one_sided, rigidity
 from scipy import special, stats
 
 from freeness_lab import NetworkSpec
@@ -121,62 +123,6 @@ WIDTHS = (250, 1000)
 ENTROPY = 20260
 N_DRAWS = 3
 N_DRAWS_SLOW = 8
-#: eigenvalues within this fraction of max |eigenvalue| of an atom are at the atom
-#: (eigvalsh's error is ~1e-13 of the norm; a continuous-part eigenvalue lands this close to an
-#: atom with probability ~ M * density * 1e-9)
-ATOM_RTOL = 1e-9
-
-
-def _rigidity(width: int) -> float:
-    """4 log(M) / M: the ESD's distance to the free convolution of its own marginals."""
-    return 4.0 * math.log(width) / width
-
-
-def _one_sided(law, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(F(x-), F(x)) at ``points``: the cdf less the mass of an atom sitting exactly there."""
-    atoms = np.reshape(law.atoms, (-1, 2))
-    right = law.cdf(points)
-    return right - (atoms[:, 1] * (points[:, None] == atoms[:, 0])).sum(1), right
-
-
-def _kolmogorov(law, samples: np.ndarray) -> float:
-    """sup_x |F_M(x) - F(x)| between the empirical law of ``samples`` and ``law``.
-
-    ``law`` has ``cdf`` (right-continuous) and ``atoms`` (rows location, mass). Samples within
-    ``ATOM_RTOL`` of an atom are moved onto it (rounding of eigvalsh). F_M is a step function and
-    F is continuous between its atoms, so the supremum is attained as a one-sided limit at an
-    eigenvalue or an atom: both F(x) and F(x-) are compared there with F_M(x) and F_M(x-).
-    """
-    x = np.asarray(samples, dtype=float).copy()
-    atoms = np.reshape(law.atoms, (-1, 2))
-    tol = ATOM_RTOL * max(np.abs(x).max(), 1.0)
-    for loc in atoms[:, 0]:
-        x[np.abs(x - loc) <= tol] = loc
-    x = np.sort(x)
-    points = np.unique(np.concatenate([x, atoms[:, 0]]))
-    left, right = _one_sided(law, points)
-    n = len(x)
-    emp_right = np.searchsorted(x, points, side="right") / n
-    emp_left = np.searchsorted(x, points, side="left") / n
-    return float(max(np.abs(emp_right - right).max(), np.abs(emp_left - left).max()))
-
-
-def _d2_distance(spec: NetworkSpec, h: np.ndarray, q: float) -> float:
-    """Delta = d_K(empirical law of phi'(h_i)^2, law of phi'(h)^2 with h ~ N(0, q)).
-
-    Piecewise-linear phi: against the exact atoms of ``d2_law`` (hard tanh: |phat - p|).
-    Smooth phi with phi'^2 even and non-increasing in |h|: the Kolmogorov-Smirnov distance of
-    |h_i| to the half-normal law of scale sqrt(q), since the events {phi'(h)^2 <= t} are among
-    the {|h| >= r} (an upper bound on Delta, equal to it when phi'^2 is strictly decreasing in
-    |h|, as for tanh and erf).
-    """
-    act = spec.act
-    if act.is_piecewise_linear:
-        atoms = d2_law(spec.activation, q).atoms
-        return _kolmogorov(DiscreteLaw(atoms[:, 0], atoms[:, 1]), act.dphi(h) ** 2)
-    return float(stats.kstest(np.abs(h), stats.halfnorm(scale=math.sqrt(q)).cdf).statistic)
-
-
 def _projection_law(spec: NetworkSpec, phat: list[float], qhat: np.ndarray) -> ShiftChainLaw:
     """F_nuhat for hard tanh: mu_1 = delta_{q0}, mu_{l+1} = qhat_l + (Bernoulli(phat_l)
     boxtimes delta_{sigma_w^2} boxtimes mu_l), the orthogonal recursion of ``fim_dual_law``
@@ -211,8 +157,8 @@ def _draw(case: str, width: int, trial: int) -> Draw:
     law = fim_dual_law(spec, qhat=qhat)
     qs = preactivation_variances(spec)
     layers = range(spec.depth - 1)
-    return Draw(eigs=eigs, qhat=qhat, law=law, distance=_kolmogorov(law, eigs),
-                d2_distances=tuple(_d2_distance(spec, net.preactivations[l], qs[l])
+    return Draw(eigs=eigs, qhat=qhat, law=law, distance=kolmogorov(law, eigs),
+                d2_distances=tuple(d2_distance(spec, net.preactivations[l], qs[l])
                                    for l in layers),
                 phat=tuple(float(np.mean(net.derivatives[l] ** 2)) for l in layers))
 
@@ -232,13 +178,13 @@ def test_kolmogorov_helper_against_scipy_and_with_atoms():
             return np.clip(x, 0.0, 1.0)
 
     x = np.random.default_rng(3).uniform(size=200)
-    assert _kolmogorov(Uniform, x) == pytest.approx(stats.kstest(x, "uniform").statistic,
+    assert kolmogorov(Uniform, x) == pytest.approx(stats.kstest(x, "uniform").statistic,
                                                     rel=1e-12)
     # 37 of 100 samples at the atom 2 (mass 0.4) with rounding noise, 63 at the atom 5
     law = DiscreteLaw([2.0, 5.0], [0.4, 0.6])
     samples = np.concatenate([2.0 + 1e-14 * np.arange(-18, 19), np.full(63, 5.0)])
-    assert _kolmogorov(law, samples) == pytest.approx(0.03, abs=1e-12)
-    assert _kolmogorov(law, np.concatenate([np.full(40, 2.0), np.full(60, 5.0)])) == 0.0
+    assert kolmogorov(law, samples) == pytest.approx(0.03, abs=1e-12)
+    assert kolmogorov(law, np.concatenate([np.full(40, 2.0), np.full(60, 5.0)])) == 0.0
 
 
 @pytest.mark.parametrize("activation", ["tanh", "erf", "hard_tanh"])
@@ -275,7 +221,7 @@ def _check_bound_and_shrink(case: str, n_draws: int) -> None:
     for m, row in draws.items():
         for t, d in enumerate(row):
             assert (len(d.law.atoms) == 0) == smooth, d.law.atoms
-            bound = _rigidity(m) + sum(d.d2_distances)
+            bound = rigidity(m) + sum(d.d2_distances)
             assert d.distance <= bound, (case, m, t, d.distance, bound, d.d2_distances)
     if smooth:
         means = {m: np.mean([d.distance for d in row]) for m, row in draws.items()}
@@ -311,14 +257,14 @@ def _check_projections(n_draws: int) -> None:
             tol = ATOM_RTOL * d.eigs.max()
             counts = [np.sum(np.abs(d.eigs - loc) <= tol) for loc in law.atoms[:, 0]]
             np.testing.assert_array_equal(counts, np.round(law.atoms[:, 1] * m))
-            given[m, t] = _kolmogorov(law, d.eigs)
-            assert given[m, t] <= _rigidity(m), (m, t, given[m, t])
+            given[m, t] = kolmogorov(law, d.eigs)
+            assert given[m, t] <= rigidity(m), (m, t, given[m, t])
             # the lemma between the two limit laws: d_K(F_nuhat, F) <= sum_l |phat_l - p_l|
             # (sup over a fine grid and both sides of the atoms, which the two laws share)
             points = np.unique(np.concatenate([np.linspace(*law.support(), 4001),
                                                law.atoms[:, 0], d.law.atoms[:, 0]]))
-            gap = np.abs(np.concatenate(_one_sided(law, points))
-                         - np.concatenate(_one_sided(d.law, points))).max()
+            gap = np.abs(np.concatenate(one_sided(law, points))
+                         - np.concatenate(one_sided(d.law, points))).max()
             assert gap <= sum(d.d2_distances) + 1e-6, (m, t, gap, d.d2_distances)
     for t in range(n_draws):
         assert given[1000, t] < given[250, t], given
@@ -336,7 +282,7 @@ def test_hard_tanh_given_its_projections_many_draws():
     _check_projections(N_DRAWS_SLOW)
 
 
-def test_half_normal_distance_is_the_smooth_d2_distance():
+def test_half_normal_distance_is_the_smoothd2_distance():
     """For tanh (phi'^2 strictly decreasing in |h|), Delta via |h| equals the direct Kolmogorov
     distance between the empirical law of phi'(h_i)^2 and the cdf of phi'(h)^2, computed as
     P(phi'(h)^2 <= t) = erfc(r(t) / sqrt(2 q)), r(t) = arcsech(t^(1/4))."""
@@ -345,4 +291,4 @@ def test_half_normal_distance_is_the_smooth_d2_distance():
     cdf = special.erfc(np.arccosh(1.0 / t ** 0.25) / math.sqrt(2 * q))
     n = len(t)
     direct = max((np.arange(1, n + 1) / n - cdf).max(), (cdf - np.arange(n) / n).max())
-    assert _d2_distance(CASES["tanh-L3"], h, q) == pytest.approx(direct, rel=1e-9)
+    assert d2_distance(CASES["tanh-L3"], h, q) == pytest.approx(direct, rel=1e-9)
