@@ -279,7 +279,7 @@ class SolvedLaw(SpectralLaw):
             # Poisson kernel, so eps <= 1e-8 d sqrt(d / scale) keeps that below 1e-8
             near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
             eps = self.eps_rel * np.maximum(near, 1e-300 * self.scale)
-            singular = np.concatenate(self._singular_points())
+            singular = np.concatenate(self._singular)
             if len(singular):
                 gap = np.min(np.abs(x[:, None] - singular), axis=1)
                 cap = 1e-8 * gap * np.sqrt(gap / self.scale)
@@ -491,7 +491,12 @@ class SolvedLaw(SpectralLaw):
     def _cuts(self) -> np.ndarray:
         """Points inside the support where the density may be singular: the atoms and
         :meth:`_singular_points` (the support quadrature splits its panels there)."""
-        return np.concatenate([self.atoms[:, 0], *self._singular_points()])
+        return np.concatenate([self.atoms[:, 0], *self._singular])
+
+    @functools.cached_property
+    def _singular(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_singular_points`, computed once."""
+        return self._singular_points()
 
     def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Singular points of the density other than atoms and edges: (square-root points,
@@ -521,7 +526,7 @@ class SolvedLaw(SpectralLaw):
         edge singularity (x - edge)^(+-1/2) is a polynomial."""
         out = []
         base = self._base_atom
-        power = set(self._singular_points()[1])
+        power = set(self._singular[1])
         for a, b in self._intervals:
             # no cut within _EDGE_GAP (relative) of an end or of another cut
             inner = [c for c in np.unique(self._cuts)
@@ -625,15 +630,17 @@ class SolvedLaw(SpectralLaw):
         _, w, rho, _, tail = self._quadrature
         return float((w * rho).sum() + tail.sum())
 
-    def density_moments(self, n: int) -> np.ndarray:
-        """m_1..m_n recovered from the density (quadrature) plus the atoms: a check of the
-        solver against the exact series moments."""
+    def density_moments(self, n: int, shift: float = 0.0) -> np.ndarray:
+        """m_1..m_n recovered from the density (quadrature and log-block tails) plus the
+        atoms: a check of the solver against the exact series moments; with ``shift`` c, those
+        of c + X (every point moved by c, no binomial expansion)."""
         x, w, rho, panels, tail = self._quadrature
         k = np.arange(1, n + 1)
-        cont = (np.power.outer(x, k) * (w * rho)[:, None]).sum(0)
-        cont = cont + (np.power.outer(panels[:, 3], k) * tail[:, None]).sum(0)
+        cont = (np.power.outer(x + shift, k) * (w * rho)[:, None]).sum(0)
+        cont = cont + (np.power.outer(panels[:, 3] + shift, k) * tail[:, None]).sum(0)
         if len(self.atoms):
-            cont = cont + (np.power.outer(self.atoms[:, 0], k) * self.atoms[:, 1:]).sum(0)
+            cont = cont + (np.power.outer(self.atoms[:, 0] + shift, k)
+                           * self.atoms[:, 1:]).sum(0)
         return cont
 
     @functools.cached_property
@@ -817,15 +824,8 @@ class ShiftedLaw(SpectralLaw):
         return self.inner.continuous_mass()
 
     def density_moments(self, n: int) -> np.ndarray:
-        """m_1..m_n of c + X from the inner density (quadrature and log-block tails) and
-        atoms."""
-        x, w, rho, panels, tail = self.inner._quadrature
-        k = np.arange(1, n + 1)
-        out = (np.power.outer(x + self.shift, k) * (w * rho)[:, None]).sum(0)
-        out = out + (np.power.outer(panels[:, 3] + self.shift, k) * tail[:, None]).sum(0)
-        if len(self.atoms):
-            out = out + (np.power.outer(self.atoms[:, 0], k) * self.atoms[:, 1:]).sum(0)
-        return out
+        """m_1..m_n of c + X from the inner density and atoms."""
+        return self.inner.density_moments(n, shift=self.shift)
 
 
 # --------------------------------------------------------------------------- shift chain

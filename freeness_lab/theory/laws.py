@@ -459,8 +459,8 @@ class SmoothD2Law(SpectralLaw):
         return np.unique(out)
 
     def _deformation(self, s: np.ndarray, *, taper: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """D(s) = c r / (r^2 + kappa^2) T(s) and D'(s) (r: :meth:`_rate`).
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """D(s) = c r / (r^2 + kappa^2) T(s), D'(s) and r (r: :meth:`_rate`).
 
         T = 1, except when the rule stops at H = 2 H_flat (g flat to 1e-17 beyond H_flat):
         there T = cos^2(pi/2 (|s| - H_flat) / (H - H_flat)) on H_flat < |s| < H brings the
@@ -475,7 +475,7 @@ class SmoothD2Law(SpectralLaw):
             theta = 0.5 * math.pi * np.clip((np.abs(s) - a) / (H - a), 0.0, 1.0)
             slope = np.where(np.abs(s) > a, 0.5 * math.pi / (H - a) * np.sign(s), 0.0)
             D, dD = D * np.cos(theta) ** 2, dD * np.cos(theta) ** 2 - D * np.sin(2 * theta) * slope
-        return D, dD
+        return D, dD, r
 
     def _panels(self, H: float, stationary: np.ndarray) -> np.ndarray:
         """Panel edges on [-H, H]: graded (ratio 2) toward the stationary points, then split
@@ -501,10 +501,9 @@ class SmoothD2Law(SpectralLaw):
         width_max = min(0.25, 0.5 * sq)
         for _ in range(60):
             mid = 0.5 * (edges[1:] + edges[:-1])
-            rate = np.abs(self._rate(mid)[0])
-            D = np.abs(self._deformation(mid, taper=False)[0])
-            limit = np.minimum(width_max, 0.5 / np.maximum(rate, 1e-300))
-            limit = np.minimum(limit, np.where(D > 0, 2.0 * D, np.inf))
+            D, _, rate = self._deformation(mid, taper=False)
+            limit = np.minimum(width_max, 0.5 / np.maximum(np.abs(rate), 1e-300))
+            limit = np.minimum(limit, np.where(D != 0, 2.0 * np.abs(D), np.inf))
             wide = np.diff(edges) > limit
             if not wide.any():
                 break
@@ -538,7 +537,7 @@ class SmoothD2Law(SpectralLaw):
         mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
         s = (mid[:, None] + half[:, None] * t).ravel()
         ws = (half[:, None] * wt).ravel()
-        D, dD = self._deformation(s)
+        D, dD, _ = self._deformation(s)
         h = s - 1j * D
         w = ws * (1.0 - 1j * dD) * np.exp(-0.5 * h * h / q) / math.sqrt(2 * math.pi * q)
         tail = special.ndtr(-H / math.sqrt(q))
