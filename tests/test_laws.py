@@ -5,7 +5,7 @@ from math import comb
 
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, optimize
 
 from freeness_lab import NetworkSpec
 from freeness_lab.activations import get_activation
@@ -91,7 +91,10 @@ def test_d2_factor():
     assert isinstance(tanh, SmoothD2Law)
     for act in ("silu", "gelu"):  # three stationary points of phi'^2, one a double zero
         assert isinstance(d2_factor(d2_law(act, 0.8)), SmoothD2Law)
-    assert isinstance(d2_factor(d2_law("silu", 0.8), near_support=False), QuadratureLaw)
+    # a real quadrature away from the support, except where phi' has a zero (the law's
+    # t^(-1/2) singularity at 0 is reached by deep products)
+    assert isinstance(d2_factor(d2_law("tanh", 0.8), near_support=False), QuadratureLaw)
+    assert isinstance(d2_factor(d2_law("silu", 0.8), near_support=False), SmoothD2Law)
     np.testing.assert_allclose(tanh.moments(3), d2_law("tanh", 0.8).moments(3), rtol=1e-14)
 
 
@@ -196,6 +199,48 @@ def test_smooth_d2_cauchy_against_adaptive_quadrature(act, q):
     k = np.arange(1, 4)
     np.testing.assert_allclose((nu.nodes[:, None] ** k * nu.weights[:, None]).sum(0).real,
                                nu.moments(3), rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["silu"])
+def test_smooth_d2_psi_at_huge_omega(act):
+    """1 + psi(omega) = E[1 / (1 - omega g(h))] for |omega| -> infinity (the subordination
+    points of the D^2 factors of a deep product near x = 0) is dominated by the double zero
+    h0 of g = phi'^2: with g ~ phi''(h0)^2 (h - h0)^2,
+
+        1 + psi(omega) = pi p_q(h0) / (|phi''(h0)| sqrt(-omega)) (1 + O(|omega|^(-1/2))),
+
+    phi'' in closed form (independent of the rule), at angles from nearly real to 0.3.
+    (GELU's g also vanishes in its left tail, like h^2 phi(h)^2: there 1 + psi is dominated
+    by the pole g(h) = 1 / omega at h ~ -7 to -11, not by h0.)"""
+    q = 1.3
+    nu = d2_factor(d2_law(act, q))
+    a = get_activation(act)
+    h0 = optimize.brentq(lambda h: a.dphi(np.array([h]))[0], -3.0, -0.1, xtol=1e-15)
+    if act == "silu":
+        s = 1.0 / (1.0 + np.exp(-h0))
+        d2phi = s * (1 - s) * (2 + h0 * (1 - 2 * s))
+    else:
+        d2phi = np.exp(-0.5 * h0 * h0) / np.sqrt(2 * np.pi) * (2 - h0 * h0)
+    p0 = np.exp(-h0 * h0 / (2 * q)) / np.sqrt(2 * np.pi * q)
+    for size in (1e24, 1e40, 1e56):
+        for angle in (1e-6, 0.3):
+            omega = size * np.exp(-1j * angle)
+            ours = (nu.weights / (1.0 - omega * nu.nodes)).sum()
+            asymptote = np.pi * p0 / (abs(d2phi) * np.sqrt(-omega))
+            np.testing.assert_allclose(ours, asymptote, rtol=1e-8)
+
+
+def test_silu_d2_law_at_large_q():
+    """SiLU's D^2 law at q = 100 (deep networks with sigma_w > 1 reach it): the logistic
+    function continued to complex h has no cancellation in the left tail, where the rule
+    now has mass (no spurious stationary points there), and the rule reproduces the
+    moments and stays small (tens of thousands of nodes, not ~1e5)."""
+    small, large = (d2_factor(d2_law("silu", q)) for q in (1.0, 100.0))
+    np.testing.assert_allclose(large.stationary_values, small.stationary_values, rtol=1e-12)
+    k = np.arange(1, 4)
+    np.testing.assert_allclose((large.nodes[:, None] ** k * large.weights[:, None]).sum(0).real,
+                               large.moments(3), rtol=1e-12)
+    assert len(large.nodes) < 40_000
 
 
 @pytest.mark.parametrize("act", ["tanh", "erf", "sigmoid", "silu", "gelu"])

@@ -32,6 +32,7 @@ factor's subordination unknown (:mod:`freeness_lab.theory.newton`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -316,6 +317,17 @@ _DEFORM_C = 0.6
 _CONTOUR_GL = np.polynomial.legendre.leggauss(16)
 #: geometric grading toward a stationary point of g stops at this distance (times sqrt(q))
 _GRADING_FLOOR = 1e-9
+#: within this distance (times sqrt(q)) of a double zero h0 of g (phi' = 0: SiLU, GELU) the
+#: rule is built in the local variable sigma = h - h0 (s - h0 would keep 16 - k digits at
+#: 10^-k) from the Taylor series of phi' at h0, graded with ratio 4 down to
+#: _ZERO_GRADING_FLOOR: psi(omega) has poles at h0 +- (g''(h0) omega / 2)^(-1/2), and deep
+#: products need |omega| up to ~1e60 (their density near 0 is ~ x^(delta - 1) with a small
+#: delta: the subordination points of the D^2 factors reach omega ~ e^100 at x ~ e^-10000)
+_ZERO_LOCAL = 1e-3
+_ZERO_GRADING_FLOOR = 1e-40
+_ZERO_RATIO = 2.0
+#: Taylor terms of phi' at a double zero of g (the tail at |sigma| <= 1e-3 is below 1e-30)
+_ZERO_TAYLOR_TERMS = 12
 #: radius and points of the Cauchy integrals giving g', g'' at real s (inside the strip of
 #: analyticity of every registered phi': the nearest singularity is tanh's, at i pi / 2)
 _CAUCHY_RADIUS, _CAUCHY_POINTS = 0.25, 32
@@ -324,15 +336,19 @@ _ZERO_OF_G = 1e-20
 
 
 def _expit(h: np.ndarray) -> np.ndarray:
-    """The logistic function continued to complex h: (1 + tanh(h / 2)) / 2."""
-    return 0.5 * (1.0 + np.tanh(0.5 * h))
+    """The logistic function continued to complex h: 1 / (1 + e^-h), as e^h / (1 + e^h)
+    for Re h < 0 ((1 + tanh(h / 2)) / 2 cancels to rounding noise below Re h ~ -30, which
+    the D^2 law of SiLU reaches once q ~ 100: deep networks with sigma_w > 1)."""
+    h = np.asarray(h)
+    e = np.exp(-np.abs(h.real) - 1j * np.sign(h.real) * h.imag)  # e^-h or e^h, |e| <= 1
+    return np.where(h.real >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 #: phi' continued analytically where the registry's phi' accepts real input only
 _COMPLEX_DPHI = {
     "tanh": lambda h: 1.0 / np.cosh(h) ** 2,  # 1 - tanh^2 cancels to 0 for |h| > 19
     "sigmoid": lambda h: 0.25 / np.cosh(0.5 * h) ** 2,
-    "silu": lambda h: _expit(h) * (1.0 + h * (1.0 - _expit(h))),
+    "silu": lambda h: _expit(h) * (1.0 + h * _expit(-h)),
 }
 
 #: phi'(h) - 1 without cancellation for Re h > 0, where phi' -> 1 (SiLU, GELU): the
@@ -369,9 +385,11 @@ class SmoothD2Law(SpectralLaw):
     SiLU, GELU) D ~ c (s - h0) / sqrt 5. kappa^2 = the largest |(log g)''| at an extremum
     with g > 0, so |D| <= c / (2 kappa) stays inside the strip of analyticity.
     Composite 16-point Gauss-Legendre in s, panels graded geometrically (ratio 2) toward
-    the stationary points of g down to 1e-9 sqrt(q), no wider than min(1/4, sqrt(q)/2,
-    1/(2 |r|), 2 |D|) (the last keeps the pole of a real zeta one half-width from the
-    panel), on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is flat to 1e-17
+    the stationary points of g down to 1e-9 sqrt(q) (at a double zero h0 of g, down to
+    1e-3 sqrt(q), within which a local rule in sigma = h - h0 is graded with ratio 4 down to
+    1e-40 sqrt(q): :meth:`_zero_rule`), no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|)
+    (the last keeps the pole of a real zeta one half-width from the panel),
+    on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is flat to 1e-17
     (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is tapered to 0
     on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments are those of ``d2``.
 
@@ -490,21 +508,28 @@ class SmoothD2Law(SpectralLaw):
         edges = [-H, H, *stationary]
         if self._taper_from is not None:  # the taper's second derivative jumps there
             edges += [-self._taper_from, self._taper_from]
-        floor = _GRADING_FLOOR * sq
         for p in stationary:
+            # down to the local rule's panel at a double zero of g
+            floor = (_ZERO_LOCAL if p in self._zeros else _GRADING_FLOOR) * sq
             for side in (-1.0, 1.0):
                 d = H
                 while d > floor:
                     edges.append(p + side * d)
                     d *= 0.5
+                if p in self._zeros:
+                    edges.append(p + side * _ZERO_LOCAL * sq)
         edges = np.unique(np.clip(edges, -H, H))
+        edges = edges[~np.isin(edges, self._zeros)]
         width_max = min(0.25, 0.5 * sq)
         for _ in range(60):
             mid = 0.5 * (edges[1:] + edges[:-1])
             D, _, rate = self._deformation(mid, taper=False)
             limit = np.minimum(width_max, 0.5 / np.maximum(np.abs(rate), 1e-300))
             limit = np.minimum(limit, np.where(D != 0, 2.0 * np.abs(D), np.inf))
-            wide = np.diff(edges) > limit
+            # the panels touching a stationary point are graded already (r ~ 1 / |s - p|
+            # would split them down to rounding)
+            graded = np.isin(edges[:-1], stationary) | np.isin(edges[1:], stationary)
+            wide = (np.diff(edges) > limit) & ~self._in_local(mid) & ~graded
             if not wide.any():
                 break
             edges = np.unique(np.concatenate([edges, mid[wide]]))
@@ -529,25 +554,84 @@ class SmoothD2Law(SpectralLaw):
         self._range = float(ends.min()), float(ends.max())
         # kappa^2 from the extrema of g with g > 0; at a double zero of g (phi' = 0: SiLU,
         # GELU) (log g)'' is infinite and D ~ c (s - h0) / sqrt 5 turns the contour there
-        extrema = stationary[self.g(stationary).real > _ZERO_OF_G * ends.max()]
+        nonzero = self.g(stationary).real > _ZERO_OF_G * ends.max()
+        extrema, self._zeros = stationary[nonzero], stationary[~nonzero]
         curv = np.abs(self._log_curvature(extrema))
         self._kappa2 = float(np.max(curv[np.isfinite(curv)], initial=1.0))
         edges = self._panels(H, stationary)
         t, wt = _CONTOUR_GL
         mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+        keep = ~self._in_local(mid)  # those panels come from the local rules
+        mid, half = mid[keep], half[keep]
         s = (mid[:, None] + half[:, None] * t).ravel()
         ws = (half[:, None] * wt).ravel()
         D, dD, _ = self._deformation(s)
         h = s - 1j * D
         w = ws * (1.0 - 1j * dD) * np.exp(-0.5 * h * h / q) / math.sqrt(2 * math.pi * q)
+        g = self.g(h)
+        for p in self._zeros:
+            g_loc, w_loc = self._zero_rule(p)
+            g, w = np.concatenate([g, g_loc]), np.concatenate([w, w_loc])
         tail = special.ndtr(-H / math.sqrt(q))
         # the tails sit at g(+-H): real nodes, i.e. poles of G on the axis, which the support
         # quadrature of a single scaled factor cuts at (tail_values)
         tails = self.g(np.array([-H, H])).real
         self.tail_values = np.unique(tails[tails > 0])
-        nodes = np.concatenate([self.g(h), tails.astype(complex)])
+        nodes = np.concatenate([g, tails.astype(complex)])
         weights = np.concatenate([w, [tail, tail]])
         return nodes, weights / self.d2.weights.sum()
+
+    def _in_local(self, s: np.ndarray) -> np.ndarray:
+        """Whether s lies within the local rule of a double zero of g."""
+        near = np.abs(s[:, None] - self._zeros) < _ZERO_LOCAL * math.sqrt(self.d2.q)
+        return near.any(axis=1)
+
+    def _zero_rule(self, h0: float) -> tuple[np.ndarray, np.ndarray]:
+        """Contour rule on |s - h0| <= _ZERO_LOCAL sqrt(q) around a double zero h0 of g.
+
+        In sigma = s - h0 the contour is h = h0 + sigma (1 - i k_pm) on either side,
+        k_pm = D(h0 +- sigma_loc) / sigma_loc (continuous with the outer rule, on Plemelj's
+        side as D ~ c sigma / sqrt 5 is), and g(h) = (sum_k b_k tau^k)^2, tau = h - h0, with
+        b_k the Taylor coefficients of phi' at h0 (b_0 = phi'(h0) is rounding noise: the zero
+        is taken at h0 exactly, which moves the law by ~1e-16). Panels are graded with ratio
+        4 from sigma_loc down to _ZERO_GRADING_FLOOR sqrt(q) (16-point Gauss-Legendre on
+        [a, 4a] with the singularity of 1/g at 0: error ~ 3^-32), and one panel covers
+        [-floor, floor].
+
+        Returns
+        -------
+        nodes, weights : complex ndarray
+            g(h_j) and the weights p_q(h_j) h'(s_j) w_j.
+        """
+        q = self.d2.q
+        sq = math.sqrt(q)
+        loc = _ZERO_LOCAL * sq
+        theta = 2 * np.pi * np.arange(2 * _CAUCHY_POINTS) / (2 * _CAUCHY_POINTS)
+        vals = self._dphi(h0 + _CAUCHY_RADIUS * np.exp(1j * theta))
+        k = np.arange(_ZERO_TAYLOR_TERMS + 1)
+        b = (vals[None, :] * np.exp(-1j * np.outer(k, theta))).mean(1).real
+        b = b / _CAUCHY_RADIUS**k
+        b[0] = 0.0
+        levels = int(math.ceil(math.log(_ZERO_LOCAL / _ZERO_GRADING_FLOOR, _ZERO_RATIO)))
+        ends = loc * _ZERO_RATIO ** -np.arange(levels + 1.0)
+        t, wt = _CONTOUR_GL
+        slope_r = self._deformation(np.array([h0 + loc]))[0][0] / loc
+        slope_l = self._deformation(np.array([h0 - loc]))[0][0] / -loc
+        nodes, weights = [], []
+        for sign, slope in ((1.0, slope_r), (-1.0, slope_l)):
+            lo, hi = ends[1:], ends[:-1]
+            sigma = sign * (0.5 * (lo + hi)[:, None] + 0.5 * (hi - lo)[:, None] * t).ravel()
+            ws = (0.5 * (hi - lo)[:, None] * wt).ravel()
+            if sign > 0:  # the middle panel [-floor, floor], on the right side's slope
+                sigma = np.concatenate([sigma, ends[-1] * t])
+                ws = np.concatenate([ws, ends[-1] * wt])
+            tau = sigma * (1.0 - 1j * slope)
+            dphi = np.polynomial.polynomial.polyval(tau, b)
+            h = h0 + tau
+            nodes.append(dphi * dphi)
+            weights.append(ws * (1.0 - 1j * slope) * np.exp(-0.5 * h * h / q)
+                           / math.sqrt(2 * math.pi * q))
+        return np.concatenate(nodes), np.concatenate(weights)
 
     def _log_curvature(self, s: np.ndarray) -> np.ndarray:
         """(log g)'' = g''/g - (g'/g)^2 (infinite at zeros of g)."""
@@ -581,6 +665,13 @@ class SmoothD2Law(SpectralLaw):
         return self._range
 
 
+@functools.cache
+def _dphi_has_zero(name: str) -> bool:
+    """Whether phi' changes sign on [-20, 20] (SiLU, GELU: g = phi'^2 has a double zero)."""
+    d = get_activation(name).dphi(np.linspace(-20.0, 20.0, 4001))
+    return bool(np.any(d[:-1] * d[1:] < 0))
+
+
 def d2_factor(d2: D2Law, *, near_support: bool = True
               ) -> DiscreteLaw | SmoothD2Law | QuadratureLaw:
     """The law of D^2 as a building block.
@@ -593,11 +684,14 @@ def d2_factor(d2: D2Law, *, near_support: bool = True
     away from the support, and 5 to 20 times cheaper. Networks with Gaussian weights
     qualify: the Marchenko-Pastur factor of every layer keeps the subordination points of
     the D^2 factors off their support (checked by the density-vs-series-moments tests of
-    ``tests/test_newton.py``).
+    ``tests/test_newton.py``) -- except for a phi' with a zero (SiLU, GELU): the law then
+    has a density ~ t^(-1/2) at 0, a real quadrature's smallest node cuts it off, and the
+    subordination points of the D^2 factors do approach 0 as x -> 0 (deep products put
+    their mass at x ~ e^-1000); those always get the contour rule.
     """
     if len(d2.atoms):
         return DiscreteLaw(d2.atoms[:, 0], d2.atoms[:, 1] / d2.atoms[:, 1].sum())
-    if near_support:
+    if near_support or _dphi_has_zero(d2.activation):
         return SmoothD2Law(d2)
     nodes, weights = d2.nodes.copy(), d2.weights / d2.weights.sum()
     # the Gaussian tails beyond the flat region are lumped at phi'(+-inf)^2, which may be 0:

@@ -340,7 +340,8 @@ class ProductSystem:
             v[..., 1 + i] = _log_lower(om)
         return v
 
-    def _parts(self, v: np.ndarray, zeta: np.ndarray, *, residual: bool = True
+    def _parts(self, v: np.ndarray, zeta: np.ndarray, *, residual: bool = True,
+               log_zeta: np.ndarray | None = None
                ) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray], list[np.ndarray],
                           list[np.ndarray]]:
         """Residuals and Jacobian entries of the arrow system at (v, zeta).
@@ -354,6 +355,9 @@ class ProductSystem:
         residual : bool
             Whether F_0 is needed; without it (the tangent needs the Jacobian only) its
             logarithms are not evaluated and None is returned in its place.
+        log_zeta : complex ndarray, optional
+            log zeta, used in F_0 instead of log(zeta) (``zeta`` is then ignored): the one
+            place where zeta enters, so points below the smallest double are reachable.
 
         Returns
         -------
@@ -363,7 +367,7 @@ class ProductSystem:
         r = v[..., 0]
         if residual:
             val, d0 = self.terms.value_and_slope(r)
-            f0 = self.const + val + _log_upper(zeta)
+            f0 = self.const + val + (_log_upper(zeta) if log_zeta is None else log_zeta)
         else:
             f0, d0 = None, self.terms.slope(r)
         fi, gi, hi = [], [], []
@@ -423,6 +427,51 @@ class ProductSystem:
         dr = self.tangent(v, zeta)[..., 0]
         g = self.cauchy(v, zeta, drop_zero_atom=drop_zero_atom)
         return (np.exp(v[..., 0]) * dr - g) / zeta
+
+
+class LogZetaSystem:
+    """A :class:`ProductSystem` in the coordinate ell = log zeta (for :func:`lilypads` with
+    ``log_zeta=True``).
+
+    F_0 depends on zeta through log zeta alone, so the system can be solved at points zeta
+    far below the smallest double (deep products put mass at x ~ e^-1000: each factor whose
+    density is singular at 0 makes rho ~ x^(delta - 1) flatter). The tangent is
+    dv/d ell = -J^{-1} dF/d ell, dF_0/d ell = 1, and the Cauchy transform is returned as
+    zeta G(zeta) = e^r + p_0, which stays representable (x rho(x) = -Im zeta G / pi on the
+    axis).
+
+    Parameters
+    ----------
+    system : ProductSystem
+    """
+
+    def __init__(self, system: ProductSystem):
+        self.system = system
+        self.size = system.size
+
+    def initial(self, ell: np.ndarray) -> np.ndarray:
+        """Far-field start at zeta = e^ell."""
+        return self.system.initial(np.exp(ell))
+
+    def newton_step(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
+        """-J^{-1} F(v; e^ell)."""
+        f0, d0, h, fi, gi = self.system._parts(v, ell, log_zeta=ell)
+        return self.system._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
+
+    def tangent(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
+        """dv/d ell = -J^{-1} (1, 0, .., 0)."""
+        _, d0, h, fi, gi = self.system._parts(v, ell, residual=False)
+        return self.system._arrow_solve(d0, h, gi, -np.ones_like(d0),
+                                        [np.zeros_like(f) for f in fi])
+
+    def valid(self, v: np.ndarray) -> np.ndarray:
+        """As :meth:`ProductSystem.valid`."""
+        return self.system.valid(v)
+
+    def cauchy(self, v: np.ndarray, ell: np.ndarray, *, drop_zero_atom: bool = False
+               ) -> np.ndarray:
+        """zeta G(zeta) = e^r + p_0 (note: not G); without the atom at 0 on request."""
+        return np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.system.p0)
 
 
 @dataclass(frozen=True)
@@ -648,7 +697,7 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
              max_newton: int = 8,
              theta_max: float = 0.25, theta_target: float = 0.18, tol_path: float = 1e-8,
              step_start: float = 2.0, step_max: float = 30.0, step_min: float = 1e-7,
-             zero_floor: float = 1e-16) -> NewtonResult:
+             zero_floor: float = 1e-16, log_zeta: bool = False) -> NewtonResult:
     """Solve ``system`` at zeta = x + i eps for every x by the lilypads homotopy.
 
     Parameters
@@ -683,6 +732,11 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         First and largest vertical steps, in t = log Im zeta.
     step_min : float
         A point whose step (as a fraction of its path) falls below this fails.
+    log_zeta : bool
+        Work in ell = log zeta: the targets ``x + i eps`` are ell itself (eps = arg zeta, in
+        (0, pi)), ``system`` is a :class:`LogZetaSystem`, ``start`` is required (as
+        (ell0, v0)) and each walk is straight in ell. The result's ``zeta`` holds ell and its
+        ``cauchy`` holds zeta G(zeta).
 
     Returns
     -------
@@ -692,6 +746,8 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
     eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape).copy()
     if np.any(eps < 0) or not np.all(np.isfinite(eps)):
         raise ValueError("eps: must be finite and >= 0")
+    if log_zeta and (start is None or np.any((eps <= 0) | (eps >= np.pi))):
+        raise ValueError("log_zeta: needs a start and targets with 0 < Im ell < pi")
     P = x.size
     target = x + 1j * eps
     y_stop = np.where(eps > 0, eps, zero_floor * np.maximum(np.abs(x), y_start))
@@ -747,6 +803,8 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         if not on_line.any():
             return vert
         a, b = za[i], zb[i]
+        if log_zeta:
+            return a + s * (b - a)
         geo = (a != 0) & (b != 0)
         la = _log_upper(np.where(geo, a, 1.0))
         lb = _log_upper(np.where(geo, b, 1.0))
