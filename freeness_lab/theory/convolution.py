@@ -315,10 +315,11 @@ class SolvedLaw(SpectralLaw):
         stride = 1 << max(0, int(np.log2(P / 32)))
         solved = np.zeros(P, dtype=bool)
 
-        def run(idx, start=None):
+        def run(idx, start=None, height=1.0):
             nonlocal rounds, evals
             opts = {**_CHAINED, **options} if start is not None else options
-            r = lilypads(self._system, xs[idx], es[idx], y_start=y_start, start=start, **opts)
+            r = lilypads(self._system, xs[idx], es[idx], y_start=height * y_start,
+                         start=start, **opts)
             G[idx], V[idx], conv[idx] = r.cauchy, r.unknowns, r.converged
             solved[idx] = True
             rounds += r.rounds
@@ -350,9 +351,15 @@ class SolvedLaw(SpectralLaw):
             if (~okn).any():
                 run(idx[~okn])
             stride = half
+        # the rest come down from the far field; a point whose walk fails tries two other
+        # starting heights (another path: a walk may pass too close to a branch point --
+        # erf's H_3 lost two points 1e-11 and 3e-8 above its base that way)
         retry = np.nonzero(~conv)[0]
-        if len(retry):
-            run(retry)
+        for height in (1.0, 4.0, 0.25):
+            if not len(retry):
+                break
+            run(retry, height=height)
+            retry = retry[~conv[retry]]
         out = np.empty(P, dtype=int)
         out[order] = np.arange(P)
         return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
@@ -634,37 +641,41 @@ class SolvedLaw(SpectralLaw):
             # a power law with a negligible rest: integrate below it in log zeta
             deep = not (rest <= _DEEP_TOL * (1.0 - self.atom_mass)
                         or bottom <= _DEEP_TOL * (1.0 - self.atom_mass))
-            if deep and panels[i, 3] == 0 and isinstance(self._system, ProductSystem):
-                j = i * self.n_gl
-                rest = self._deep_mass(math.log(panels[i, 0]), res.zeta[j],
+            if deep and panels[i, 3] == self._base_atom:
+                j, base = i * self.n_gl, self._base_atom
+                rest = self._deep_mass(math.log(panels[i, 0] - base), res.zeta[j] - base,
                                        res.unknowns[j], rest)
             tail[i] = rest if np.isfinite(rest) else 0.0
         return x.ravel(), w.ravel(), rho, panels, tail
 
     def _deep_mass(self, u_top: float, zeta0: complex, v0: np.ndarray, rest: float
                    ) -> float:
-        """Mass of the continuous part below x = e^u_top (a product law, base point 0).
+        """Mass of the continuous part in (b, b + e^u_top), b the base point (0 for a product,
+        the last shift of a chain).
 
         Deep products put a sizeable mass far below the smallest double: every factor whose
         density is singular at 0 (Marchenko-Pastur, the D^2 law of a phi' with a zero)
         flattens rho ~ x^(delta - 1) (delta ~ 1 / the number of such factors), and the
-        power law sets in only far below 1e-300 (SiLU, Gaussian weights, depth 50: mass 0.45
-        below it). With u = log x, int rho dx = int x rho(x) du, and x rho = -Im zeta G / pi
-        at zeta = x (1 + i eps_rel): a function of log zeta alone, solved by
+        power law sets in only far below 1e-300 (SiLU, orthogonal weights, depth 50: mass
+        0.45 below it); a chain's quadrature stops at 1e-11 b (x = b + y keeps no more of
+        y), and GELU's H_3 has 1.3e-3 of its mass below. With y = x - b = e^u,
+        int rho dx = int y rho du, and y rho = -Im zeta' G / pi at zeta' = y (1 + i eps_rel):
+        a function of log zeta' alone, solved by
         :class:`~freeness_lab.theory.newton.LogZetaSystem` (no zeta is formed). Panels of
         Gauss-Legendre in u go down from u_top with doubling widths, each chained from the
         lowest point of the one above (a walk straight in log zeta), until the power-law
         remainder x rho / delta (delta from the two lowest nodes) is below _DEEP_TOL, or u
         reaches _DEEP_U_MIN, where that remainder is added. Where a panel does not converge
-        (a single factor: its omega = 1 / zeta overflows below e^-700), the remainder
-        estimated from above is used, with a warning if it is not negligible.
+        (a single factor: its omega = 1 / zeta overflows below e^-700; some chains right
+        below 1e-11 b), the power-law remainder estimated from above is used, as it is
+        everywhere else (a warning when there is none: rho not a decaying power).
 
         Parameters
         ----------
         u_top : float
-            log of the lowest panel end of the support quadrature at 0.
+            log(x - b) at the lowest panel end of the support quadrature at b.
         zeta0, v0 : complex, ndarray
-            A solved point near there (the lowest node) and its unknowns.
+            zeta - b at a solved point near there (the lowest node) and its unknowns.
         rest : float
             The power-law remainder below u_top estimated from the quadrature's nodes (inf
             when rho is not a decaying power there).
@@ -686,14 +697,17 @@ class SolvedLaw(SpectralLaw):
                            start=(np.full(u.shape, ell0), np.tile(v0, (len(u), 1))))
             if not res.converged.all():
                 break
-            f = -(np.exp(res.unknowns[:, 0]) / (1 + 1j * self.eps_rel)).imag / math.pi
+            zg = system.cauchy(res.unknowns, ell, drop_zero_atom=True)
+            f = -(zg / (1 + 1j * self.eps_rel)).imag / math.pi
             mass += float(0.5 * (top - lo) * (wt * f).sum())
             rest = _power_law_rest(u[-2:][::-1], f[-2:][::-1], lo)
             ell0, v0, top, width = ell[-1], res.unknowns[-1], lo, 2.0 * width
-        if not rest <= _DEEP_TOL * total:
-            warnings.warn(f"deep mass: {rest:.1e} estimated below x = e^{top:.0f}, where the "
-                          f"solver stops", RuntimeWarning, stacklevel=4)
-        return mass + (rest if np.isfinite(rest) else 0.0)
+        if not np.isfinite(rest):
+            warnings.warn(f"deep mass: the density is not a decaying power at "
+                          f"x - b = e^{top:.0f}, where the solver stops: the mass below is "
+                          f"missing", RuntimeWarning, stacklevel=4)
+            return mass
+        return mass + rest
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(nodes, weights, density): int f(x) rho(x) dx ~= sum_i w_i f(x_i) rho_i.
@@ -979,6 +993,33 @@ class ShiftChainLaw(SolvedLaw):
 
     def moments(self, n: int) -> np.ndarray:
         return self.layer_moments(n)[-1]
+
+    def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Orthogonal weights (every layer: one smooth D^2 law nu_l times point masses):
+        mu_{l+1} = c_l + a_l nu_l boxtimes mu_l bends sharply at c_l + a_l t p, t a singular
+        value of nu_l (stationary values, limits) and p one of mu_l's (its base included):
+        panels across them lost up to 1e-3 of GELU's H_3 mass. Kept as cuts while there are
+        at most 64 of them: power points (log panels on their right) where t is a limit
+        (GELU's (x - 1)^(1/q - 1)) or p a power point, square-root points otherwise."""
+        points, power = np.array([self.start]), np.array([False])
+        for lay in self.layers:
+            smooth = [f for f in lay.factors if isinstance(f.law, SmoothD2Law)]
+            rest = [f for f in lay.factors if not isinstance(f.law, SmoothD2Law)]
+            if (len(smooth) != 1 or smooth[0].power != 1
+                    or not all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest)):
+                return np.empty(0), np.empty(0)
+            nu = smooth[0].law
+            scale = math.prod(f.law.atoms[0, 0] ** f.power for f in rest)
+            values = np.concatenate([[0.0], nu.stationary_values, nu.limit_values])
+            limit = np.arange(len(values)) > len(nu.stationary_values)
+            points = (lay.shift + scale * np.outer(values, points)).ravel()
+            power = (limit[:, None] | power[None, :]).ravel()
+            points, first = np.unique(points, return_index=True)
+            power = power[first]
+            if len(points) > 64:
+                return np.empty(0), np.empty(0)
+        inside = points > self._base_atom
+        return points[inside & ~power], points[inside & power]
 
     def _build_system(self) -> ChainSystem:
         n = 4

@@ -395,15 +395,19 @@ class ProductSystem:
             x[..., 1 + i] = (r - h * x[..., 0]) / g
         return x
 
-    def newton_step(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
-        """-J^{-1} F(v; zeta)."""
-        f0, d0, h, fi, gi = self._parts(v, zeta)
+    def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                    log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """-J^{-1} F(v; zeta) (zeta given as ``log_zeta`` instead: :class:`LogZetaSystem`)."""
+        f0, d0, h, fi, gi = self._parts(v, zeta, log_zeta=log_zeta)
         return self._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
 
-    def tangent(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
-        """dv/dzeta = -J^{-1} dF/dzeta (only F_0 depends on zeta, through log zeta)."""
+    def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """dv/dzeta = -J^{-1} dF/dzeta (only F_0 depends on zeta, through log zeta); with
+        ``log_zeta``, dv/d log zeta."""
         _, d0, h, fi, gi = self._parts(v, zeta, residual=False)
-        return self._arrow_solve(d0, h, gi, -1.0 / zeta, [np.zeros_like(f) for f in fi])
+        rhs = -1.0 / zeta if log_zeta is None else -np.ones_like(d0)
+        return self._arrow_solve(d0, h, gi, rhs, [np.zeros_like(f) for f in fi])
 
     def valid(self, v: np.ndarray) -> np.ndarray:
         """m and every omega_i in the closed lower half-plane, all finite."""
@@ -430,48 +434,47 @@ class ProductSystem:
 
 
 class LogZetaSystem:
-    """A :class:`ProductSystem` in the coordinate ell = log zeta (for :func:`lilypads` with
-    ``log_zeta=True``).
+    """A product or chain system in the coordinate ell = log zeta' (for :func:`lilypads`
+    with ``log_zeta=True``), zeta' = zeta - b, b the law's base point (0 for a product,
+    qhat_n for a chain).
 
-    F_0 depends on zeta through log zeta alone, so the system can be solved at points zeta
-    far below the smallest double (deep products put mass at x ~ e^-1000: each factor whose
-    density is singular at 0 makes rho ~ x^(delta - 1) flatter). The tangent is
-    dv/d ell = -J^{-1} dF/d ell, dF_0/d ell = 1, and the Cauchy transform is returned as
-    zeta G(zeta) = e^r + p_0, which stays representable (x rho(x) = -Im zeta G / pi on the
-    axis).
+    Both systems depend on zeta through log zeta' alone (F_0 of a product, P_n of a chain),
+    so they can be solved at points that double precision cannot represent: deep products
+    put mass at x ~ e^-1000 (each factor whose density is singular at 0 makes
+    rho ~ x^(delta - 1) flatter), and x = b + y keeps no digit of y below 1e-16 b. The
+    tangent is dv/d ell = -J^{-1} dF/d ell (dF/d ell = 1 in that one equation), and the
+    Cauchy transform is returned as zeta' G(zeta) = e^r + p_0 (r: the top layer's main
+    unknown), which stays representable: y rho = -Im zeta' G / pi on the axis.
 
     Parameters
     ----------
-    system : ProductSystem
+    system : ProductSystem or ChainSystem
     """
 
-    def __init__(self, system: ProductSystem):
+    def __init__(self, system: ProductSystem | ChainSystem):
         self.system = system
         self.size = system.size
-
-    def initial(self, ell: np.ndarray) -> np.ndarray:
-        """Far-field start at zeta = e^ell."""
-        return self.system.initial(np.exp(ell))
+        if isinstance(system, ChainSystem):
+            self._top, self._p0 = 3 * (system.n - 1), system.layers[-1].zero_mass
+        else:
+            self._top, self._p0 = 0, system.p0
 
     def newton_step(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
-        """-J^{-1} F(v; e^ell)."""
-        f0, d0, h, fi, gi = self.system._parts(v, ell, log_zeta=ell)
-        return self.system._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
+        """-J^{-1} F(v; b + e^ell)."""
+        return self.system.newton_step(v, None, log_zeta=ell)
 
     def tangent(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
-        """dv/d ell = -J^{-1} (1, 0, .., 0)."""
-        _, d0, h, fi, gi = self.system._parts(v, ell, residual=False)
-        return self.system._arrow_solve(d0, h, gi, -np.ones_like(d0),
-                                        [np.zeros_like(f) for f in fi])
+        """dv/d ell."""
+        return self.system.tangent(v, None, log_zeta=ell)
 
     def valid(self, v: np.ndarray) -> np.ndarray:
-        """As :meth:`ProductSystem.valid`."""
+        """As the system's ``valid``."""
         return self.system.valid(v)
 
     def cauchy(self, v: np.ndarray, ell: np.ndarray, *, drop_zero_atom: bool = False
                ) -> np.ndarray:
-        """zeta G(zeta) = e^r + p_0 (note: not G); without the atom at 0 on request."""
-        return np.exp(v[..., 0]) + (0.0 if drop_zero_atom else self.system.p0)
+        """zeta' G(zeta) = e^r + p_0 (note: not G); without the atom at b on request."""
+        return np.exp(v[..., self._top]) + (0.0 if drop_zero_atom else self._p0)
 
 
 @dataclass(frozen=True)
@@ -533,7 +536,8 @@ class ChainSystem:
                 v[..., 3 * l + 2] = _log_lower(om)
         return v
 
-    def _blocks(self, v: np.ndarray, zeta: np.ndarray):
+    def _blocks(self, v: np.ndarray, zeta: np.ndarray | None,
+                log_zeta: np.ndarray | None = None):
         """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3).
 
         With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l} and
@@ -545,9 +549,10 @@ class ChainSystem:
 
         No difference of nearly equal numbers is formed: xi_l - qhat_{l-1} is the unknown
         itself, so the subordination point may approach an atom of mu_l (or its base point)
-        at the edges of the support without losing digits.
+        at the edges of the support without losing digits. ``log_zeta`` gives
+        log(zeta - qhat_n) directly (``zeta`` is then ignored, and dzeta is d/d log zeta').
         """
-        shape = zeta.shape
+        shape = (zeta if log_zeta is None else log_zeta).shape
         n = self.n
         F = np.zeros(shape + (n, 3), dtype=complex)
         A = np.zeros(shape + (n, 3, 3), dtype=complex)
@@ -564,7 +569,9 @@ class ChainSystem:
             log_xi = _log_upper(xi)
             dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
             val, slope = self.terms[l].value_and_slope(r[..., l])
-            if l == n - 1:
+            if l == n - 1 and log_zeta is not None:
+                top, dzeta = log_zeta, 1.0
+            elif l == n - 1:
                 top = _log_upper(zeta - lay.qhat)
                 dzeta = 1.0 / (zeta - lay.qhat)
             else:
@@ -625,14 +632,17 @@ class ChainSystem:
             x[..., l, :] = (inv[l] @ rhs[..., None])[..., 0]
         return x.reshape(r.shape[:-2] + (self.size,))
 
-    def newton_step(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
-        """-J^{-1} F(v; zeta)."""
-        F, A, B, C, _ = self._blocks(v, zeta)
+    def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                    log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """-J^{-1} F(v; zeta) (zeta - qhat_n given as its log instead: ``log_zeta``)."""
+        F, A, B, C, _ = self._blocks(v, zeta, log_zeta)
         return self._thomas(A, B, C, -F)
 
-    def tangent(self, v: np.ndarray, zeta: np.ndarray) -> np.ndarray:
-        """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n)."""
-        F, A, B, C, dzeta = self._blocks(v, zeta)
+    def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n); with
+        ``log_zeta``, dv/d log(zeta - qhat_n)."""
+        F, A, B, C, dzeta = self._blocks(v, zeta, log_zeta)
         r = np.zeros(F.shape, dtype=complex)
         r[..., self.n - 1, 0] = -dzeta
         return self._thomas(A, B, C, r)
