@@ -40,6 +40,10 @@ point lies in the ball where Newton converges quadratically -- and converge to `
 A rejected step is halved; an accepted one is rescaled by sqrt(theta_target / theta).
 Every point has its own step, all points move together (vectorized, no loop per point),
 and every loop has a cap: a point that runs out of budget is reported as not converged.
+
+*Log zeta*: both systems depend on zeta only through log zeta' (zeta' = zeta, or
+zeta - qhat_n for a chain), so :class:`LogZetaSystem` solves them with ell = log zeta' as
+the coordinate, at points no double can represent (deep products put mass at x ~ e^-1000).
 """
 
 from __future__ import annotations
