@@ -228,6 +228,20 @@ def _panel_x(u: np.ndarray, kind: np.ndarray, origin: np.ndarray
     return x, dx
 
 
+def _one_factor_of(kind: type, factors: list[Factor] | tuple[Factor, ...]
+                   ) -> tuple[SpectralLaw, float, list[Factor]] | None:
+    """(nu, c, others) when ``factors`` hold exactly one factor of type ``kind``, with power 1:
+    nu, the product c of the point masses among the rest, and the rest that are not point
+    masses; None otherwise."""
+    mine = [f for f in factors if isinstance(f.law, kind)]
+    if len(mine) != 1 or mine[0].power != 1:
+        return None
+    rest = [f for f in factors if f is not mine[0]]
+    points = [f for f in rest if len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1]
+    scale = math.prod(f.law.atoms[0, 0] ** f.power for f in points)
+    return mine[0].law, scale, [f for f in rest if not any(f is g for g in points)]
+
+
 def _power_law_rest(u: np.ndarray, f: np.ndarray, u_end: float) -> float:
     """int_-inf^u_end f(u) du for f = C e^(delta u) fitted at two points u[0] < u[1]
     (f = x rho(x), u = log x: the mass below x = e^u_end of a density rho ~ x^(delta - 1));
@@ -833,32 +847,24 @@ class FreeProductLaw(SolvedLaw):
         nodes (poles on the axis; the mass above them spans many decades, as at 0). Times a
         Marchenko-Pastur factor too (Gaussian weights, depth 1), the scaled stationary values
         are kept as cuts."""
-        smooth = [f for f in self.product.factors if isinstance(f.law, SmoothD2Law)]
-        rest = [f for f in self.product.factors if not isinstance(f.law, SmoothD2Law)]
-        if len(smooth) != 1 or smooth[0].power != 1 or len(self.product.extra.rows):
+        one = _one_factor_of(SmoothD2Law, self.product.factors)
+        if one is None or len(self.product.extra.rows):
             return np.empty(0), np.empty(0)
-        nu = smooth[0].law
-        if all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest):
-            scale = math.prod(f.law.atoms[0, 0] ** f.power for f in rest)
+        nu, scale, others = one
+        if not others:
             return (scale * nu.stationary_values,
                     scale * np.concatenate([nu.limit_values, nu.tail_values]))
-        mp = [f for f in rest if isinstance(f.law, MarchenkoPastur)]
-        if (len(mp) == 1 and mp[0].power == 1 and mp[0].law.ratio == 1
-                and all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1
-                        for f in rest if f is not mp[0])):
+        if (len(others) == 1 and isinstance(others[0].law, MarchenkoPastur)
+                and others[0].power == 1 and others[0].law.ratio == 1):
             # ... times one Marchenko-Pastur (Gaussian weights, depth 1): MP smooths the
             # inverse square roots, but the density still bends sharply at the scaled
             # stationary values (GELU: 16-point panels across 0.043 lost 1.6e-6 of mass)
-            scale = mp[0].law.scale * math.prod(f.law.atoms[0, 0] ** f.power
-                                                for f in rest if f is not mp[0])
-            return scale * nu.stationary_values, np.empty(0)
+            return others[0].law.scale * scale * nu.stationary_values, np.empty(0)
         return np.empty(0), np.empty(0)
 
     def _build_system(self) -> ProductSystem:
-        smooth = [f for f in self.product.factors if isinstance(f.law, QuadratureLaw)]
-        rest = [f for f in self.product.factors if not isinstance(f.law, QuadratureLaw)]
-        if (len(smooth) == 1 and smooth[0].power == 1 and not len(self.product.extra.rows)
-                and all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest)):
+        one = _one_factor_of(QuadratureLaw, self.product.factors)
+        if one is not None and not one[2] and not len(self.product.extra.rows):
             # a scaled law of phi'(h)^2 alone (orthogonal weights, depth 1): its quadrature
             # is a discrete measure, no free convolution smooths it into a density
             raise NotImplementedError("density of a single smooth D^2 factor (orthogonal "
@@ -1003,13 +1009,10 @@ class ShiftChainLaw(SolvedLaw):
         (GELU's (x - 1)^(1/q - 1)) or p a power point, square-root points otherwise."""
         points, power = np.array([self.start]), np.array([False])
         for lay in self.layers:
-            smooth = [f for f in lay.factors if isinstance(f.law, SmoothD2Law)]
-            rest = [f for f in lay.factors if not isinstance(f.law, SmoothD2Law)]
-            if (len(smooth) != 1 or smooth[0].power != 1
-                    or not all(len(f.law.atoms) == 1 and f.law.atoms[0, 1] == 1 for f in rest)):
+            one = _one_factor_of(SmoothD2Law, lay.factors)
+            if one is None or one[2]:
                 return np.empty(0), np.empty(0)
-            nu = smooth[0].law
-            scale = math.prod(f.law.atoms[0, 0] ** f.power for f in rest)
+            nu, scale, _ = one
             values = np.concatenate([[0.0], nu.stationary_values, nu.limit_values])
             limit = np.arange(len(values)) > len(nu.stationary_values)
             points = (lay.shift + scale * np.outer(values, points)).ravel()
