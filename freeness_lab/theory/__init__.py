@@ -15,6 +15,7 @@ from freeness_lab.theory.convolution import (
     power_atoms,
     product_atoms,
 )
+from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.free_cumulants import (
     Element,
     Family,
@@ -68,6 +69,7 @@ __all__ = [
     "ShiftLayer",
     "SolvedLaw",
     "SpectralLaw",
+    "TheoryUnavailable",
     "bernoulli",
     "d2_factor",
     "delta",

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import MarchenkoPastur, QuadratureLaw, SmoothD2Law, SpectralLaw
 from freeness_lab.theory.newton import (
     ChainLayer,
@@ -867,7 +868,7 @@ class FreeProductLaw(SolvedLaw):
         if one is not None and not one[2] and not len(self.product.extra.rows):
             # a scaled law of phi'(h)^2 alone (orthogonal weights, depth 1): its quadrature
             # is a discrete measure, no free convolution smooths it into a density
-            raise NotImplementedError("density of a single smooth D^2 factor (orthogonal "
+            raise TheoryUnavailable("density of a single smooth D^2 factor (orthogonal "
                                       "weights, depth 1) is not available; moments are exact")
         return self.product.system(float(self.atoms[self.atoms[:, 0] == 0, 1].sum()))
 
@@ -1034,7 +1035,7 @@ class ShiftChainLaw(SolvedLaw):
                 terms = f.law.log_s_terms
                 if terms is None:
                     if nu is not None or f.power != 1 or f.scale != 1:
-                        raise NotImplementedError("shift chain: at most one factor per layer "
+                        raise TheoryUnavailable("shift chain: at most one factor per layer "
                                                   "without an explicit S-transform")
                     nodes, weights = f.law.nodes_weights
                     nu = ImplicitFactor(nodes, weights, 1.0, 1.0,

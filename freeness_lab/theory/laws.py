@@ -40,6 +40,7 @@ import numpy as np
 from scipy import optimize, special
 
 from freeness_lab.activations import get_activation
+from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.meanfield import Z_CUT, D2Law, _flat_beyond
 from freeness_lab.theory.series import moments_to_s
 
@@ -109,7 +110,7 @@ class SpectralLaw:
         """S(m), for laws with an explicit S-transform."""
         terms = self.log_s_terms
         if terms is None:
-            raise NotImplementedError(f"{type(self).__name__}: S-transform has no closed form; "
+            raise TheoryUnavailable(f"{type(self).__name__}: S-transform has no closed form; "
                                       f"use s_series(n)")
         const, rows = terms
         m = np.asarray(m, dtype=complex)

@@ -51,6 +51,7 @@ from freeness_lab.theory.convolution import (
     ShiftLayer,
     product_atoms,
 )
+from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import (
     DiscreteLaw,
     MarchenkoPastur,
@@ -181,11 +182,11 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
 
     Raises
     ------
-    NotImplementedError
+    TheoryUnavailable
         For rectangular widths.
     """
     if not spec.is_square:
-        raise NotImplementedError("fim_dual_law: rectangular widths are not supported "
+        raise TheoryUnavailable("fim_dual_law: rectangular widths are not supported "
                                   "(the recursion is derived for square layers)")
     if qhat is None:
         qhat = post_activation_moments(spec)
