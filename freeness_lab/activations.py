@@ -90,8 +90,10 @@ def _dgelu(x: np.ndarray) -> np.ndarray:
 
 
 def _leaky_relu(slope: float) -> Activation:
+    short = f"{slope:g}"
     return Activation(
-        name=f"leaky_relu({slope:g})",
+        # the slope exactly: ``:g`` where it round-trips, else the shortest repr
+        name=f"leaky_relu({short if float(short) == slope else repr(slope)})",
         phi=lambda x: np.where(x > 0, x, slope * x),
         dphi=lambda x: np.where(x > 0, 1.0, slope),
         pieces=((-math.inf, 0.0, slope), (0.0, math.inf, 1.0)),

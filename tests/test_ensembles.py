@@ -190,3 +190,29 @@ def test_single_blas_thread_pins_blas() -> None:
     with single_blas_thread():
         assert all(info["num_threads"] == 1 for info in threadpool_info()
                    if info["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+@pytest.mark.parametrize("n", [1, 2, 5, 64])
+def test_weight_trace_means_against_monte_carlo(weights, n):
+    """E Tr(O) = 0 and E Tr(O^2) = 1 at every width, both ensembles (theory side, by the
+    order-2 Weingarten / Wick calculus), against the samplers through ``weight_traces``."""
+    from freeness_lab.simulate import weight_traces
+    from freeness_lab.theory import weight_trace_means
+
+    rng = np.random.default_rng(2024 + n)
+    draws = np.array([weight_traces([sample_weight(weights, n, n, 1.5, rng)], 1.5)
+                      for _ in range(2_000)])
+    expected = weight_trace_means(weights)
+    for column, k in enumerate((1, 2)):
+        values = draws[:, column]
+        se = values.std(ddof=1) / np.sqrt(values.size)  # 0 for Tr(O^2) = 1 when n = 1
+        assert abs(values.mean() - expected[k]) <= 4.5 * se + 1e-12, (k, values.mean())
+
+
+def test_weight_traces_reject_plain_qr():
+    from freeness_lab.simulate import weight_traces
+
+    rng = np.random.default_rng(5)
+    draws = np.array([weight_traces([plain_qr_orthogonal(64, rng)], 1.0) for _ in range(200)])
+    assert _z(draws[:, 0], 0.0) > 30  # E Tr(Q) ~ -0.54 sqrt(M) for the plain Q factor

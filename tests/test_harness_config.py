@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from freeness_lab import SpecError
+from freeness_lab.harness import app
 from freeness_lab.harness.app import config_dir, describe_error, prevalidate, register_resolvers
 from freeness_lab.harness.cells import plan_cells
 from freeness_lab.harness.config import RunConfig, validate_config
@@ -96,12 +97,64 @@ def test_run_dir_is_under_results_and_ignores_runtime_fields(composed):
     (["experiment=freeness", "network.depth=1"], "network.depth"),
     (["experiment=freeness", "sweep.widths=[16]"], "sweep.widths"),
     (["hydra/launcher=nope"], "hydra/launcher"),
+    # impossible values: refused before any work (issue 11, item 3)
+    (["network.depth=1000000000"], "network.depth"),
+    (["sweep.axes.depth=[2,100000]"], "sweep.axes.depth[1]"),
+    (["sweep.widths=[1000000,2000000]"], "sweep.widths"),
+    (["sweep.trials=1000000000"], "sweep.trials"),
+    (["seed=18446744073709551616"], "seed"),
+    (["network.sigma_w=1e300"], "network.sigma_w"),
+    (["network.sigma_w=1e-300"], "network.sigma_w"),
+    (["network.sigma_w=1e-300", "network.sigma_b=0.1"], "network.sigma_w"),
+    (["network.sigma_w=3", "network.depth=300"], "network.sigma_w"),
+    (["sweep.axes.sigma_w=[1.4,1e300]"], "sweep.axes.sigma_w"),
+    (["experiment.moments=500"], "experiment.moments"),
+    (["experiment=spectrum", "experiment.moments=16", "network.sigma_w=2.5",
+      "network.depth=40"], "experiment.moments"),
+    # one trial gives no standard error (item 4)
+    (["experiment=spectrum", "sweep.trials=1"], "sweep.trials"),
+    (["sweep.trials=1"], "sweep.trials"),
+    # smaller ones (item 10)
+    (["experiment.name=.."], "experiment.name"),
+    (["experiment.name=.hidden"], "experiment.name"),
+    (["network=3"], "network"),
+    (["sweep=nope,tiny"], "sweep"),
 ])
 def test_bad_override_gives_one_line_naming_the_field(overrides, field):
     message = prevalidate(overrides)
     assert message is not None
     assert "\n" not in message
     assert message.startswith(f"{field}:"), message
+
+
+def test_force_lets_a_run_past_the_memory_estimate():
+    big = {"sweep": {"widths": [1_000_000, 2_000_000]}}
+    with pytest.raises(SpecError, match="set force=true") as err:
+        validate_config(big)
+    assert "TiB of memory" in str(err.value) and "this machine has" in str(err.value)
+    run = validate_config({**big, "force": True})
+    assert run.force and run.identity() == validate_config(
+        {"sweep": {"widths": [1_000_000, 2_000_000]}, "force": True}).identity()
+    assert "force" not in run.identity()  # runtime-only: not in the run's hash
+
+
+def test_n_jobs_is_capped_at_the_available_cores():
+    from freeness_lab.harness.budget import available_cores
+
+    assert validate_config({"n_jobs": 10_000}).n_jobs == available_cores()
+    assert validate_config({"n_jobs": -1}).n_jobs == -1
+
+
+def test_unquoted_activation_arguments_parse():
+    assert prevalidate(["network.activation=leaky_relu(0.2)"]) is None
+    assert prevalidate(["sweep.axes.activation=[relu,leaky_relu(0.1234567)]"]) is None
+    assert app.quote_activation_arguments(["network.activation=leaky_relu(0.2)", "seed=1"]) == [
+        "network.activation='leaky_relu(0.2)'", "seed=1"]
+    # already quoted: unchanged
+    assert app.quote_activation_arguments(["network.activation='leaky_relu(2)'"]) == [
+        "network.activation='leaky_relu(2)'"]
+    run = validate_config({"network": {"activation": "leaky_relu(0.1234567)"}})
+    assert run.network.activation == "leaky_relu(0.1234567)"  # not rounded to 6 digits
 
 
 def test_multirun_sweep_values_are_each_validated():

@@ -42,7 +42,7 @@ def _cases():
                                    marks=[pytest.mark.slow] if slow else [])
 
 
-@pytest.mark.parametrize("act, weights, depth", _cases())
+@pytest.mark.parametrize("act, weights, depth", list(_cases()))
 def test_density_reproduces_exact_moments(act, weights, depth):
     """int rho = 1 - atom mass, rho >= 0, and m_1..m_3 of density + atoms equal the series
     moments to 1e-6 relative (the two are computed independently: series reversion vs the
@@ -134,7 +134,7 @@ def _fim_cases():
             yield pytest.param(act, weights, 2, id=f"{act}-{weights}-2")
 
 
-@pytest.mark.parametrize("act, weights, depth", _fim_cases())
+@pytest.mark.parametrize("act, weights, depth", list(_fim_cases()))
 def test_fim_density_reproduces_exact_moments(act, weights, depth):
     """H_L (shift chain; depth 2: a shifted free product): int rho = 1 - atom mass,
     rho >= 0, m_1..m_3 of density + atoms equal the series moments to 1e-6 relative.

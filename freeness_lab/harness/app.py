@@ -10,8 +10,10 @@ status 2, leaving nothing behind. Then the Hydra app runs: the run folder is
 see ``conf/config.yaml``; a multirun's folder is ``results/<experiment>/multirun-<hash of
 its overrides>`` with one ``<hash of the config>`` subfolder per job.
 
-Exit status: 0, 2 (bad config), or 1 when ``experiment.fail_on_disagreement`` is set and a
-check fails (single runs and the sequential launcher).
+Exit status: 0; 2 (bad config); 1 when ``experiment.fail_on_disagreement`` is set and a check
+fails (single runs and the sequential launcher), or on an OS fault (read-only folder, full
+disk: one line naming it); 130 when interrupted (Ctrl-C or SIGTERM: one line, finished cells
+kept for the re-run).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +42,9 @@ CONFIG_NAME = "config"
 #: launchers that run jobs side by side on this machine: the run itself then uses n_jobs = 1
 _LOCAL_PARALLEL_LAUNCHERS = ("JoblibLauncher", "LocalLauncher")
 _FAILED_CHECKS: list[int] = []
+#: an activation with an argument, e.g. leaky_relu(0.2), not already quoted: Hydra's override
+#: grammar reads parentheses as a function call, so the command line would not parse
+_ACTIVATION_CALL = re.compile(r"(?<!['\"\w])(leaky_relu\([^()'\"]*\))(?!['\"])")
 
 
 def config_dir() -> Path:
@@ -71,6 +77,33 @@ def sweep_dir_override(overrides: list[str]) -> str:
     command resumes the same sweep (each job in its ``${fl_run_id:}`` subfolder)."""
     return (f"hydra.sweep.dir=results/${{experiment.name}}/multirun-"
             f"{_hash(sorted(overrides))}")
+
+
+def quote_activation_arguments(overrides: list[str]) -> list[str]:
+    """Quote ``leaky_relu(s)`` in override values, so that ``network.activation=leaky_relu(0.2)``
+    works as written (Hydra alone needs ``'leaky_relu(0.2)'``)."""
+    out = []
+    for line in overrides:
+        key, eq, value = line.partition("=")
+        out.append(key + eq + _ACTIVATION_CALL.sub(r"'\1'", value) if eq else line)
+    return out
+
+
+def _check_group_options(overrides: list[str]) -> None:
+    """A config-group override must name one of the group's options (``network=3`` is not)."""
+    groups = {p.relative_to(config_dir()).as_posix() for p in config_dir().rglob("*")
+              if p.is_dir()}
+    for line in overrides:
+        key, eq, value = line.partition("=")
+        key = key.lstrip("+~")
+        # Hydra's own groups (hydra/...) have built-in options; sweep functions are Hydra's
+        if (not eq or key not in groups or key.startswith("hydra")
+                or not re.fullmatch(r"[\w.\-]+(,[\w.\-]+)*", value.strip())):
+            continue
+        options = sorted(p.stem for p in (config_dir() / key).glob("*.yaml"))
+        for option in (v.strip() for v in value.split(",")):
+            if option not in options:
+                raise SpecError(key, f"unknown option {option!r}; allowed: {', '.join(options)}")
 
 
 def _first_line(err: BaseException) -> str:
@@ -143,7 +176,9 @@ def prevalidate(overrides: list[str], *, multirun: bool = False,
     from hydra import compose, initialize_config_dir
 
     register_resolvers()
+    overrides = quote_activation_arguments(overrides)
     try:
+        _check_group_options(overrides)
         jobs = _job_overrides(overrides, multirun)
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             for job in jobs:
@@ -151,6 +186,13 @@ def prevalidate(overrides: list[str], *, multirun: bool = False,
     except Exception as err:  # every failure becomes one line; nothing has been written
         return describe_error(err)
     return None
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an OS fault (read-only folder, full disk, ...): what and where."""
+    what = err.strerror or str(err) or type(err).__name__
+    where = f": {err.filename}" if err.filename else ""
+    return f"{what}{where}"
 
 
 def _uses_local_parallel_launcher() -> bool:
@@ -175,10 +217,22 @@ def _task(cfg: DictConfig) -> None:
         if not any(p.suffix == ".parquet" for p in out_dir.rglob("*")):
             shutil.rmtree(out_dir, ignore_errors=True)
         raise SystemExit(2) from None
+    asked = cfg.get("n_jobs", run.n_jobs)
+    if isinstance(asked, int) and asked > run.n_jobs:
+        print(f"{PROG}: n_jobs={asked} capped at the {run.n_jobs} available cores")
     if run.n_jobs != 1 and _uses_local_parallel_launcher():
         run = replace(run, n_jobs=1)
-    result = run_experiment(run, out_dir, resolved_config=OmegaConf.to_container(cfg,
-                                                                                 resolve=True))
+    try:
+        result = run_experiment(run, out_dir,
+                                resolved_config=OmegaConf.to_container(cfg, resolve=True))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished cells are kept in {out_dir}: re-run the same "
+              f"command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OSError as err:
+        print(f"{PROG}: error: {describe_os_error(err)}; finished cells are kept in "
+              f"{out_dir}: re-run the same command to resume", file=sys.stderr)
+        raise SystemExit(1) from None
     s = result.stats
     print(f"{PROG}: cells {s.total} (computed {s.computed}, reused {s.reused}) -> {out_dir}")
     if not s.complete:
@@ -194,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point ``freeness-lab``; ``argv`` defaults to ``sys.argv[1:]``."""
     from hydra._internal.utils import get_args_parser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = quote_activation_arguments(list(sys.argv[1:] if argv is None else argv))
     args, _ = get_args_parser().parse_known_args(argv)
     informational = (args.help or args.hydra_help or args.cfg or args.info
                      or args.shell_completion or args.config_dir)
@@ -213,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     saved, sys.argv = sys.argv, [PROG, *argv]
     try:
         app()
+    except KeyboardInterrupt:  # outside a job (e.g. while Hydra sets it up)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as err:
+        print(f"{PROG}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     finally:
         sys.argv = saved
     return 1 if _FAILED_CHECKS else 0

@@ -102,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"freeness-lab-collect: error: {err}", file=sys.stderr)
         return 2
-    if args.output is None:
-        print(df.to_string(max_rows=40))
-    elif args.output.suffix == ".csv":
-        df.to_csv(args.output, index=False)
-    else:
-        df.to_parquet(args.output, index=False)
+    try:
+        if args.output is None:
+            print(df.to_string(max_rows=40))
+        else:  # the output's folder is created if missing
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            if args.output.suffix == ".csv":
+                df.to_csv(args.output, index=False)
+            else:
+                df.to_parquet(args.output, index=False)
+    except OSError as err:
+        print(f"freeness-lab-collect: error: output: {err.strerror or err}: "
+              f"{err.filename or args.output}", file=sys.stderr)
+        return 1
     print(f"freeness-lab-collect: {len(df)} rows from {df['run'].nunique()} runs"
           + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
     return 0

@@ -16,7 +16,15 @@ rule raises a false alarm in about half of all runs; this one in fewer than 1 in
   sweep and its log-log slope against M is <= -1/2 (a finite-M bias, O(1/M) for normalized
   traces of products of Haar / Gaussian matrices, larger than the noise);
 * ``disagrees``: otherwise -- a wrong theory or sampler keeps an O(1) defect;
-* ``no theory``: the theory side gave no prediction (reason in the summary).
+* ``no theory``: the theory side deliberately gives no prediction
+  (:class:`~freeness_lab.theory.TheoryUnavailable`; reason in the summary);
+* ``theory error``: the theory side raised any other exception, or returned moments that are
+  not finite;
+* ``invalid``: the Monte Carlo mean or its SE is not a finite number (overflow, or NaN from
+  the sampler), or there are fewer than 2 trials: there is nothing to judge.
+
+``theory error`` and ``invalid`` always fail a run; ``no theory`` fails it under
+``experiment.fail_on_disagreement`` (:data:`FAILING`, :func:`failing`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,15 @@ from scipy import stats
 VARIANT_COLUMNS: list[str] = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0"]
 #: slope of log|defect| vs log M at or below which a shrinking defect counts as converging
 CONVERGING_SLOPE = -0.5
+#: verdicts that always fail a run
+FAILING: tuple[str, ...] = ("disagrees", "theory error", "invalid")
+#: verdicts that fail a run in regression-suite mode (``experiment.fail_on_disagreement``)
+FAILING_STRICT: tuple[str, ...] = (*FAILING, "no theory")
+
+
+def failing(verdict: pd.Series, strict: bool) -> pd.Series:
+    """Boolean mask of the failing verdicts (``strict``: regression-suite mode)."""
+    return verdict.isin(FAILING_STRICT if strict else FAILING)
 
 
 def aggregate_trials(spectrum: pd.DataFrame) -> pd.DataFrame:
@@ -77,8 +94,14 @@ def verdicts(comparison: pd.DataFrame, z_max: float) -> pd.DataFrame:
         absdef = g["defect"].abs().to_numpy(float)
         slope = _loglog_slope(g["width"].to_numpy(float), absdef)
         p_family = familywise_p(float(last["z"]), int(last["trials"]), len(groups))
-        if np.isnan(last["theory"]):
+        status = last.get("status", "ok")
+        if status == "error":
+            verdict = "theory error"
+        elif status == "unavailable" or pd.isna(status):
             verdict = "no theory"
+        elif not (np.isfinite(last["theory"]) and np.all(np.isfinite(g[["mean", "se"]]))
+                  and last["trials"] >= 2):
+            verdict = "invalid"
         elif abs(last["z"]) <= z_max or p_family > alpha:
             verdict = "agrees"
         elif len(g) > 1 and np.all(np.diff(absdef) < 0) and slope <= CONVERGING_SLOPE:

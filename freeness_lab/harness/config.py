@@ -23,12 +23,24 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from freeness_lab.harness import budget
 from freeness_lab.spec import NetworkSpec, SpecError
 
 #: studies a run may contain (``experiment.studies``)
 STUDIES: tuple[str, ...] = ("spectrum", "freeness")
 #: network fields that ``sweep.axes`` may vary inside one run (the width has ``sweep.widths``)
 AXIS_FIELDS: tuple[str, ...] = ("activation", "weights", "depth", "sigma_w", "sigma_b", "q0")
+#: deepest network a run accepts: the mean field, the series moments and the Newton solver are
+#: linear in depth, and a trial keeps its L weight matrices (``harness.budget``)
+MAX_DEPTH = 10_000
+#: most spectral moments per matrix: m_k^(1/k) tends to the top of the support, so higher
+#: moments measure a handful of top eigenvalues (an SE that no longer means anything) and
+#: leave the float64 range within a few hundred orders
+MAX_MOMENTS = 16
+#: seeds are stored in the int64 ``seed`` column of every table
+MAX_SEED = 2**63 - 1
+#: every study needs a standard error, hence at least this many trials per cell
+MIN_TRIALS = 2
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,9 @@ class RunConfig:
     max_new_cells : int or None
         Stop after computing this many new cells (a budget for time-limited jobs; re-run to
         continue). Runtime-only.
+    force : bool
+        Run even when the estimated memory or time (:mod:`freeness_lab.harness.budget`)
+        exceeds this machine's limits. Runtime-only.
     """
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -124,6 +139,7 @@ class RunConfig:
     n_jobs: int = -1
     progress: bool = True
     max_new_cells: int | None = None
+    force: bool = False
 
     def variants(self) -> list[NetworkSpec]:
         """The network variants of the sweep (product of ``sweep.axes``), width 1 placeholder."""
@@ -144,7 +160,7 @@ class RunConfig:
 
 
 #: fields that change how a run executes, never what it computes
-RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells")
+RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells", "force")
 
 _SECTIONS: dict[str, type] = {"network": NetworkConfig, "sweep": SweepConfig,
                               "experiment": ExperimentConfig}
@@ -162,10 +178,17 @@ def _check_keys(node: Mapping[str, Any], schema: type, prefix: str) -> None:
                             f"{' in ' + prefix.rstrip('.') if prefix else ''}: {_allowed(names)}")
 
 
-def _int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < low:
-        raise SpecError(name, f"must be an integer >= {low}, got {value!r}")
+def _int(name: str, value: object, low: int, high: int | None = None, why: str = "") -> int:
+    """``value`` as an int in [low, high]; otherwise a SpecError naming ``name`` (and ``why``
+    the upper bound exists)."""
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    if (isinstance(value, bool) or not isinstance(value, Integral) or int(value) < low
+            or (high is not None and int(value) > high)):
+        raise SpecError(name, f"must be {allowed}{f' ({why})' if why else ''}, got {value!r}")
     return int(value)
+
+
+_DEPTH_WHY = "the mean field, series moments and Newton solver are linear in depth"
 
 
 def _bool(name: str, value: object) -> bool:
@@ -189,6 +212,7 @@ def _network(node: Mapping[str, Any]) -> NetworkConfig:
         spec = NetworkSpec(**values, width=1)
     except SpecError as err:
         raise SpecError(f"network.{err.field}", str(err).split(": ", 1)[1]) from None
+    _int("network.depth", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
     return NetworkConfig(**{k: getattr(spec, k) for k in values})
 
 
@@ -198,7 +222,11 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
     widths = tuple(_int(f"sweep.widths[{i}]", w, 1) for i, w in enumerate(widths))
     if len(set(widths)) != len(widths):
         raise SpecError("sweep.widths", f"must not repeat a width, got {list(widths)}")
-    trials = _int("sweep.trials", node.get("trials", SweepConfig.trials), 1)
+    trials = node.get("trials", SweepConfig.trials)
+    if isinstance(trials, Integral) and not isinstance(trials, bool) and 0 <= trials < MIN_TRIALS:
+        raise SpecError("sweep.trials", f"must be >= {MIN_TRIALS}: every study needs a "
+                        f"standard error over trials, got {trials!r}")
+    trials = _int("sweep.trials", trials, MIN_TRIALS)
     raw_axes = node.get("axes") or {}
     if not isinstance(raw_axes, Mapping):
         raise SpecError("sweep.axes", f"must be a mapping of network field to a list of "
@@ -217,6 +245,8 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
                 spec = NetworkSpec(**{**base, name: v}, width=1)
             except SpecError as err:
                 raise SpecError(f"sweep.axes.{name}[{i}]", str(err).split(": ", 1)[1]) from None
+            if name == "depth":
+                _int(f"sweep.axes.depth[{i}]", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
             checked.append(getattr(spec, name))
         if len(set(checked)) != len(checked):
             raise SpecError(f"sweep.axes.{name}", f"must not repeat a value, got {checked}")
@@ -228,9 +258,11 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     _check_keys(node, ExperimentConfig, "experiment.")
     d = ExperimentConfig()
     name = node.get("name", d.name)
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        raise SpecError("experiment.name", f"must be a non-empty name without '/', '\\' or "
-                        f"spaces, got {name!r}")
+    if (not isinstance(name, str) or not name or name.startswith(".")
+            or any(c in name for c in "/\\ ")):
+        raise SpecError("experiment.name", f"must be a non-empty name without '/', '\\', "
+                        f"spaces or a leading '.' (it names a folder under results/), got "
+                        f"{name!r}")
     studies = _seq("experiment.studies", node.get("studies", d.studies))
     for s in studies:
         if s not in STUDIES:
@@ -248,8 +280,9 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     if isinstance(z_max, bool) or not isinstance(z_max, Real) or not 0 < z_max < math.inf:
         raise SpecError("experiment.z_max", f"must be a finite number > 0, got {z_max!r}")
     return ExperimentConfig(
-        name=name, studies=studies, moments=_int("experiment.moments",
-                                                 node.get("moments", d.moments), 1),
+        name=name, studies=studies,
+        moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
+                     "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),
         fim_include_bias=_bool("experiment.fim_include_bias",
                                node.get("fim_include_bias", d.fim_include_bias)),
@@ -291,7 +324,8 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     network = _network(node.get("network", {}))
     sweep = _sweep(node.get("sweep", {}), network)
     experiment = _experiment(node.get("experiment", {}))
-    seed = _int("seed", node.get("seed", RunConfig.seed), 0)
+    seed = _int("seed", node.get("seed", RunConfig.seed), 0, MAX_SEED,
+                "the int64 seed column of every table")
     n_jobs = node.get("n_jobs", RunConfig.n_jobs)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0 or n_jobs < -1:
         raise SpecError("n_jobs", f"must be a positive integer or -1 (all cores), got {n_jobs!r}")
@@ -299,11 +333,47 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     if max_new is not None:
         max_new = _int("max_new_cells", max_new, 1)
     run = RunConfig(network=network, sweep=sweep, experiment=experiment, seed=seed,
-                    n_jobs=int(n_jobs), progress=_bool("progress", node.get("progress", True)),
-                    max_new_cells=max_new)
+                    n_jobs=min(int(n_jobs), budget.available_cores()),
+                    progress=_bool("progress", node.get("progress", True)),
+                    max_new_cells=max_new, force=_bool("force", node.get("force", False)))
     if "freeness" in experiment.studies:
         _check_freeness(run)
+    _check_numeric_range(run)
+    if not run.force:
+        _check_budget(run)
     return run
+
+
+def workers(run: RunConfig) -> int:
+    """Parallel workers of a run: ``n_jobs``, or every available core for -1."""
+    return budget.available_cores() if run.n_jobs == -1 else run.n_jobs
+
+
+def _check_numeric_range(run: RunConfig) -> None:
+    """Every variant's mean-field variances and moments stay in float64 (``harness.budget``)."""
+    n = run.experiment.moments if "spectrum" in run.experiment.studies else 1
+    for spec in run.variants():
+        swept = [f for f in ("sigma_w", "depth") if f in run.sweep.axes]
+        field = f"sweep.axes.{swept[0]}" if swept else "network.sigma_w"
+        budget.check_numeric_range(spec, 1, field)
+        if n > 1:
+            budget.check_numeric_range(spec, n, "experiment.moments")
+
+
+def _check_budget(run: RunConfig) -> None:
+    """Refuse a run whose estimated memory or time exceeds this machine's limits."""
+    from freeness_lab.harness.freeness_study import study_words
+
+    e = run.experiment
+    n_words = max((len(study_words(s.depth, e.words)) for s in run.variants()), default=0) \
+        if "freeness" in e.studies else 0
+    cells = [(study, spec.with_width(m), run.sweep.trials) for study in e.studies
+             for spec in run.variants() for m in run.sweep.widths]
+    estimate = budget.estimate(cells, workers(run), eigenvalues=e.eigenvalues,
+                               n_moments=e.moments, n_words=n_words)
+    dominant = "network.depth" if max(s.depth for s in run.variants()) > max(
+        run.sweep.widths) else "sweep.widths"
+    budget.check_budget(estimate, dominant_field=dominant)
 
 
 def _check_freeness(run: RunConfig) -> None:

@@ -6,7 +6,13 @@ Per trial (one random MLP, :func:`freeness_lab.simulate.sample_network`):
 * H_L, the M x M dual of the single-input Fisher information (Hayase & Karakida 2021);
 
 recorded as the normalized-trace moments m_k = tr(A^k) = mean(lambda^k), k = 1..n, the
-spectral variance m_2 - m_1^2, and (optionally) every eigenvalue. The theory side,
+spectral variance m_2 - m_1^2, the scale-free shape m_k / m_1^k, k = 2..n (the per-trial
+fluctuation of the scale, through the sampled D_l, cancels there: its SE is 2-3 times
+smaller than that of m_k), and (optionally) every eigenvalue. The weight sampler is checked
+in the same table (matrix ``W``): Tr(W^l / sigma_w) and Tr((W^l / sigma_w)^2) averaged over
+the layers, whose exact means at every M are 0 and 1
+(:func:`freeness_lab.simulate.weight_traces`, :func:`freeness_lab.theory.weight_trace_means`).
+The theory side,
 :func:`freeness_lab.theory.jacobian_law` / :func:`freeness_lab.theory.fim_dual_law` (S-transform
 products, Pennington, Schoenholz & Ganguli 2017/2018), gives the same moments of the limit
 law and its density (:mod:`freeness_lab.harness.theory_side`).
@@ -18,16 +24,26 @@ from typing import Any
 
 import numpy as np
 
-from freeness_lab.simulate import sample_network, spectral_moments
+from freeness_lab.simulate import sample_network, spectral_moments, weight_traces
 from freeness_lab.spec import NetworkSpec
 
-#: matrix labels in the tables
+#: labels of the matrices whose spectra are recorded (moments, eigenvalues, plots)
 MATRICES: tuple[str, ...] = ("JJT", "H_L")
+#: label of the weight-sampler rows, and their quantities (unnormalized traces)
+WEIGHTS = "W"
+WEIGHT_QUANTITIES: tuple[str, ...] = ("Tr(W)", "Tr(W^2)")
 
 
 def quantity_names(n_moments: int) -> list[str]:
-    """``m1..mn`` then ``variance``: the quantities recorded per matrix and trial."""
-    return [f"m{k}" for k in range(1, n_moments + 1)] + ["variance"]
+    """``m1..mn``, ``variance``, then ``m2/m1^2..mn/m1^n``: the quantities of each spectrum."""
+    return ([f"m{k}" for k in range(1, n_moments + 1)] + ["variance"]
+            + [f"m{k}/m1^{k}" for k in range(2, n_moments + 1)])
+
+
+def shape_moments(moments: np.ndarray) -> np.ndarray:
+    """m_k / m_1^k for k = 2..n, from m_1..m_n."""
+    m = np.asarray(moments, dtype=float)
+    return m[1:] / m[0] ** np.arange(2, m.size + 1)
 
 
 def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
@@ -46,7 +62,8 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
     Returns
     -------
     dict
-        Column dicts: ``"spectrum"`` (matrix, quantity, value) and, when requested,
+        Column dicts: ``"spectrum"`` (matrix, quantity, value; the matrices of
+        :data:`MATRICES` and :data:`WEIGHTS`) and, when requested,
         ``"eigenvalues"`` (matrix, index, value).
     """
     net = sample_network(spec, np.random.default_rng(seed))
@@ -58,7 +75,10 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
         moments = spectral_moments(eigs, params["moments"])
         matrix += [label] * len(names)
         quantity += names
-        value += [*moments.tolist(), float(np.var(eigs))]
+        value += [*moments.tolist(), float(np.var(eigs)), *shape_moments(moments).tolist()]
+    matrix += [WEIGHTS] * len(WEIGHT_QUANTITIES)
+    quantity += list(WEIGHT_QUANTITIES)
+    value += weight_traces(net.weights, spec.sigma_w).tolist()
     out: dict[str, dict[str, Any]] = {
         "spectrum": {"matrix": matrix, "quantity": quantity, "value": value}}
     if params["eigenvalues"]:

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from freeness_lab.harness.compare import failing
 from freeness_lab.harness.config import RunConfig
 from freeness_lab.harness.runner import RunStats
-
-#: verdicts that turn a check red
-FAILING = ("disagrees", "not free")
 
 
 def _fmt(x: object) -> str:
@@ -38,12 +36,17 @@ def _counts(verdict: pd.Series) -> str:
 
 def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[str, Path],
                   plots: list[Path], spectrum_verdicts: pd.DataFrame | None,
-                  freeness_verdicts: pd.DataFrame | None) -> tuple[Path, int]:
+                  freeness_verdicts: pd.DataFrame | None,
+                  theory_errors: list[str] | None = None) -> tuple[Path, int]:
     """Write ``summary.md``; return its path and the number of failing checks.
 
-    A spectrum check fails when its verdict is in :data:`FAILING`; a freeness check when it
-    contradicts its ``expected`` column (a word expected free called ``not free``, or a
-    negative control called ``free``); ``inconclusive`` is reported, not failed.
+    A spectrum check fails when its verdict is failing
+    (:func:`~freeness_lab.harness.compare.failing`: ``disagrees``, ``theory error``,
+    ``invalid``, and ``no theory`` under ``experiment.fail_on_disagreement``); a freeness
+    check when it contradicts its ``expected`` column (a word expected free called
+    ``not free``, or a negative control called ``free``), or, under
+    ``fail_on_disagreement``, when it is ``inconclusive``. Each entry of ``theory_errors``
+    (e.g. a density that raised) is one more failing check.
     """
     e, s = run.experiment, run.sweep
     lines = [f"# freeness-lab run: {e.name}", "",
@@ -51,9 +54,14 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
              f"{s.trials} trials per cell; seed {run.seed}",
              f"- base network: {run.network}; swept axes: {dict(s.axes) or 'none'}",
              f"- cells: {stats.total} ({stats.computed} computed now, {stats.reused} reused)", ""]
-    failed = 0
+    strict = e.fail_on_disagreement
+    failed = len(theory_errors or [])
+    if theory_errors:
+        lines += ["## Theory errors (failing)", ""]
+        lines += [f"- {err}" for err in theory_errors]
+        lines.append("")
     if spectrum_verdicts is not None:
-        bad = spectrum_verdicts["verdict"].isin(FAILING)
+        bad = failing(spectrum_verdicts["verdict"], strict)
         failed += int(bad.sum())
         lines += ["## Spectrum: Monte Carlo moments vs limit law (largest M)", "",
                   f"Verdicts: {_counts(spectrum_verdicts['verdict'])}. "
@@ -61,7 +69,10 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
                   f"times the number of checks (Bonferroni) above 2 Phi(-{e.z_max:g}); "
                   "`converging`: the defect "
                   "shrinks at every M with log-log slope <= -1/2 (finite-M bias); "
-                  "`disagrees`: neither.", ""]
+                  "`disagrees`: neither; `no theory`: not covered by the theory side "
+                  f"({'failing' if strict else 'not failing'} in this run); "
+                  "`theory error`, `invalid`: the theory raised or gave non-finite moments, "
+                  "or the Monte Carlo values are not finite (failing).", ""]
         lines += _markdown(_compact(spectrum_verdicts, ["matrix", "quantity", "width", "mean",
                                                         "se", "theory", "z", "p_familywise",
                                                         "slope", "verdict"]))
@@ -72,6 +83,8 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
         v, expected = freeness_verdicts["verdict"], freeness_verdicts["expected"]
         bad = (((expected == "free") & (v == "not free"))
                | ((expected == "not free") & (v == "free")))
+        if strict:
+            bad |= v == "inconclusive"
         failed += int(bad.sum())
         lines += ["## Freeness: mixed-moment defects vs M", "",
                   f"Verdicts: {_counts(freeness_verdicts['verdict'])}.", ""]

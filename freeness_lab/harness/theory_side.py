@@ -4,22 +4,36 @@ For each network variant, the limit laws (M -> infinity) of J J^T and H_L from
 :func:`freeness_lab.theory.jacobian_law` and :func:`freeness_lab.theory.fim_dual_law`:
 exact moments m_1..m_n by S-transform series (Pennington, Schoenholz & Ganguli 2018;
 Hayase & Karakida 2021), the variance m_2 - m_1^2, the atoms, and the density of the
-continuous part (Newton solver) for the plots. A piece that the theory side does not provide
-(not implemented for this network, or not there yet) is reported as unavailable with its
-reason instead of stopping the run; the summary says so.
+continuous part (Newton solver) for the plots.
+
+Failures are told apart: only :class:`~freeness_lab.theory.TheoryUnavailable`, which the
+theory side raises on purpose where a prediction is known to be missing, makes a prediction
+*unavailable* (verdict ``no theory``, reason in the summary; failing under
+``experiment.fail_on_disagreement``). Any other exception, or moments that are not finite, is
+a *theory error*: the run goes on, and the check fails (a verifier that turned a bug into
+"no theory" would say PASS on a broken theory).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from freeness_lab.harness.spectrum import (
+    WEIGHT_QUANTITIES,
+    WEIGHTS,
+    quantity_names,
+    shape_moments,
+)
 from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory import WEIGHT_TRACE_ORDERS, TheoryUnavailable, weight_trace_means
 
-#: errors meaning "the theory side does not cover this", not "the theory side is wrong"
-UNAVAILABLE = (ImportError, AttributeError, NotImplementedError)
+#: status of a prediction: there, deliberately not covered, or failed
+STATUSES: tuple[str, ...] = ("ok", "unavailable", "error")
 
 
 def limit_law(spec: NetworkSpec, matrix: str):
@@ -37,16 +51,26 @@ class TheoryMoments:
     Attributes
     ----------
     values : dict of str to float
-        ``m1..mn`` and ``variance``; empty when unavailable.
+        ``m1..mn`` and ``variance``; empty unless ``status`` is ``"ok"``.
     atoms : numpy.ndarray
         (k, 2) array of (location, mass).
     note : str
-        Empty, or the reason the prediction is missing.
+        Empty, or why the prediction is missing.
+    status : {"ok", "unavailable", "error"}
+        See the module docstring.
     """
 
     values: dict[str, float]
     atoms: np.ndarray
     note: str = ""
+    status: str = "ok"
+
+
+def _failure(err: BaseException) -> tuple[str, str]:
+    """(status, note) of an exception raised by the theory side."""
+    if isinstance(err, TheoryUnavailable):
+        return "unavailable", f"unavailable: {err}"
+    return "error", f"theory error: {type(err).__name__}: {err}"
 
 
 def theory_moments(spec: NetworkSpec, matrix: str, n_moments: int) -> TheoryMoments:
@@ -54,45 +78,85 @@ def theory_moments(spec: NetworkSpec, matrix: str, n_moments: int) -> TheoryMome
     try:
         law = limit_law(spec, matrix)
         m = np.asarray(law.moments(max(2, n_moments)), dtype=float)
-        atoms = np.asarray(getattr(law, "atoms", np.empty((0, 2))), dtype=float).reshape(-1, 2)
-    except UNAVAILABLE as err:
-        return TheoryMoments({}, np.empty((0, 2)), f"unavailable: {type(err).__name__}: {err}")
+        atoms = np.asarray(law.atoms, dtype=float).reshape(-1, 2)
+    except Exception as err:  # noqa: BLE001 -- classified, reported, and failing (docstring)
+        status, note = _failure(err)
+        return TheoryMoments({}, np.empty((0, 2)), f"{matrix}: {note}", status)
+    if m.shape != (max(2, n_moments),) or not np.all(np.isfinite(m)):
+        return TheoryMoments({}, atoms, f"{matrix}: theory error: moments {m.tolist()} are "
+                             f"not {max(2, n_moments)} finite numbers", "error")
     values = {f"m{k}": float(m[k - 1]) for k in range(1, n_moments + 1)}
     values["variance"] = float(m[1] - m[0] ** 2)
+    values.update(zip(quantity_names(n_moments)[n_moments + 1:],
+                      shape_moments(m[:n_moments]).tolist(), strict=True))
     return TheoryMoments(values, atoms)
 
 
-def theory_density(spec: NetworkSpec, matrix: str, x: np.ndarray) -> tuple[np.ndarray | None,
-                                                                           str]:
-    """Density of the continuous part of the limit law at ``x``, or ``(None, reason)``.
+def weight_theory(spec: NetworkSpec) -> TheoryMoments:
+    """Exact means of the weight-sampler quantities (:data:`~freeness_lab.harness.spectrum.
+    WEIGHT_QUANTITIES`) for ``spec``'s ensemble."""
+    try:
+        means = weight_trace_means(spec.weights)
+        values = {q: float(means[k])
+                  for q, k in zip(WEIGHT_QUANTITIES, WEIGHT_TRACE_ORDERS, strict=True)}
+    except Exception as err:  # noqa: BLE001 -- classified, reported, and failing (docstring)
+        status, note = _failure(err)
+        return TheoryMoments({}, np.empty((0, 2)), f"{WEIGHTS}: {note}", status)
+    return TheoryMoments(values, np.empty((0, 2)))
 
-    The density only feeds the plots (the checks use the exact moments), so any failure of
-    the solver is reported on the plot instead of stopping the run.
+
+def theory_density(spec: NetworkSpec, matrix: str, x: np.ndarray
+                   ) -> tuple[np.ndarray | None, str, str]:
+    """Density of the continuous part of the limit law at ``x``.
+
+    Returns
+    -------
+    density : numpy.ndarray or None
+        None when there is none.
+    note : str
+        Empty, or why there is no density.
+    status : {"ok", "unavailable", "error"}
+        ``"error"`` for an exception other than
+        :class:`~freeness_lab.theory.TheoryUnavailable`: the plot says so, and the summary
+        counts it as a failing check.
     """
     try:
-        return np.asarray(limit_law(spec, matrix).density(np.asarray(x, float)), float), ""
-    except UNAVAILABLE as err:
-        return None, f"density unavailable: {type(err).__name__}: {err}"
-    except Exception as err:  # noqa: BLE001 -- see docstring
-        return None, f"density failed: {type(err).__name__}: {err}"
+        return np.asarray(limit_law(spec, matrix).density(np.asarray(x, float)), float), "", "ok"
+    except Exception as err:  # noqa: BLE001 -- classified, reported, and failing (docstring)
+        status, note = _failure(err)
+        return None, f"density {note}", status
 
 
-def theory_table(variants: list[NetworkSpec], matrices: tuple[str, ...],
-                 n_moments: int) -> tuple[pd.DataFrame, dict[tuple[int, str], TheoryMoments]]:
+def stage(items: list, desc: str, progress: bool) -> Iterable:
+    """``items`` under a progress bar, for a stage after the cells (theory, plots)."""
+    return tqdm(items, desc=desc, unit="step", disable=not progress or not items, leave=False)
+
+
+def theory_table(variants: list[NetworkSpec], matrices: tuple[str, ...], n_moments: int, *,
+                 progress: bool = False
+                 ) -> tuple[pd.DataFrame, dict[tuple[int, str], TheoryMoments]]:
     """Tidy theory table (one row per variant x matrix x quantity) and the raw results.
 
-    The raw results are keyed by (variant index, matrix).
+    ``matrices`` are the spectra (limit laws); the weight-sampler rows
+    (:func:`weight_theory`) are added for every variant. The raw results are keyed by
+    (variant index, matrix). Every quantity has a row; where
+    the prediction is missing, ``theory`` is NaN and ``status`` says why (``"unavailable"``
+    or ``"error"``).
     """
     rows, raw = [], {}
-    for i, spec in enumerate(variants):
-        for matrix in matrices:
-            res = theory_moments(spec, matrix, n_moments)
-            raw[(i, matrix)] = res
-            for quantity, value in res.values.items():
-                rows.append({"activation": spec.activation, "weights": spec.weights,
-                             "depth": spec.depth, "sigma_w": spec.sigma_w,
-                             "sigma_b": spec.sigma_b, "q0": spec.q0, "matrix": matrix,
-                             "quantity": quantity, "theory": value})
+    jobs = [(i, spec, matrix) for i, spec in enumerate(variants)
+            for matrix in (*matrices, WEIGHTS)]
+    for i, spec, matrix in stage(jobs, "theory", progress):
+        if matrix == WEIGHTS:
+            res, names = weight_theory(spec), list(WEIGHT_QUANTITIES)
+        else:
+            res, names = theory_moments(spec, matrix, n_moments), quantity_names(n_moments)
+        raw[(i, matrix)] = res
+        for quantity in names:
+            rows.append({"activation": spec.activation, "weights": spec.weights,
+                         "depth": spec.depth, "sigma_w": spec.sigma_w, "sigma_b": spec.sigma_b,
+                         "q0": spec.q0, "matrix": matrix, "quantity": quantity,
+                         "theory": res.values.get(quantity, np.nan), "status": res.status})
     columns = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0", "matrix",
-               "quantity", "theory"]
+               "quantity", "theory", "status"]
     return pd.DataFrame(rows, columns=columns), raw

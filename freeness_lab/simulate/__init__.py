@@ -19,7 +19,12 @@ from freeness_lab.simulate.network import (
     jacobian_spectrum,
     sample_network,
 )
-from freeness_lab.simulate.spectra import MomentSummary, moments_across_trials, spectral_moments
+from freeness_lab.simulate.spectra import (
+    MomentSummary,
+    moments_across_trials,
+    spectral_moments,
+    weight_traces,
+)
 
 __all__ = [
     "EXPLICIT_FIM_MAX_WIDTH",
@@ -36,4 +41,5 @@ __all__ = [
     "sample_weight",
     "single_blas_thread",
     "spectral_moments",
+    "weight_traces",
 ]

@@ -14,7 +14,7 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["MomentSummary", "moments_across_trials", "spectral_moments"]
+__all__ = ["MomentSummary", "moments_across_trials", "spectral_moments", "weight_traces"]
 
 
 def _check_order(n: object) -> int:
@@ -53,6 +53,33 @@ def spectral_moments(eigs: np.ndarray, n: int) -> np.ndarray:
     """
     n, e = _check_order(n), _check_spectrum(eigs)
     return np.mean(np.cumprod(np.broadcast_to(e, (n, e.size)), axis=0), axis=1)
+
+
+def weight_traces(weights: Sequence[np.ndarray], sigma_w: float) -> np.ndarray:
+    """Unnormalized traces Tr(O) and Tr(O^2) of O = W / sigma_w, averaged over the layers.
+
+    A check of the weight sampler itself, not of any M -> infinity limit: for Haar O(M) and for
+    Gaussian O_ij ~ N(0, 1/M) alike, E Tr(O) = 0 and E Tr(O^2) = 1 exactly at every M
+    (:func:`freeness_lab.theory.weight_trace_means`), while e.g. the Q factor of a plain QR
+    has E Tr(Q) of order -sqrt(M). Tr(O^2) = sum_ij O_ij O_ji costs O(M^2).
+
+    Parameters
+    ----------
+    weights : sequence of numpy.ndarray
+        The square weight matrices W^1..W^L.
+    sigma_w : float
+        Their scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (2,): [mean_l Tr(O_l), mean_l Tr(O_l^2)].
+    """
+    if not weights or any(w.ndim != 2 or w.shape[0] != w.shape[1] for w in weights):
+        raise ValueError("weights: must be a non-empty sequence of square matrices")
+    tr1 = [float(np.trace(w)) / sigma_w for w in weights]
+    tr2 = [float(np.sum(w * w.T)) / sigma_w**2 for w in weights]
+    return np.array([np.mean(tr1), np.mean(tr2)])
 
 
 def _mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from freeness_lab.theory.convolution import (
     power_atoms,
     product_atoms,
 )
+from freeness_lab.theory.ensembles import WEIGHT_TRACE_ORDERS, weight_trace_means
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.free_cumulants import (
     Element,
@@ -93,6 +94,8 @@ __all__ = [
     "multiplicative_convolution_moments",
     "noncrossing_partitions",
     "univariate_family",
+    "WEIGHT_TRACE_ORDERS",
+    "weight_trace_means",
     "D2Law",
     "MeanFieldError",
     "chi",
