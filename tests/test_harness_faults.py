@@ -78,3 +78,16 @@ def test_time_limit_interrupts_python_code_and_restores_the_alarm():
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     # not an Exception: code that classifies failures with `except Exception` cannot eat it
     assert not issubclass(TimeLimitExceeded, Exception)
+
+
+def test_unexpected_error_is_one_line_with_the_traceback_in_the_run_folder(tmp_path, monkeypatch,
+                                                                          capsys):
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero in a study")
+    monkeypatch.setattr(experiment, "theory_table", bug)
+    with pytest.raises(SystemExit) as stop:
+        app.main([*SMALL, _run_dir(tmp_path)])
+    assert stop.value.code == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "ZeroDivisionError: division by zero in a study" in line
+    assert "Traceback" in (tmp_path / "run" / app.ERROR_LOG).read_text()

@@ -55,8 +55,10 @@ def test_command_writes_tables_plots_and_summary(tmp_path):
     spectrum = tables["spectrum"]
     assert {"study", "activation", "weights", "depth", "width", "sigma_w", "sigma_b", "q0",
             "seed", "trial", "spawn_key", "matrix", "quantity", "value"} <= set(spectrum)
-    # one row per cell x trial x matrix x quantity: 2 ensembles x 2 widths x 2 trials x 2 x 5
-    assert len(spectrum) == 2 * 2 * 2 * 2 * 5
+    # one row per cell x trial x matrix x quantity: 2 ensembles x 2 widths x 2 trials x
+    # (2 spectra x (m1..m4, variance, m2/m1^2..m4/m1^4) + the weights' Tr(W), Tr(W^2))
+    assert len(spectrum) == 2 * 2 * 2 * (2 * 8 + 2)
+    assert set(spectrum["matrix"]) == {"JJT", "H_L", "W"}
     assert set(spectrum["weights"]) == {"orthogonal", "gaussian"}
     assert {"word", "trial", "spawn_key", "empirical", "free_value"} <= set(tables["freeness"])
     assert {"word", "ensemble", "slope", "verdict"} <= set(tables["freeness_fits"])

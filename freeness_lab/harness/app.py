@@ -12,7 +12,8 @@ its overrides>`` with one ``<hash of the config>`` subfolder per job.
 
 Exit status: 0; 2 (bad config); 1 when ``experiment.fail_on_disagreement`` is set and a check
 fails (single runs and the sequential launcher), or on an OS fault (read-only folder, full
-disk: one line naming it); 130 when interrupted (Ctrl-C or SIGTERM: one line, finished cells
+disk: one line naming it) or any other error (one line; the traceback goes to
+``error.log`` in the run folder); 130 when interrupted (Ctrl-C or SIGTERM: one line, finished cells
 kept for the re-run).
 """
 
@@ -24,6 +25,7 @@ import json
 import re
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import freeness_lab
 from freeness_lab.harness.config import RUNTIME_FIELDS, validate_config
+from freeness_lab.harness.locking import RunFolderBusy
+from freeness_lab.harness.storage import CellDamaged
 from freeness_lab.spec import SpecError
 
 PROG = "freeness-lab"
@@ -42,6 +46,8 @@ CONFIG_NAME = "config"
 #: launchers that run jobs side by side on this machine: the run itself then uses n_jobs = 1
 _LOCAL_PARALLEL_LAUNCHERS = ("JoblibLauncher", "LocalLauncher")
 _FAILED_CHECKS: list[int] = []
+#: where a run that failed on an unexpected exception leaves its traceback
+ERROR_LOG = "error.log"
 #: an activation with an argument, e.g. leaky_relu(0.2), not already quoted: Hydra's override
 #: grammar reads parentheses as a function call, so the command line would not parse
 _ACTIVATION_CALL = re.compile(r"(?<!['\"\w])(leaky_relu\([^()'\"]*\))(?!['\"])")
@@ -232,6 +238,15 @@ def _task(cfg: DictConfig) -> None:
     except OSError as err:
         print(f"{PROG}: error: {describe_os_error(err)}; finished cells are kept in "
               f"{out_dir}: re-run the same command to resume", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (RunFolderBusy, CellDamaged) as err:  # another run's folder / changed under us
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception as err:  # a bug: one line here, the traceback in the run folder
+        log = out_dir / ERROR_LOG
+        log.write_text(traceback.format_exc())
+        print(f"{PROG}: error: {type(err).__name__}: {_first_line(err)} (traceback in {log}; "
+              f"finished cells are kept)", file=sys.stderr)
         raise SystemExit(1) from None
     s = result.stats
     print(f"{PROG}: cells {s.total} (computed {s.computed}, reused {s.reused}) -> {out_dir}")

@@ -69,11 +69,6 @@ class Budget:
     wall_seconds: float
     workers: int
 
-    def describe(self) -> str:
-        """One phrase: peak memory and wall time."""
-        return (f"about {format_bytes(self.peak_bytes)} of memory and "
-                f"{format_seconds(self.wall_seconds)} on {self.workers} worker(s)")
-
 
 def format_bytes(n: float) -> str:
     """``n`` bytes in the largest binary unit below it, e.g. ``'7.3 TiB'``."""

@@ -41,12 +41,14 @@ from freeness_lab.harness.compare import VARIANT_COLUMNS, compare, verdicts
 from freeness_lab.harness.config import RunConfig
 from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.freeness_study import freeness_report
+from freeness_lab.harness.locking import run_folder_lock
 from freeness_lab.harness.plots import spectrum_histogram
 from freeness_lab.harness.provenance import git_state, package_versions
 from freeness_lab.harness.runner import RunStats, run_cells
 from freeness_lab.harness.spectrum import MATRICES
 from freeness_lab.harness.summary import write_summary
 from freeness_lab.harness.theory_side import stage, theory_density, theory_table
+from freeness_lab.harness.workers import sigterm_as_interrupt
 
 #: points of the theory density drawn under each histogram
 DENSITY_POINTS = 400
@@ -168,11 +170,11 @@ def run_experiment(run: RunConfig, out_dir: Path | str, *,
         At once, when another run holds ``out_dir``
         (:func:`~freeness_lab.harness.locking.run_folder_lock`, held for the whole run).
     """
-    from freeness_lab.harness.locking import run_folder_lock
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder_lock(out_dir):  # held for the whole run; a second run: RunFolderBusy
+    # the lock is held for the whole run (a second run: RunFolderBusy); SIGTERM stops the
+    # table and plot stages as it stops the cells, like Ctrl-C
+    with run_folder_lock(out_dir), sigterm_as_interrupt():
         started = dt.datetime.now(dt.UTC).isoformat()
         cells = plan_cells(run)
         clock = time.perf_counter()

@@ -6,14 +6,24 @@ BLAS pinned to one thread in every worker and in the sequential path alike -- so
 changes the wall time and nothing else. Each task seeds itself from its own
 :meth:`~freeness_lab.harness.cells.Cell.seed_sequence`, hence identical tables for any n_jobs
 and any order of completion. A cell is written (:func:`~freeness_lab.harness.storage.write_cell`)
-as soon as its last task returns; a re-run skips cells whose folder exists and appends one line
-per newly computed cell to ``computed_cells.log``.
+as soon as its last task returns; a re-run skips the finished cells (folder with a matching
+manifest, :func:`~freeness_lab.harness.storage.verify_cell`) and appends one line per newly
+computed cell to ``computed_cells.log``. A damaged cell folder is reported in one warning line,
+moved aside to ``cells/damaged-<key>`` and recomputed.
+
+Robustness (:mod:`freeness_lab.harness.workers`, :mod:`freeness_lab.harness.locking`): the run
+holds the run folder's lock (a second run into it raises
+:class:`~freeness_lab.harness.locking.RunFolderBusy`); workers exit by themselves when the main
+process dies (even by SIGKILL) and are shut down at the end of the run; SIGTERM stops a run
+like Ctrl-C (``KeyboardInterrupt``, finished cells kept).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +37,9 @@ from tqdm.auto import tqdm
 from freeness_lab.harness import storage
 from freeness_lab.harness.cells import Cell
 from freeness_lab.harness.freeness_study import freeness_trials
+from freeness_lab.harness.locking import run_folder_lock
 from freeness_lab.harness.spectrum import spectrum_trial
+from freeness_lab.harness.workers import sigterm_as_interrupt, worker_pool
 from freeness_lab.simulate import single_blas_thread
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,8 @@ COMPUTED_LOG = "computed_cells.log"
 
 Columns = dict[str, Any]
 Task = tuple[Cell, tuple[int, ...]]
+#: (cell key, trials, task output)
+Result = tuple[str, tuple[int, ...], Any]
 
 
 def _spectrum_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
@@ -97,11 +111,16 @@ def _cell_tables(cell: Cell, parts: list[dict[str, list[Columns]]]) -> dict[str,
 
 @dataclass(frozen=True)
 class RunStats:
-    """How a run went: cells in the plan, newly computed, reused from a previous run."""
+    """How a run went: cells in the plan, newly computed, reused from a previous run.
+
+    ``damaged`` counts the cell folders found damaged, moved aside and (unless
+    ``max_new_cells`` stopped the run first) recomputed.
+    """
 
     total: int
     computed: int
     reused: int
+    damaged: int = 0
 
     @property
     def complete(self) -> bool:
@@ -109,14 +128,48 @@ class RunStats:
         return self.computed + self.reused == self.total
 
 
-def _results(tasks: list[Task], n_jobs: int) -> Iterator[tuple[str, tuple[int, ...], Any]]:
+def _results(tasks: list[Task], n_jobs: int) -> Generator[Result, None, None]:
     if joblib.effective_n_jobs(n_jobs) == 1:
         with single_blas_thread():
             for cell, trials in tasks:
                 yield cell.key, trials, STUDY_TASKS[cell.study][1](cell, trials)
         return
-    parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    yield from parallel(joblib.delayed(_run_in_worker)(c, t) for c, t in tasks)
+    with worker_pool(n_jobs) as parallel:
+        yield from parallel(joblib.delayed(_run_in_worker)(c, t) for c, t in tasks)
+
+
+@contextmanager
+def _closing_quietly(results: Generator[Any, None, None]
+                     ) -> Iterator[Generator[Any, None, None]]:
+    """Close the results generator on exit, silencing joblib's "tasks cancelled" warning.
+
+    Closing aborts the pool at once when the caller stops early (an exception, Ctrl-C): the
+    exception is what the user must see, in one line.
+    """
+    try:
+        yield results
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.close()
+
+
+def _unfinished(cells: list[Cell], out_dir: Path) -> tuple[list[Cell], int]:
+    """The cells still to compute, and how many of them were found damaged.
+
+    A damaged cell folder is reported in one warning line and moved aside.
+    """
+    todo, damaged = [], 0
+    for cell in cells:
+        try:
+            if storage.verify_cell(out_dir, cell.key):
+                continue
+        except storage.CellDamaged as err:
+            aside = storage.discard_cell(out_dir, cell.key)
+            log.warning("%s; moved to %s, recomputing it", err, aside.relative_to(out_dir))
+            damaged += 1
+        todo.append(cell)
+    return todo, damaged
 
 
 def run_cells(cells: Iterable[Cell], out_dir: Path | str, *, n_jobs: int = 1,
@@ -139,11 +192,27 @@ def run_cells(cells: Iterable[Cell], out_dir: Path | str, *, n_jobs: int = 1,
     Returns
     -------
     RunStats
+
+    Raises
+    ------
+    RunFolderBusy
+        At once, when another run holds ``out_dir`` (:mod:`~freeness_lab.harness.locking`).
+    KeyboardInterrupt
+        On Ctrl-C, and on SIGTERM while the run is in progress: the finished cells are kept,
+        the workers are gone, re-running resumes.
     """
     out_dir = Path(out_dir)
     cells = list(cells)
+    with run_folder_lock(out_dir), sigterm_as_interrupt():
+        return _run_locked(cells, out_dir, n_jobs=n_jobs, progress=progress,
+                           max_new_cells=max_new_cells)
+
+
+def _run_locked(cells: list[Cell], out_dir: Path, *, n_jobs: int, progress: bool,
+                max_new_cells: int | None) -> RunStats:
+    """:func:`run_cells` once the run folder is locked."""
     storage.remove_stale_temporaries(out_dir)
-    todo = [c for c in cells if not storage.is_finished(out_dir, c.key)]
+    todo, damaged = _unfinished(cells, out_dir)
     reused = len(cells) - len(todo)
     if max_new_cells is not None:
         todo = todo[:max_new_cells]
@@ -154,8 +223,8 @@ def run_cells(cells: Iterable[Cell], out_dir: Path | str, *, n_jobs: int = 1,
     computed = 0
     bar = tqdm(total=len(tasks), desc="trials", unit="task", disable=not progress or not tasks,
                leave=False)
-    with bar:
-        for key, trials, result in _results(tasks, n_jobs):
+    with bar, _closing_quietly(_results(tasks, n_jobs)) as results:
+        for key, trials, result in results:
             bar.update(1)
             parts[key].append((trials, result))
             pending[key] -= 1
@@ -167,4 +236,4 @@ def run_cells(cells: Iterable[Cell], out_dir: Path | str, *, n_jobs: int = 1,
                 fh.write(key + "\n")
             computed += 1
             log.debug("cell %s computed (%d/%d new)", key, computed, len(todo))
-    return RunStats(total=len(cells), computed=computed, reused=reused)
+    return RunStats(total=len(cells), computed=computed, reused=reused, damaged=damaged)

@@ -41,9 +41,11 @@ def quantity_names(n_moments: int) -> list[str]:
 
 
 def shape_moments(moments: np.ndarray) -> np.ndarray:
-    """m_k / m_1^k for k = 2..n, from m_1..m_n."""
+    """m_k / m_1^k for k = 2..n, from m_1..m_n (NaN when m_1 = 0: e.g. a deep ReLU network at
+    small M whose Jacobian vanished; the check then calls it ``invalid``)."""
     m = np.asarray(moments, dtype=float)
-    return m[1:] / m[0] ** np.arange(2, m.size + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return m[1:] / m[0] ** np.arange(2, m.size + 1)
 
 
 def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
