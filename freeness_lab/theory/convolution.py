@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freeness_lab.theory._checks import moment_order
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import MarchenkoPastur, QuadratureLaw, SmoothD2Law, SpectralLaw
 from freeness_lab.theory.newton import (
@@ -68,6 +69,16 @@ _CHAINED = {"max_rounds": 16, "step_min": 0.03}
 _TOL_STALL_EDGE = 1e-3
 #: relative distance from an edge below which the support quadrature puts no panel end
 _EDGE_GAP = 1e-6
+#: adaptive panels in log(x - origin): the budget (relative to the continuous mass) for the
+#: sum of their error estimates, the most halvings (_panels makes three log panels of up to
+#: ~190 e-folds of x each; 2^-40 of that is 2e-10 e-folds) and the most panels added to a law
+#: (erf, Gaussian weights, depth 6: 27)
+_LOG_PANEL_TOL = 1e-11
+_LOG_SPLIT_MAX = 40
+_LOG_PANELS_MAX = 256
+#: edge fits (SolvedLaw._edge_fits): the first fit point's distance from a bisected edge,
+#: relative to the interval's width
+_EDGE_FIT_DISTANCE = 1e-8
 #: moments used for the far-field start and the window
 _N_SERIES = 24
 #: deep blocks below the log panels at 0 (product laws; u = log x, solved in log zeta): the
@@ -159,6 +170,7 @@ class FreeProduct:
 
     def log_s_series(self, n: int) -> np.ndarray:
         """Coefficients of log S(m) up to m^{n-1} (one vectorized reversion for all factors)."""
+        n = moment_order(n)
         mom = np.array([f.law.moments(n) for f in self.factors]).reshape(-1, n)
         logs = series_log(moments_to_s(mom))
         scales = np.array([f.scale for f in self.factors], dtype=float)
@@ -174,6 +186,7 @@ class FreeProduct:
 
     def moments(self, n: int) -> np.ndarray:
         """m_1..m_n (normalized moments rescaled by m_1^k)."""
+        n = moment_order(n)
         if self.degenerate:
             return np.zeros(n)
         normalized, log_mean = self.normalized_moments(n)
@@ -227,6 +240,22 @@ def _panel_x(u: np.ndarray, kind: np.ndarray, origin: np.ndarray
                                                       origin - u * u], u)
     dx = np.select([kind == 1, kind == 2, kind == 3], [e, 2 * u, -2 * u], 1.0)
     return x, dx
+
+
+@dataclass(frozen=True)
+class _EdgeFit:
+    """rho ~ f(t)^power near an edge, f = polynomial ``coef`` (highest degree first) in
+    t / T, t = side (x - at) the distance from the bisected edge ``at`` into the interval;
+    ``edge``: the zero of f (the fitted edge), entry (row, column) of the intervals."""
+
+    row: int
+    column: int
+    edge: float
+    at: float
+    side: float
+    T: float
+    power: float
+    coef: np.ndarray
 
 
 def _one_factor_of(kind: type, factors: list[Factor] | tuple[Factor, ...]
@@ -305,17 +334,7 @@ class SolvedLaw(SpectralLaw):
         """
         x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
         if eps is None:
-            # relative to the distance from 0 or from the base atom (the shift of a chain),
-            # where the density may be singular; at distance d from a singular point inside
-            # the support, an inverse square root there leaks ~ eps / d^(3/2) through the
-            # Poisson kernel, so eps <= 1e-8 d sqrt(d / scale) keeps that below 1e-8
-            near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
-            eps = self.eps_rel * np.maximum(near, 1e-300 * self.scale)
-            singular = np.concatenate(self._singular)
-            if len(singular):
-                gap = np.min(np.abs(x[:, None] - singular), axis=1)
-                cap = 1e-8 * gap * np.sqrt(gap / self.scale)
-                eps = np.maximum(np.minimum(eps, cap), 1e-300 * self.scale)
+            eps = self._default_eps(x)
         eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape)
         y_start = self._y_start(x)
         P = x.size
@@ -379,11 +398,23 @@ class SolvedLaw(SpectralLaw):
         out[order] = np.arange(P)
         return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
+    def _default_eps(self, x: np.ndarray) -> np.ndarray:
+        """Im zeta of the density at x: relative to the distance from 0 or from the base atom
+        (the shift of a chain), where the density may be singular; at distance d from a
+        singular point inside the support, an inverse square root there leaks
+        ~ eps / d^(3/2) through the Poisson kernel, so eps <= 1e-8 d sqrt(d / scale) keeps
+        that below 1e-8."""
+        near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
+        eps = self.eps_rel * np.maximum(near, 1e-300 * self.scale)
+        singular = np.concatenate(self._singular)
+        if len(singular):
+            gap = np.min(np.abs(x[:, None] - singular), axis=1)
+            cap = 1e-8 * gap * np.sqrt(gap / self.scale)
+            eps = np.maximum(np.minimum(eps, cap), 1e-300 * self.scale)
+        return eps
+
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
         """G(zeta) for zeta in the closed upper half-plane (nan + warning if not converged)."""
-        zeta = np.asarray(zeta, dtype=complex)
-        if np.any(zeta.imag < 0):
-            raise ValueError("zeta: must lie in the closed upper half-plane (Im zeta >= 0)")
         res = self.solve(zeta.real.ravel(), zeta.imag.ravel(), chain=False)
         self._warn(res)
         return res.cauchy.reshape(zeta.shape)
@@ -420,21 +451,127 @@ class SolvedLaw(SpectralLaw):
         out[ok] = z.imag * np.abs(dG) / math.pi
         return out
 
-    def density(self, x: np.ndarray, *, return_converged: bool = False):
-        """Density of the continuous part at x (solved at each x, atoms removed).
+    def _continuous_intervals(self) -> np.ndarray:
+        return self._intervals
 
-        Points where the solver did not converge are nan and raise a RuntimeWarning; with
-        ``return_converged`` the per-point flags are returned too.
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Density of the continuous part at x inside the support (solved at each x, atoms
+        removed; nan and a RuntimeWarning where the solver did not converge).
+
+        Im zeta is :meth:`_default_eps`, and at most 1e-3 of the distance d to the nearest
+        edge, atom or singular point (as at the nodes of the support quadrature): the
+        Poisson kernel smooths an inverse square-root edge, -Im (d + i eps)^(-1/2) / pi
+        = d^(-1/2) (1 - 3/8 (eps / d)^2 + ...) / pi, so the value there is the boundary
+        value to (3/8) 1e-6. The solution is as ill-conditioned as d is small (Newton steps
+        stall at ~1e-16 / d, relative): those points get the stall tolerance of the edge
+        points of the support search and quadrature. Closer to a fitted edge than the solver
+        reaches (:attr:`_edge_fits`; ~3e-13 relative at the inverse square-root edge of
+        Bernoulli(1/2) boxtimes Bernoulli(1/2)) the value is the edge's fitted profile (+inf
+        at an inverse square-root edge itself).
         """
-        x = np.asarray(x, dtype=float)
-        res = self.solve(x.ravel())
-        self._warn(res)
-        rho = self._continuous_density(res).reshape(x.shape)
-        return (rho, res.converged.reshape(x.shape)) if return_converged else rho
+        if not x.size:
+            return np.zeros(0), np.ones(0, dtype=bool)
+        eps = self._default_eps(x)
+        edges = np.concatenate([self._intervals.ravel(), self._cuts])
+        near = np.zeros(x.shape, dtype=bool)
+        if len(edges):
+            d_edge = np.min(np.abs(x[:, None] - edges), axis=1)
+            near = 1e-3 * d_edge < eps
+            eps = np.where(near, np.maximum(1e-3 * d_edge, 1e-300 * self.scale), eps)
+        rho = np.full(x.shape, np.nan)
+        conv = np.zeros(x.shape, dtype=bool)
+        for group, options in ((~near, {}), (near, {"tol_stall": _TOL_STALL_EDGE})):
+            if group.any():
+                res = self.solve(x[group], eps[group], **options)
+                rho[group], conv[group] = self._continuous_density(res), res.converged
+        for fit in self._edge_fits:
+            # closer to an edge than the solver reaches (rounding in its equations moves the
+            # solution by ~5e-15 / d at relative distance d): the edge's fitted profile
+            t = fit.side * (x - fit.at)
+            zone = ~conv & (fit.side * (x - fit.edge) >= 0) & (t < fit.T)
+            f = np.polynomial.polynomial.polyval(t[zone] / fit.T, fit.coef[::-1])
+            rho[zone] = np.where(f > 0, np.abs(f) ** fit.power, np.inf if fit.power < 0 else 0)
+            conv[zone] = True
+        self._warn(NewtonResult(x, rho, conv, 0, 0, np.empty((x.size, 0))))
+        return rho, conv
 
     # -- support and quadrature
     @functools.cached_property
     def _intervals(self) -> np.ndarray:
+        """Intervals of the continuous part: :attr:`_bisected_intervals` with the edges that
+        have a square-root or inverse square-root profile moved to the zero of their fit
+        (:attr:`_edge_fits`)."""
+        iv = self._bisected_intervals.copy()
+        for fit in self._edge_fits:
+            iv[fit.row, fit.column] = fit.edge
+        return iv
+
+    @functools.cached_property
+    def _edge_fits(self) -> list[_EdgeFit]:
+        """The density at the ends of the intervals, fitted where it is (x - e)^(+-1/2) times
+        an analytic function (every edge of a free convolution of these laws we know of).
+
+        Then f = rho^2 (square root) or rho^-2 (inverse square root) is analytic with a simple
+        zero at the edge e. Near e the Newton system is ill-conditioned: its equations are
+        sums of logarithms of size ~ |log d| that cancel to O(d) at relative distance d from
+        the edge (Bernoulli(1/2) boxtimes Bernoulli(1/2) at x = 1: log(w + 1/2) + log(w - 1/2)
+        - 2 log w + log zeta, w ~ d^(-1/2)), so rounding of ~5e-15 moves the solution by
+        5e-15 / d (the real parts of such sums are now formed without the cancellation,
+        :class:`~freeness_lab.theory.newton._Terms`, but a chain's other equations keep
+        some): the bisection, which takes a point the solver does not reach for outside,
+        stopped 1e-12 short of that edge. The fit uses the density at distances T, 2T, 4T
+        inside the bisected edge (T = _EDGE_FIT_DISTANCE times the interval's width, at
+        least 1e-10 |e|), solved nearly on the axis: the profile is accepted when both
+        log-log slopes are within 0.01 of +-1/2 (the analytic factor and the edge's offset
+        change them by ~T / width and ~1e-12 / T), and the quadratic through (t_k, f_k)
+        gives the edge as its zero nearest t = 0, accepted within T / 10. Its error: the
+        Lagrange weights at 0 of the nodes 1, 2, 4 sum to 5 in absolute value, so data
+        accurate to eta move it by ~10 eta T (eta ~ 1e-11 at T = 1e-6 width), and the cubic
+        term c_3 t^3 of f by 8 (c_3 / c_1) T^3, c_3 / c_1 ~ the inverse square of the
+        distance to the nearest other singular point (1e-13 at T = 1e-6 width for the top
+        edge of Bernoulli(0.3) boxtimes Bernoulli(0.6), 0.011 from the pole of its density
+        at 1; 4e-16 at T = 1e-8 width). Measured at T = 1e-8 width: the inverse square-root
+        edge of Bernoulli(1/2) boxtimes Bernoulli(1/2) to 2e-16 (bisection: 8e-14 short),
+        the square-root edges of Bernoulli(0.3) boxtimes Bernoulli(0.6) to 4e-16 (bisection:
+        1e-15), the arcsine edges of ReLU's H_3 with orthogonal weights to ~1e-14 relative
+        (bisection: 2e-12).
+        """
+        fits = []
+        base = self._base_atom
+        for row, (a, b) in enumerate(self._bisected_intervals):
+            for column, (edge, side) in enumerate(((a, 1.0), (b, -1.0))):
+                if side > 0 and a == base:
+                    continue  # the base point: log panels, a power law
+                T = max(_EDGE_FIT_DISTANCE * (b - a), 1e-10 * abs(edge))
+                if 4 * T > 0.25 * (b - a):
+                    continue
+                t = T * np.array([1.0, 2.0, 4.0])
+                x = edge + side * t
+                # Im zeta = 1e-12 t: at a square-root edge the analytic part of G leaks
+                # ~ eps / sqrt(t) (relative) through the Poisson kernel, which would move the
+                # zero of the fit by ~10 (eps / t) sqrt(t) T
+                res = self.solve(x, 1e-12 * t, tol_stall=_TOL_STALL_EDGE, chain=False)
+                rho = self._continuous_density(res)
+                if not (res.converged.all() and np.all(rho > 0)):
+                    continue
+                slopes = np.diff(np.log(rho)) / math.log(2.0)
+                for power in (0.5, -0.5):
+                    if np.all(np.abs(slopes - power) < 0.01):
+                        break
+                else:
+                    continue
+                coef = np.polyfit(t / T, rho ** (1.0 / power), 2)
+                roots = np.roots(coef)
+                roots = roots[np.isreal(roots)].real
+                if not len(roots) or np.min(np.abs(roots)) > 0.1:
+                    continue
+                tau = float(roots[np.argmin(np.abs(roots))])
+                fits.append(_EdgeFit(row, column, edge + side * tau * T, edge, side, T, power,
+                                     coef))
+        return fits
+
+    @functools.cached_property
+    def _bisected_intervals(self) -> np.ndarray:
         """Intervals of the continuous part: scan, then bisection of every edge.
 
         Everything runs in y = x - base (base = 0, or the last shift of a chain: the support
@@ -627,18 +764,10 @@ class SolvedLaw(SpectralLaw):
             empty = np.empty(0)
             return empty, empty, empty, np.empty((0, 4)), empty
         x, w = self._panel_rule(panels)
-        # Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
-        # square-root edge (free projections) keeps its mass. The solution there is as
-        # ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
-        # in the log-variables, relative), hence the looser stall tolerance.
-        flat = x.ravel()
-        edges = np.concatenate([self._intervals.ravel(), self._cuts])
-        d_edge = np.min(np.abs(flat[:, None] - edges), axis=1)
-        near = np.minimum(np.abs(flat), np.abs(flat - self._base_atom))
-        eps = np.minimum(self.eps_rel * near, 1e-3 * d_edge)
-        res = self.solve(flat, np.maximum(eps, 1e-300 * self.scale), tol_stall=_TOL_STALL_EDGE)
-        self._warn(res)
-        rho = self._continuous_density(res)
+        res = self._node_solve(x.ravel())
+        rho, zeta, unknowns = self._continuous_density(res), res.zeta, res.unknowns
+        panels, x, w, rho, zeta, unknowns = self._refine_log_panels(panels, x, w, rho, zeta,
+                                                                    unknowns)
         # mass below the lowest panel of each log block (base point, power points): with
         # y = x - origin, y rho ~ C y^delta, so the rest is y0 rho(y0) / delta
         tail = np.zeros(len(panels))
@@ -658,10 +787,167 @@ class SolvedLaw(SpectralLaw):
                         or bottom <= _DEEP_TOL * (1.0 - self.atom_mass))
             if deep and panels[i, 3] == self._base_atom:
                 j, base = i * self.n_gl, self._base_atom
-                rest = self._deep_mass(math.log(panels[i, 0] - base), res.zeta[j] - base,
-                                       res.unknowns[j], rest)
+                rest = self._deep_mass(math.log(panels[i, 0] - base), zeta[j] - base,
+                                       unknowns[j], rest)
             tail[i] = rest if np.isfinite(rest) else 0.0
         return x.ravel(), w.ravel(), rho, panels, tail
+
+    def _node_solve(self, x: np.ndarray) -> NewtonResult:
+        """The solution at quadrature nodes x.
+
+        Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
+        square-root edge (free projections) keeps its mass. The solution there is as
+        ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
+        in the log-variables, relative), hence the looser stall tolerance.
+        """
+        edges = np.concatenate([self._intervals.ravel(), self._cuts])
+        d_edge = np.min(np.abs(x[:, None] - edges), axis=1)
+        near = np.minimum(np.abs(x), np.abs(x - self._base_atom))
+        eps = np.minimum(self.eps_rel * near, 1e-3 * d_edge)
+        res = self.solve(x, np.maximum(eps, 1e-300 * self.scale), tol_stall=_TOL_STALL_EDGE)
+        self._warn(res)
+        return res
+
+    def _refine_log_panels(self, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
+                           rho: np.ndarray, zeta: np.ndarray, unknowns: np.ndarray
+                           ) -> tuple[np.ndarray, ...]:
+        """Split the panels in u = log(x - origin) (kind 1) until their integrals converge.
+
+        A log panel may span hundreds of e-folds of x with a sizeable mass (erf, Gaussian
+        weights, depth 6: 10 % of the mass below 1e-30, and one 12-point panel across 186
+        e-folds was 1.7e-5 off). Each one's rule Q is compared with the sum Q_2 of the rules
+        of its two halves (split at the midpoint in u); where |Q - Q_2| exceeds its share of
+        the budget _LOG_PANEL_TOL (1 - atom mass) -- in proportion to its length in u, so
+        that the accepted panels' estimates add up to at most the budget -- and the accuracy
+        eta |Q_2| of the integrand's values, both halves are tested in turn; otherwise the
+        halves are kept (Q_2, the better of the two). eta = 1e-12 (the Newton solution's
+        relative accuracy) + 2^-52 |origin| / (lo - origin): the nodes are doubles
+        x = origin + y, whose y keeps only 16 - log10(|origin| / y) digits (5 at the floor
+        1e-11 |origin| of a chain's log block). A panel whose nodes did not converge (nan,
+        already warned about) is not split further, and no more than _LOG_PANELS_MAX panels
+        are added in all (then a warning).
+
+        Parameters
+        ----------
+        panels : ndarray (P, 4)
+            (lo, hi, kind, origin), sorted.
+        x, w : ndarray (P, n_gl)
+            Nodes and weights (:meth:`_panel_rule`).
+        rho : ndarray (P n_gl,)
+            The density at the nodes.
+        zeta, unknowns : ndarray (P n_gl,), (P n_gl, size)
+            The points solved at and their solutions (the deep-mass walk starts there).
+
+        Returns
+        -------
+        panels, x, w, rho, zeta, unknowns
+            As given, with the log panels refined (still sorted).
+        """
+        n = self.n_gl
+        log = panels[:, 2] == 1
+        if not log.any():
+            return panels, x, w, rho, zeta, unknowns
+        P = len(panels)
+        rows = list(panels)
+        blocks = [[x[i], w[i], rho[i * n:(i + 1) * n], zeta[i * n:(i + 1) * n],
+                   unknowns[i * n:(i + 1) * n]] for i in range(P)]
+        u_len = np.abs(np.diff(_panel_var(panels[:, :2], panels[:, 2:3], panels[:, 3:4]),
+                               axis=1))[:, 0]
+        budget = _LOG_PANEL_TOL * (1.0 - self.atom_mass) / u_len[log].sum()
+        todo = list(log)
+        added = 0
+        for _ in range(_LOG_SPLIT_MAX):
+            idx = [i for i, t in enumerate(todo) if t]
+            if not idx or added + len(idx) > _LOG_PANELS_MAX:
+                break
+            added += len(idx)
+            halves = []
+            for i in idx:
+                lo, hi, kind, origin = rows[i]
+                mid = origin + math.exp(0.5 * (math.log(lo - origin) + math.log(hi - origin)))
+                halves += [(lo, mid, kind, origin), (mid, hi, kind, origin)]
+            halves = np.array(halves, dtype=float)
+            xh, wh = self._panel_rule(halves)
+            parents = [blocks[i] for i in idx for _ in (0, 1)]
+            rh, zh, vh = self._log_panel_nodes(halves, xh, parents)
+            new_rows, new_blocks, new_todo = [], [], []
+            k = 0
+            for row, block, t in zip(rows, blocks, todo, strict=True):
+                if not t:
+                    new_rows.append(row)
+                    new_blocks.append(block)
+                    new_todo.append(False)
+                    continue
+                parent = float(block[1] @ block[2])
+                pair = (2 * k, 2 * k + 1)
+                child = float(sum(wh[j] @ rh[j] for j in pair))
+                length = abs(_panel_var(row[1], 1, row[3]) - _panel_var(row[0], 1, row[3]))
+                eta = 1e-12 + 2.0**-52 * abs(row[3]) / (row[0] - row[3])
+                tol = max(budget * length, eta * abs(child))
+                split = bool(np.isfinite(child) and abs(parent - child) > tol)
+                for j in pair:
+                    new_rows.append(halves[j])
+                    new_blocks.append([xh[j], wh[j], rh[j], zh[j], vh[j]])
+                    new_todo.append(split)
+                k += 1
+            rows, blocks, todo = new_rows, new_blocks, new_todo
+        if any(todo):
+            warnings.warn(f"support quadrature: {sum(todo)} panels in log x did not converge "
+                          f"({added} added, at most {_LOG_PANELS_MAX}; {_LOG_SPLIT_MAX} "
+                          f"halvings)", RuntimeWarning, stacklevel=4)
+        return (np.array(rows, dtype=float), np.array([b[0] for b in blocks]),
+                np.array([b[1] for b in blocks]), np.concatenate([b[2] for b in blocks]),
+                np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
+
+    def _log_panel_nodes(self, halves: np.ndarray, x: np.ndarray, parents: list
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The density, points and solutions at the nodes x (rows: panels ``halves``) of the
+        halves of log panels, ``parents`` holding the parent panel's block (x, w, rho, zeta,
+        unknowns) for each.
+
+        Log panels at 0 (origin 0, a product law's base) are solved in ell = log zeta
+        (:class:`~freeness_lab.theory.newton.LogZetaSystem`, as :meth:`_deep_mass` does):
+        each node walks straight in ell from the parent's node nearest to it in log x --
+        from the far field, a walk down to x ~ 1e-200 costs tens of rounds, and refining
+        three log panels of erf's J J^T at depth 10 (orthogonal) doubled the cost of the
+        whole quadrature that way. zeta' = y (1 + i eps_rel) there, as at the other nodes
+        near 0. Other nodes (and those whose walk fails) are solved as the quadrature's.
+        """
+        n, P = self.n_gl, len(halves)
+        size = parents[0][4].shape[1]
+        rho, zeta = np.full((P, n), np.nan), np.full((P, n), np.nan + 0j)
+        v = np.zeros((P, n, size), dtype=complex)
+        done = np.zeros((P, n), dtype=bool)
+        at_zero = (halves[:, 3] == 0) & (self._base_atom == 0)
+        if at_zero.any():
+            rows = np.nonzero(at_zero)[0]
+            u = np.log(x[rows])
+            ell0, v0 = [], []
+            for k, r in enumerate(rows):
+                zp, vp = parents[r][3], parents[r][4]
+                lp = np.log(zp)
+                j = np.argmin(np.abs(lp.real[None, :] - u[k][:, None]), axis=1)
+                ell0.append(lp[j])
+                v0.append(vp[j])
+            ell0, v0 = np.concatenate(ell0), np.concatenate(v0)
+            system = LogZetaSystem(self._system)
+            phi = math.atan(self.eps_rel)
+            res = lilypads(system, u.ravel(), np.full(u.size, phi), y_start=1.0,
+                           log_zeta=True, start=(ell0, v0))
+            zg = system.cauchy(res.unknowns, res.zeta, drop_zero_atom=True)
+            f = -(zg / (1 + 1j * self.eps_rel)).imag / math.pi  # y rho
+            ok = res.converged & np.all(np.isfinite(v0), axis=1)
+            rr = rho[rows].ravel()
+            rr[ok] = f[ok] / x[rows].ravel()[ok]
+            rho[rows] = rr.reshape(-1, n)
+            zeta[rows] = np.exp(res.zeta).reshape(-1, n)
+            v[rows] = res.unknowns.reshape(-1, n, size)
+            done[rows] = ok.reshape(-1, n)
+        if not done.all():
+            res = self._node_solve(x[~done])
+            rho[~done] = self._continuous_density(res)
+            zeta[~done], v[~done] = res.zeta, res.unknowns
+        return rho, zeta, v
 
     def _deep_mass(self, u_top: float, zeta0: complex, v0: np.ndarray, rest: float
                    ) -> float:
@@ -744,7 +1030,7 @@ class SolvedLaw(SpectralLaw):
         atoms: a check of the solver against the exact series moments; with ``shift`` c, those
         of c + X (every point moved by c, no binomial expansion)."""
         x, w, rho, panels, tail = self._quadrature
-        k = np.arange(1, n + 1)
+        k = np.arange(1, moment_order(n) + 1)
         cont = (np.power.outer(x + shift, k) * (w * rho)[:, None]).sum(0)
         cont = cont + (np.power.outer(panels[:, 3] + shift, k) * tail[:, None]).sum(0)
         if len(self.atoms):
@@ -765,17 +1051,42 @@ class SolvedLaw(SpectralLaw):
         coef = (V.T * wt) @ f.T * ((2 * np.arange(n) + 1) / 2)[:, None]
         return np.polynomial.legendre.legint(coef, lbnd=-1, axis=0)
 
-    def cdf(self, x: np.ndarray) -> np.ndarray:
+    @functools.cached_property
+    def _panel_turning_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(t, F): per panel (rows), the real zeros t in (-1, 1) of its Legendre interpolant
+        and the antiderivative F there (padded with +inf, -inf).
+
+        Where a panel's integrand varies by many decades (the lowest log panel of a deep
+        product: x rho from 1e-28 to 1e-22 over 90 e-folds, a mass far below the refinement
+        tolerance) its interpolant dips below 0 between the nodes, and the antiderivative
+        decreases there by ~1e-22: the cdf uses its running maximum over the panel (the
+        largest of F(t) and F at the zeros below t), capped at the panel's mass."""
+        C = self._panel_antiderivatives
+        n = C.shape[0] - 1
+        roots = np.full((C.shape[1], n), np.inf)
+        values = np.full((C.shape[1], n), -np.inf)
+        deriv = np.polynomial.legendre.legder(C, axis=0)
+        for j in range(C.shape[1]):
+            d = np.polynomial.legendre.legtrim(deriv[:, j])
+            if len(d) < 2 or not np.all(np.isfinite(d)):
+                continue
+            r = np.polynomial.legendre.legroots(d)
+            r = r[(np.abs(np.imag(r)) < 1e-8) & (np.abs(np.real(r)) < 1.0)].real
+            roots[j, :len(r)] = r
+            values[j, :len(r)] = np.polynomial.legendre.legval(r, C[:, j])
+        return roots, values
+
+    def _cdf(self, x: np.ndarray) -> np.ndarray:
         """P(X <= x): atoms plus the integral of the density -- whole panels from the support
         quadrature, the partial panel by integrating the Legendre interpolant of the density
         at that panel's Gauss-Legendre nodes."""
-        x = np.asarray(x, dtype=float)
         flat = x.ravel()
         out = self._atom_cdf(flat)
         _, w, rho, panels, tail = self._quadrature
         if not len(panels):
             return out.reshape(x.shape)
-        pm = (w * rho).reshape(len(panels), -1).sum(1)
+        # a panel mass below 0 is rounding noise of a density ~ 0: the cdf does not decrease
+        pm = np.maximum((w * rho).reshape(len(panels), -1).sum(1), 0.0)
         # whole panels below x, and the tails of the log blocks starting at or below x
         cum = np.concatenate([[0.0], np.cumsum(pm + tail)])
         full = np.searchsorted(panels[:, 1], flat, side="right")
@@ -790,14 +1101,15 @@ class SolvedLaw(SpectralLaw):
                           for v in (pan[:, 0], pan[:, 1], flat[idx]))
             tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
             C = self._panel_antiderivatives[:, full[idx]]
-            out[idx] += (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
+            part = (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
+            # monotone within the panel (:attr:`_panel_turning_points`), and in [0, mass]
+            roots, values = (a[full[idx]] for a in self._panel_turning_points)
+            part = np.maximum(part, np.where(roots < tau[:, None], values, -np.inf).max(1))
+            out[idx] += np.clip(part, 0.0, pm[full[idx]])
         return out.reshape(x.shape)
 
-    def quantile(self, p: np.ndarray) -> np.ndarray:
+    def _quantile(self, p: np.ndarray) -> np.ndarray:
         """Inverse cdf: the panel from the cumulative table, then bisection within it."""
-        p = np.asarray(p, dtype=float)
-        if np.any((p < 0) | (p > 1)):
-            raise ValueError("p: must lie in [0, 1]")
         flat = p.ravel()
         lo0, hi0 = self.support()
         # bracket with the panel table, refine by bisection on the exact cdf
@@ -837,7 +1149,7 @@ class FreeProductLaw(SolvedLaw):
         return f"FreeProductLaw({self.label or len(self.product.factors)} factors)"
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 -- a law object is immutable
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         return self.product.moments(n)
 
     def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -873,6 +1185,7 @@ class FreeProductLaw(SolvedLaw):
         return self.product.system(float(self.atoms[self.atoms[:, 0] == 0, 1].sum()))
 
     def s_series(self, n: int) -> np.ndarray:
+        """s_0..s_{n-1} of the product's S-transform (n >= 1)."""
         return series_exp(self.product.log_s_series(n))
 
 
@@ -907,21 +1220,23 @@ class ShiftedLaw(SpectralLaw):
     def __repr__(self) -> str:
         return f"ShiftedLaw({self.label or repr(self.inner)}, shift={self.shift:.6g})"
 
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         return shift_moments(self.inner.moments(n), self.shift)
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        return self.inner.cauchy(np.asarray(zeta, dtype=complex) - self.shift)
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
+        return self.inner._cauchy(zeta - self.shift)
 
-    def density(self, x: np.ndarray, *, return_converged: bool = False):
-        return self.inner.density(np.asarray(x, dtype=float) - self.shift,
-                                  return_converged=return_converged)
+    def _continuous_intervals(self) -> np.ndarray:
+        return self.inner._continuous_intervals() + self.shift
 
-    def cdf(self, x: np.ndarray) -> np.ndarray:
-        return self.inner.cdf(np.asarray(x, dtype=float) - self.shift)
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner._density(x - self.shift)
 
-    def quantile(self, p: np.ndarray) -> np.ndarray:
-        return self.inner.quantile(p) + self.shift
+    def _cdf(self, x: np.ndarray) -> np.ndarray:
+        return self.inner._cdf(x - self.shift)
+
+    def _quantile(self, p: np.ndarray) -> np.ndarray:
+        return self.inner._quantile(p) + self.shift
 
     def support(self) -> tuple[float, float]:
         lo, hi = self.inner.support()
@@ -984,9 +1299,12 @@ class ShiftChainLaw(SolvedLaw):
     def __repr__(self) -> str:
         return f"ShiftChainLaw({self.label or len(self.layers)} layers)"
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019 -- a law object is immutable
     def layer_moments(self, n: int) -> np.ndarray:
-        """Rows l = 0..L-1: moments m_1..m_n of mu_{l+1} (row 0: delta_start)."""
+        """Rows l = 0..L-1: moments m_1..m_n of mu_{l+1} (row 0: delta_start); n >= 1."""
+        return self._layer_moments(moment_order(n))
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 -- a law object is immutable
+    def _layer_moments(self, n: int) -> np.ndarray:
         m = self.start ** np.arange(1, n + 1, dtype=float)
         rows = [m]
         for lay in self.layers:
@@ -998,8 +1316,8 @@ class ShiftChainLaw(SolvedLaw):
             rows.append(m)
         return np.array(rows)
 
-    def moments(self, n: int) -> np.ndarray:
-        return self.layer_moments(n)[-1]
+    def _moments(self, n: int) -> np.ndarray:
+        return self._layer_moments(n)[-1]
 
     def _singular_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Orthogonal weights (every layer: one smooth D^2 law nu_l times point masses):
@@ -1058,12 +1376,10 @@ class ShiftChainLaw(SolvedLaw):
             prev_shift = lay.shift
         return ChainSystem(layers)
 
-    def density(self, x: np.ndarray, *, return_converged: bool = False):
-        if not self.layers:
-            x = np.asarray(x, dtype=float)
-            z = np.zeros(x.shape)
-            return (z, np.ones(x.shape, dtype=bool)) if return_converged else z
-        return super().density(x, return_converged=return_converged)
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.layers:  # delta_start: no continuous part (and no system)
+            return np.zeros(x.shape), np.ones(x.shape, dtype=bool)
+        return super()._density(x)
 
 
 __all__ = [

@@ -40,6 +40,12 @@ import numpy as np
 from scipy import optimize, special
 
 from freeness_lab.activations import get_activation
+from freeness_lab.theory._checks import (
+    moment_order,
+    probabilities,
+    real_points,
+    spectral_points,
+)
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.meanfield import Z_CUT, D2Law, _flat_beyond
 from freeness_lab.theory.series import moments_to_s
@@ -55,25 +61,191 @@ def _empty_atoms() -> np.ndarray:
 class SpectralLaw:
     """Base class of a law on [0, inf): atoms plus an absolutely continuous part.
 
-    Subclasses provide :meth:`moments`, :meth:`cauchy` and :attr:`atoms`; the others have
-    generic implementations here. ``log_s_terms`` is ``None`` unless the S-transform is an
-    explicit product of powers of affine functions of m.
+    The public methods -- :meth:`moments`, :meth:`cauchy`, :meth:`density`, :meth:`cdf`,
+    :meth:`quantile` -- check their arguments here, once for every law
+    (:mod:`freeness_lab.theory._checks`), and call the hooks a subclass implements:
+    ``_moments(n)``, ``_cauchy(zeta)``, ``_density(x)``, ``_cdf(x)``, ``_quantile(p)`` and
+    ``_continuous_intervals()``. The contract they then guarantee:
+
+    * ``moments(n)``: n an integer >= 1, else a ``ValueError`` naming ``n``;
+    * NaN in gives NaN out, elementwise, in ``cauchy``, ``density``, ``cdf`` and
+      ``quantile`` (the hooks never see it); ``density(+-inf) = 0``, ``cdf(-inf) = 0``,
+      ``cdf(inf) = 1``;
+    * ``density`` is exactly 0 outside the support of the continuous part: at x < 0, in the
+      gaps between its intervals and beyond its top edge (the hooks see only points inside);
+    * ``cdf`` lies in [0, 1] (rounding of the hooks' quadratures is clipped);
+    * ``quantile(p)``: p outside [0, 1] is a ``ValueError`` naming ``p`` (a number that is
+      not a probability is the caller's mistake; NaN is a missing value);
+    * a law without a density, cdf or quantile raises
+      :class:`~freeness_lab.theory.errors.TheoryUnavailable`, whatever the argument.
+
+    Subclasses provide ``_moments``, ``_cauchy`` and :attr:`atoms`; the others are optional.
+    ``log_s_terms`` is ``None`` unless the S-transform is an explicit product of powers of
+    affine functions of m.
     """
 
     #: rows (location, mass)
     atoms: np.ndarray = _empty_atoms()
 
+    # -- the public interface: argument checks, then the hooks
     def moments(self, n: int) -> np.ndarray:
-        """m_1..m_n, m_k = int t^k dmu(t)."""
-        raise NotImplementedError
+        """m_1..m_n, m_k = int t^k dmu(t).
+
+        Parameters
+        ----------
+        n : int
+            Number of moments, >= 1.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+
+        Raises
+        ------
+        ValueError
+            If n is not an integer >= 1.
+        """
+        return self._moments(moment_order(n))
 
     def cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        """G(zeta) = int dmu(t) / (zeta - t) for zeta off the support (upper half-plane)."""
+        """G(zeta) = int dmu(t) / (zeta - t) in the closed upper half-plane.
+
+        Parameters
+        ----------
+        zeta : complex array_like
+            Im zeta >= 0; NaN entries give NaN.
+
+        Returns
+        -------
+        complex ndarray of the shape of ``zeta``
+
+        Raises
+        ------
+        ValueError
+            If an entry has Im zeta < 0 or is not a number.
+        """
+        zeta = spectral_points(zeta)
+        flat = zeta.ravel()
+        ok = ~np.isnan(flat)
+        if ok.all():
+            return np.asarray(self._cauchy(flat), dtype=complex).reshape(zeta.shape)
+        out = np.full(flat.shape, complex(np.nan, np.nan))
+        out[ok] = self._cauchy(flat[ok])
+        return out.reshape(zeta.shape)
+
+    def density(self, x: np.ndarray, *, return_converged: bool = False):
+        """Density of the absolutely continuous part (atoms excluded).
+
+        Parameters
+        ----------
+        x : array_like of float
+            Points; NaN gives NaN, +-inf gives 0.
+        return_converged : bool
+            Also return per-point flags: False where the value is NaN (a NaN input, or a
+            solver that did not converge there), True elsewhere.
+
+        Returns
+        -------
+        rho : ndarray of the shape of ``x``
+            Exactly 0 outside the support of the continuous part.
+        converged : bool ndarray, only with ``return_converged``
+        """
+        x = real_points(x)
+        flat = x.ravel()
+        rho = np.zeros(flat.shape)
+        conv = np.ones(flat.shape, dtype=bool)
+        nan = np.isnan(flat)
+        rho[nan], conv[nan] = np.nan, False
+        inside = np.isfinite(flat) & (flat >= 0)  # laws on [0, inf)
+        if inside.any():
+            inside[inside] = self._in_continuous_support(flat[inside])
+        # called even with no point inside: a law without a density says so for any x
+        rho[inside], conv[inside] = self._density(flat[inside])
+        rho, conv = rho.reshape(x.shape), conv.reshape(x.shape)
+        return (rho, conv) if return_converged else rho
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(X <= x).
+
+        Parameters
+        ----------
+        x : array_like of float
+            Points; NaN gives NaN, cdf(-inf) = 0, cdf(inf) = 1.
+
+        Returns
+        -------
+        ndarray of the shape of ``x``, in [0, 1]
+        """
+        x = real_points(x)
+        flat = x.ravel()
+        finite = np.isfinite(flat)
+        if finite.all():
+            return np.clip(self._cdf(flat), 0.0, 1.0).reshape(x.shape)
+        out = np.where(flat > 0, 1.0, 0.0)  # +-inf
+        out[np.isnan(flat)] = np.nan
+        out[finite] = np.clip(self._cdf(flat[finite]), 0.0, 1.0)
+        return out.reshape(x.shape)
+
+    def quantile(self, p: np.ndarray) -> np.ndarray:
+        """The inverse cdf: the smallest x with cdf(x) >= p.
+
+        Parameters
+        ----------
+        p : array_like of float
+            Probabilities in [0, 1]; NaN gives NaN.
+
+        Returns
+        -------
+        ndarray of the shape of ``p``
+
+        Raises
+        ------
+        ValueError
+            If an entry lies outside [0, 1] (or is not a real number).
+        """
+        p = probabilities(p)
+        flat = p.ravel()
+        ok = ~np.isnan(flat)
+        out = np.full(flat.shape, np.nan)
+        out[ok] = self._quantile(flat[ok])
+        return out.reshape(p.shape)
+
+    # -- hooks
+    def _moments(self, n: int) -> np.ndarray:
         raise NotImplementedError
 
-    def density(self, x: np.ndarray) -> np.ndarray:
-        """Density of the absolutely continuous part (atoms excluded)."""
-        raise NotImplementedError(f"{type(self).__name__} has no density")
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rho, converged) at points x (1-d, finite, inside the support; possibly empty)."""
+        raise TheoryUnavailable(f"{type(self).__name__}: no density")
+
+    def _cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(X <= x) at finite points x."""
+        raise TheoryUnavailable(f"{type(self).__name__}: no cdf")
+
+    def _quantile(self, p: np.ndarray) -> np.ndarray:
+        """The inverse cdf at p in [0, 1] (1-d)."""
+        raise TheoryUnavailable(f"{type(self).__name__}: no quantile")
+
+    def _continuous_intervals(self) -> np.ndarray | None:
+        """Rows (a, b): the intervals carrying the continuous part; None when unknown (the
+        density is then only set to 0 at x < 0)."""
+        return None
+
+    def _in_continuous_support(self, x: np.ndarray) -> np.ndarray:
+        """Whether each x (finite, >= 0) lies in a closed interval of the continuous part."""
+        iv = self._continuous_intervals()
+        if iv is None:
+            return np.ones(x.shape, dtype=bool)
+        iv = np.reshape(iv, (-1, 2))
+        if not len(iv):
+            return np.zeros(x.shape, dtype=bool)
+        if len(iv) == 1:
+            return (x >= iv[0, 0]) & (x <= iv[0, 1])
+        j = np.searchsorted(iv[:, 0], x, side="right") - 1  # last interval starting <= x
+        return (j >= 0) & (x <= iv[np.maximum(j, 0), 1])
 
     @property
     def log_s_terms(self) -> LogTerms | None:
@@ -97,9 +269,13 @@ class SpectralLaw:
         return float(m[1] - m[0] ** 2)
 
     def psi(self, z: np.ndarray) -> np.ndarray:
-        """psi(z) = sum_k m_k z^k = (1/z) G(1/z) - 1, for z in the lower half-plane."""
-        z = np.asarray(z, dtype=complex)
-        zeta = 1.0 / z
+        """psi(z) = sum_k m_k z^k = (1/z) G(1/z) - 1, for z in the closed lower half-plane
+        (NaN entries give NaN)."""
+        z = np.asarray(z)
+        if z.dtype.kind not in "iufc" or np.any(z.imag > 0):
+            raise ValueError("z: must be complex numbers in the closed lower half-plane "
+                             "(Im z <= 0)")
+        zeta = 1.0 / z.astype(complex)
         return zeta * self.cauchy(zeta) - 1.0
 
     def s_series(self, n: int) -> np.ndarray:
@@ -159,21 +335,27 @@ class DiscreteLaw(SpectralLaw):
         """(locations, masses) as a quadrature of psi."""
         return self.atoms[:, 0], self.atoms[:, 1]
 
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         k = np.arange(1, n + 1)
         return np.power.outer(self.atoms[:, 0], k).T @ self.atoms[:, 1]
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        zeta = np.asarray(zeta, dtype=complex)
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
         return (self.atoms[:, 1] / (zeta[..., None] - self.atoms[:, 0])).sum(-1)
 
-    def density(self, x: np.ndarray) -> np.ndarray:
-        """Zero: a discrete law has no continuous part."""
-        return np.zeros(np.shape(x))
+    def _continuous_intervals(self) -> np.ndarray:
+        return np.empty((0, 2))  # no continuous part: the density is 0
 
-    def cdf(self, x: np.ndarray) -> np.ndarray:
-        """P(X <= x)."""
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(x.shape), np.ones(x.shape, dtype=bool)
+
+    def _cdf(self, x: np.ndarray) -> np.ndarray:
         return self._atom_cdf(x)
+
+    def _quantile(self, p: np.ndarray) -> np.ndarray:
+        """The smallest atom whose cumulative mass reaches p (p = 0: the smallest atom)."""
+        cum = np.cumsum(self.atoms[:, 1])
+        cum[-1] = 1.0  # the masses sum to 1 up to rounding
+        return self.atoms[np.searchsorted(cum, p, side="left"), 0]
 
     def support(self) -> tuple[float, float]:
         """(smallest atom, largest atom)."""
@@ -247,25 +429,26 @@ class MarchenkoPastur(SpectralLaw):
         r = math.sqrt(self.ratio)
         return self.scale * (1 - r) ** 2, self.scale * (1 + r) ** 2
 
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         c, s = self.ratio, self.scale
         return np.array([s**k * sum(narayana(k, j) * c ** (j - 1) for j in range(1, k + 1))
                          for k in range(1, n + 1)], dtype=float)
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        zeta = np.asarray(zeta, dtype=complex)
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
         lo, hi = self.edges
         c, s = self.ratio, self.scale
         root = np.sqrt(zeta - lo) * np.sqrt(zeta - hi)  # the branch ~ zeta at infinity
         return (zeta - s * (1 - c) - root) / (2 * s * c * zeta)
 
-    def density(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
+    def _continuous_intervals(self) -> np.ndarray:
+        return np.array([self.edges])
+
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.edges
         inside = (x > lo) & (x < hi)
         xs = np.where(inside, x, 0.5 * (lo + hi))
         rho = np.sqrt((hi - xs) * (xs - lo)) / (2 * math.pi * self.scale * self.ratio * xs)
-        return np.where(inside, rho, 0.0)
+        return np.where(inside, rho, 0.0), np.ones(x.shape, dtype=bool)
 
     def support(self) -> tuple[float, float]:
         """(lambda_-, lambda_+), or (0, lambda_+) when there is an atom at 0."""
@@ -299,12 +482,11 @@ class QuadratureLaw(SpectralLaw):
         """(nodes, weights)."""
         return self.nodes, self.weights
 
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         k = np.arange(1, n + 1)
         return np.power.outer(self.nodes, k).T @ self.weights
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        zeta = np.asarray(zeta, dtype=complex)
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
         return (self.weights / (zeta[..., None] - self.nodes)).sum(-1)
 
     def support(self) -> tuple[float, float]:
@@ -645,21 +827,20 @@ class SmoothD2Law(SpectralLaw):
         """The complex contour rule (nodes, weights) (valid for psi(z), Im z <= 0)."""
         return self.nodes, self.weights
 
-    def moments(self, n: int) -> np.ndarray:
+    def _moments(self, n: int) -> np.ndarray:
         """mu_1..mu_n from the real quadrature of ``d2``, normalized to mass 1."""
         return self.d2.moments(n) / self.d2.weights.sum()
 
-    def cauchy(self, zeta: np.ndarray) -> np.ndarray:
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
         """G(zeta) for zeta in the closed upper half-plane, the real axis included."""
-        zeta = np.asarray(zeta, dtype=complex)
-        if np.any(zeta.imag < 0):
-            raise ValueError("zeta: must lie in the closed upper half-plane (Im zeta >= 0)")
         return (self.weights / (zeta[..., None] - self.nodes)).sum(-1)
 
-    def density(self, x: np.ndarray) -> np.ndarray:
+    def _continuous_intervals(self) -> np.ndarray:
+        return np.array([self._range])  # g is continuous: its range is one interval
+
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-Im G(x + i0) / pi, by the contour rule evaluated on the real axis."""
-        x = np.asarray(x, dtype=float)
-        return -self.cauchy(x.astype(complex)).imag / math.pi
+        return -self._cauchy(x.astype(complex)).imag / math.pi, np.ones(x.shape, dtype=bool)
 
     def support(self) -> tuple[float, float]:
         """(min g, max g) over |h| <= H (at the stationary points of g or at +-H)."""

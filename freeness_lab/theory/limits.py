@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from freeness_lab.spec import NetworkSpec
+from freeness_lab.spec import NetworkSpec, SpecError
 from freeness_lab.theory.convolution import (
     Factor,
     FreeProduct,
@@ -70,6 +70,14 @@ from freeness_lab.theory.newton import ExplicitTerms
 
 #: consecutive layers whose q^l agree to this relative precision share one D^2 factor
 _SAME_Q = 1e-13
+
+
+def _check_spec(spec: object) -> NetworkSpec:
+    """``spec`` itself when it is a :class:`NetworkSpec`; a :class:`SpecError` (a
+    ``ValueError``) naming ``spec`` otherwise."""
+    if not isinstance(spec, NetworkSpec):
+        raise SpecError("spec", f"must be a NetworkSpec, got {type(spec).__name__} {spec!r}")
+    return spec
 
 
 def _layer_qs(spec: NetworkSpec, at_fixed_point: bool) -> np.ndarray:
@@ -135,8 +143,13 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
     ...                                sigma_w=2 ** 0.5))
     >>> law.moments(2)  # mean 1, variance L
     array([1., 5.])
+
+    Raises
+    ------
+    SpecError
+        (a ``ValueError``) naming ``spec`` when it is not a :class:`NetworkSpec`.
     """
-    qs = _layer_qs(spec, at_fixed_point)
+    qs = _layer_qs(_check_spec(spec), at_fixed_point)
     groups = _d2_groups(spec, qs)
     label = f"J J^T: {spec.activation}, {spec.weights}, L={spec.depth}"
     if spec.is_square:
@@ -182,10 +195,12 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
 
     Raises
     ------
+    SpecError
+        (a ``ValueError``) naming ``spec`` when it is not a :class:`NetworkSpec`.
     TheoryUnavailable
         For rectangular widths.
     """
-    if not spec.is_square:
+    if not _check_spec(spec).is_square:
         raise TheoryUnavailable("fim_dual_law: rectangular widths are not supported "
                                   "(the recursion is derived for square layers)")
     if qhat is None:
@@ -212,8 +227,9 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:
     """Rows l = 1..L: (m_1, variance) of mu_l by the closed recursion of the module docstring
-    (an independent check of the series moments of :func:`fim_dual_law`)."""
-    qs = preactivation_variances(spec)
+    (an independent check of the series moments of :func:`fim_dual_law`); a
+    :class:`SpecError` naming ``spec`` when it is not a :class:`NetworkSpec`."""
+    qs = preactivation_variances(_check_spec(spec))
     qhat = post_activation_moments(spec)
     s = 0.0 if spec.weights == "orthogonal" else 1.0
     mean, var = spec.q0, 0.0

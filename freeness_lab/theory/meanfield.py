@@ -27,6 +27,7 @@ from scipy import optimize, special
 
 from freeness_lab.activations import Activation, get_activation
 from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory._checks import moment_order
 
 ActivationLike = str | Activation
 
@@ -295,8 +296,8 @@ class D2Law:
         return total
 
     def moments(self, n: int) -> np.ndarray:
-        """mu_1..mu_n, mu_k = E[phi'(h)^(2k)]."""
-        k = np.arange(1, n + 1)
+        """mu_1..mu_n, mu_k = E[phi'(h)^(2k)] (n: an integer >= 1, else a ValueError)."""
+        k = np.arange(1, moment_order(n) + 1)
         return np.asarray(self.expect(lambda x: np.power.outer(x, k)), dtype=float)
 
 

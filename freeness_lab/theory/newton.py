@@ -49,6 +49,7 @@ the coordinate, at points no double can represent (deep products put mass at x ~
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,7 +212,9 @@ class _Terms:
 
     With m = e^r - c, alpha + beta m = alpha' + beta e^r, alpha' = alpha - beta c; an alpha'
     that vanishes analytically (the factor whose mass at 0 is the law's) is set to 0 exactly,
-    so that the term is log(beta) + r with no cancellation as zeta -> 0.
+    so that the term is log(beta) + r with no cancellation as zeta -> 0. Where |e^r| is
+    large (|m| -> inf at an inverse square-root edge) the real part is formed without the
+    cancellation of the terms ~ Re r (:meth:`_real_part_large`).
     """
 
     def __init__(self, rows: np.ndarray, c: float):
@@ -234,6 +237,12 @@ class _Terms:
         np.add.at(e, inverse.ravel(), self.e[keep])
         nz = e != 0
         self.e, self.alpha, self.beta = e[nz], uniq[nz, 0], uniq[nz, 1]
+        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
+        # Re r above which every term has |beta e^r| > 2^10 |alpha'| (see _real_part_large;
+        # never with a constant term, beta = 0)
+        ratio = np.abs(self.alpha) / np.where(self.beta > 0, self.beta, np.nan)
+        self.r_big = (math.log(1024.0 * max(float(ratio.max()), 1e-300))
+                      if len(ratio) and np.all(self.beta > 0) else math.inf)
 
     def value_and_slope(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms."""
@@ -242,9 +251,24 @@ class _Terms:
             return val, np.full(r.shape, self.zero_slope, dtype=complex)
         ber = np.exp(r)[..., None] * self.beta
         t = self.alpha + ber
-        val = val + np.add.reduce(_log_lower(t) * self.e, axis=-1)
+        logs = _log_lower(t)
+        val = val + np.add.reduce(logs * self.e, axis=-1)
         slope = self.zero_slope + np.add.reduce(ber / t * self.e, axis=-1)
+        big = r.real > self.r_big
+        if big.any():
+            val[big] = self._real_part_large(r[big], ber[big]) + 1j * val[big].imag
         return val, slope
+
+    def _real_part_large(self, r: np.ndarray, ber: np.ndarray) -> np.ndarray:
+        """Re of the sum where |e^r| exceeds 2^10 |alpha' / beta| for every term (|m| large:
+        near an inverse square-root edge, where the sum is O(d) at relative distance d and
+        its terms ~ Re r ~ log(1 / d) / 2 would cancel to 16 - log10(1 / d) digits):
+        Re log(alpha' + beta e^r) = log beta + Re r + log|1 + alpha' / (beta e^r)|, and the
+        terms ~ Re r cancel in their coefficient (exact) instead."""
+        z = self.alpha / ber
+        corr = 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
+        return (self.zero_const + float(self.e @ self.log_beta)
+                + (self.zero_slope + self.e.sum()) * r.real + np.add.reduce(corr * self.e, axis=-1))
 
     def slope(self, r: np.ndarray) -> np.ndarray:
         """d/dr of sum e log(alpha' + beta e^r) alone (no logarithm is evaluated).
@@ -413,6 +437,24 @@ class ProductSystem:
         rhs = -1.0 / zeta if log_zeta is None else -np.ones_like(d0)
         return self._arrow_solve(d0, h, gi, rhs, [np.zeros_like(f) for f in fi])
 
+    def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                 log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """max |F_i(v; zeta)| over the equations (F_0 and every F_i), per point.
+
+        Parameters
+        ----------
+        v : complex ndarray, shape (..., size)
+        zeta : complex ndarray or None
+        log_zeta : complex ndarray, optional
+            log zeta in place of ``zeta`` (:class:`LogZetaSystem`).
+
+        Returns
+        -------
+        float ndarray, shape (...)
+        """
+        f0, _, _, fi, _ = self._parts(v, zeta, log_zeta=log_zeta)
+        return np.max(np.abs(np.stack([f0, *fi], axis=-1)), axis=-1)
+
     def valid(self, v: np.ndarray) -> np.ndarray:
         """m and every omega_i in the closed lower half-plane, all finite."""
         ok = np.logical_and.reduce(np.isfinite(v), axis=-1)
@@ -470,6 +512,10 @@ class LogZetaSystem:
     def tangent(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
         """dv/d ell."""
         return self.system.tangent(v, None, log_zeta=ell)
+
+    def residual(self, v: np.ndarray, ell: np.ndarray) -> np.ndarray:
+        """max |F(v; b + e^ell)| over the equations, per point."""
+        return self.system.residual(v, None, log_zeta=ell)
 
     def valid(self, v: np.ndarray) -> np.ndarray:
         """As the system's ``valid``."""
@@ -651,6 +697,12 @@ class ChainSystem:
         r[..., self.n - 1, 0] = -dzeta
         return self._thomas(A, B, C, r)
 
+    def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                 log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """max |F| over the 3 n equations (P_l, Q_l, R_l), per point."""
+        F = self._blocks(v, zeta, log_zeta)[0]
+        return np.max(np.abs(F), axis=(-2, -1))
+
     def valid(self, v: np.ndarray) -> np.ndarray:
         """m_l, omega_l in the closed lower half-plane, xi_l in the closed upper one."""
         ok = np.all(np.isfinite(v), axis=-1)
@@ -734,7 +786,8 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         Convergence: max-norm of the Newton step (in the log-variables, i.e. relative).
     tol_stall : float
         A point whose Newton steps stop contracting below this (rounding level of an
-        ill-conditioned point, e.g. a square-root edge) after two steps counts as converged.
+        ill-conditioned point, e.g. a square-root edge) after two steps counts as converged,
+        provided the residuals of its equations (logarithmic: relative) are below it too.
     max_rounds, max_newton : int
         Caps on homotopy rounds and on Newton steps per round.
     theta_max, theta_target : float
@@ -847,6 +900,7 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         prev = np.full(len(idx), np.inf)
         theta = np.zeros(len(idx))
         tol_end = np.where(final, tol, tol_path)
+        by_stall = np.zeros(len(idx), dtype=bool)
         for k in range(max_newton):
             live = ok & ~conv
             if live.all():
@@ -875,9 +929,17 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
             ok &= ~(slow & (nrm > tol) & ~stalled)
             step_ok = live & ok
             vk = np.where(step_ok[:, None], vk + d, vk)
+            by_stall |= step_ok & ~conv & stalled & (nrm > tol_end)
             conv |= step_ok & ((nrm <= tol_end) | stalled)
             prev = nrm
         accept = ok & conv & system.valid(vk)
+        if (accept & by_stall).any():
+            # a stalled point is a root only if the equations hold there: near a singular
+            # point of the variables (the chain's log xi_l as xi_l -> 0, where G = 0 in a gap)
+            # the steps are small because the Jacobian is large, not because the iterate is
+            # converged (ReLU's H_3 took a residual of 0.45 for a density of 7e-5 in a gap)
+            j = np.nonzero(accept & by_stall)[0]
+            accept[j[~(system.residual(vk[j], zeta_new[j]) <= tol_stall)]] = False
         acc = idx[accept]
         v[acc] = vk[accept]
         zeta_cur[acc] = zeta_new[accept]
