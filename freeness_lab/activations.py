@@ -47,20 +47,46 @@ class Activation:
     pieces : tuple of (left, right, slope) or None
         For piecewise-linear phi: phi'(x) = slope on (left, right); the intervals cover
         the real line. ``None`` for smooth activations, whose phi'(h)^2 has a continuous law.
+    complex_dphi : callable or None
+        phi' continued analytically to complex h, where ``dphi`` accepts real input only
+        or loses accuracy off the axis; ``None`` when ``dphi`` itself serves (the contour
+        rule of the law of phi'(h)^2, :mod:`freeness_lab.theory.laws.smooth_d2`, evaluates
+        it in the complex h-plane).
+    complex_dphi_minus_one : callable or None
+        phi'(h) - 1 without cancellation for Re h > 0, where phi' -> 1 (SiLU, GELU): the
+        derivatives of g = phi'^2 in that tail are those of g - 1 = (phi' - 1)(phi' + 1),
+        and taking them from g itself would leave only rounding noise once |g - 1| < 1e-16.
+        ``None`` where phi' does not tend to 1.
     """
 
     name: str
     phi: ArrayFn
     dphi: ArrayFn
     pieces: tuple[tuple[float, float, float], ...] | None = None
+    complex_dphi: ArrayFn | None = None
+    complex_dphi_minus_one: ArrayFn | None = None
 
     @property
     def is_piecewise_linear(self) -> bool:
         """True when phi' takes finitely many values (atoms in the law of D^2)."""
         return self.pieces is not None
 
+    @property
+    def analytic_dphi(self) -> ArrayFn:
+        """phi' for complex h: :attr:`complex_dphi` when set, else :attr:`dphi`."""
+        return self.dphi if self.complex_dphi is None else self.complex_dphi
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.phi(x)
+
+
+def expit(h: np.ndarray) -> np.ndarray:
+    """The logistic function continued to complex h: 1 / (1 + e^-h), as e^h / (1 + e^h)
+    for Re h < 0 ((1 + tanh(h / 2)) / 2 cancels to rounding noise below Re h ~ -30, which
+    the D^2 law of SiLU reaches once q ~ 100: deep networks with sigma_w > 1)."""
+    h = np.asarray(h)
+    e = np.exp(-np.abs(h.real) - 1j * np.sign(h.real) * h.imag)  # e^-h or e^h, |e| <= 1
+    return np.where(h.real >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -110,12 +136,20 @@ _REGISTRY: dict[str, Activation] = {
     "hard_tanh": Activation("hard_tanh", lambda x: np.clip(x, -1.0, 1.0),
                             lambda x: (np.abs(x) < 1.0).astype(float),
                             ((-_INF, -1.0, 0.0), (-1.0, 1.0, 1.0), (1.0, _INF, 0.0))),
-    "tanh": Activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
+    # complex phi': 1 - tanh^2 cancels to 0 for |h| > 19
+    "tanh": Activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
+                       complex_dphi=lambda h: 1.0 / np.cosh(h) ** 2),
     "erf": Activation("erf", special.erf,
                       lambda x: (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x))),
-    "sigmoid": Activation("sigmoid", _sigmoid, _dsigmoid),
-    "silu": Activation("silu", _silu, _dsilu),
-    "gelu": Activation("gelu", _gelu, _dgelu),
+    "sigmoid": Activation("sigmoid", _sigmoid, _dsigmoid,
+                          complex_dphi=lambda h: 0.25 / np.cosh(0.5 * h) ** 2),
+    "silu": Activation("silu", _silu, _dsilu,
+                       complex_dphi=lambda h: expit(h) * (1.0 + h * expit(-h)),
+                       complex_dphi_minus_one=lambda h: expit(-h) * (h * expit(h) - 1.0)),
+    "gelu": Activation("gelu", _gelu, _dgelu,
+                       complex_dphi_minus_one=lambda h: (h * np.exp(-0.5 * h * h)
+                                                         / math.sqrt(2 * math.pi)
+                                                         - special.ndtr(-h))),
 }
 _ALIASES = {"swish": "silu", "hardtanh": "hard_tanh", "identity": "linear"}
 _LEAKY = re.compile(r"^leaky_relu(?:\((?P<slope>[^)]*)\))?$")

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from freeness_lab.theory._checks import moment_order
+from freeness_lab.theory.checks import moment_order
 from freeness_lab.theory.errors import TheoryUnavailable
+from freeness_lab.theory.log_terms import LogTerms, no_terms
 from freeness_lab.theory.laws import MarchenkoPastur, QuadratureLaw, SmoothD2Law, SpectralLaw
 from freeness_lab.theory.newton import (
     ChainLayer,
     ChainSystem,
-    ExplicitTerms,
     ImplicitFactor,
     LogZetaSystem,
     NewtonResult,
@@ -143,29 +143,19 @@ class Factor:
     scale: float = 1.0
 
 
-def _log_term_series(rows: np.ndarray, n: int) -> np.ndarray:
-    """Series of sum_j e_j log(alpha_j + beta_j m): e [log alpha + sum (-1)^{k+1} (b/a)^k/k]."""
-    out = np.zeros(n)
-    k = np.arange(1, n)
-    for e, a, b in np.reshape(rows, (-1, 3)):
-        out[0] += e * math.log(a)
-        out[1:] += e * (-1.0) ** (k + 1) * (b / a) ** k / k
-    return out
-
-
 class FreeProduct:
     """The free multiplicative convolution boxtimes_i mu_i(a_i .)^{k_i} (+ explicit S-terms).
 
     Parameters
     ----------
     factors : sequence of Factor
-    extra : ExplicitTerms, optional
+    extra : LogTerms, optional
         Further explicit log S-terms (the dimension changes of rectangular networks).
     """
 
-    def __init__(self, factors: list[Factor], extra: ExplicitTerms | None = None):
+    def __init__(self, factors: list[Factor], extra: LogTerms | None = None):
         self.factors = list(factors)
-        self.extra = extra if extra is not None else ExplicitTerms(0.0, np.empty((0, 3)))
+        self.extra = extra if extra is not None else no_terms()
         self.degenerate = any(f.law.mean == 0 for f in self.factors)
 
     def log_s_series(self, n: int) -> np.ndarray:
@@ -176,7 +166,7 @@ class FreeProduct:
         scales = np.array([f.scale for f in self.factors], dtype=float)
         powers = np.array([f.power for f in self.factors], dtype=float)
         total = (powers[:, None] * rescale_argument(logs, scales)).sum(0)
-        return total + _log_term_series(self.extra.rows, n) + np.eye(1, n)[0] * self.extra.const
+        return total + self.extra.rows_series(n) + np.eye(1, n)[0] * self.extra.const
 
     def normalized_moments(self, n: int) -> tuple[np.ndarray, float]:
         """(moments of X / m_1, log m_1): from the normalized S-series exp(log S - log S(0))
@@ -217,7 +207,7 @@ class FreeProduct:
                 nodes, weights = f.law.nodes_weights
                 implicit.append(ImplicitFactor(nodes, weights, float(f.power), float(f.scale),
                                                chi_series_of(f.law.moments(8))))
-        return ProductSystem(ExplicitTerms(const, np.concatenate(rows)), implicit,
+        return ProductSystem(LogTerms(const, np.concatenate(rows)), implicit,
                              self.moments(8), zero_mass)
 
 
@@ -1081,7 +1071,7 @@ class SolvedLaw(SpectralLaw):
         quadrature, the partial panel by integrating the Legendre interpolant of the density
         at that panel's Gauss-Legendre nodes."""
         flat = x.ravel()
-        out = self._atom_cdf(flat)
+        out = self.atom_cdf(flat)
         _, w, rho, panels, tail = self._quadrature
         if not len(panels):
             return out.reshape(x.shape)
@@ -1368,7 +1358,7 @@ class ShiftChainLaw(SolvedLaw):
             y_m = shift_moments(mom[l + 1], -lay.shift)
             fs = FreeProduct(list(lay.factors))
             s_f = series_exp(fs.log_s_series(2))
-            layers.append(ChainLayer(ExplicitTerms(const, np.concatenate(rows or
+            layers.append(ChainLayer(LogTerms(const, np.concatenate(rows or
                                                                          [np.empty((0, 3))])),
                                      nu, prev_shift, lay.shift, self._zero_masses[l],
                                      (y_m[0], y_m[1]),

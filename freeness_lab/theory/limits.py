@@ -66,7 +66,7 @@ from freeness_lab.theory.meanfield import (
     post_activation_moments,
     preactivation_variances,
 )
-from freeness_lab.theory.newton import ExplicitTerms
+from freeness_lab.theory.log_terms import LogTerms
 
 #: consecutive layers whose q^l agree to this relative precision share one D^2 factor
 _SAME_Q = 1e-13
@@ -165,7 +165,7 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
             rows.append([-1.0, 1.0, kappa[l - 1]])
         elif widths[l] >= widths[l - 1]:
             rows += [[1.0, 1.0, kappa[l]], [-1.0, 1.0, kappa[l - 1]]]
-    extra = ExplicitTerms(const, np.array(rows, dtype=float).reshape(-1, 3))
+    extra = LogTerms(const, np.array(rows, dtype=float).reshape(-1, 3))
     d2_of_layer = {l: law for law, layers in groups for l in layers}
     atoms = np.array([[1.0, 1.0]])
     for l in range(1, spec.depth + 1):

@@ -27,7 +27,7 @@ from scipy import optimize, special
 
 from freeness_lab.activations import Activation, get_activation
 from freeness_lab.spec import NetworkSpec
-from freeness_lab.theory._checks import moment_order
+from freeness_lab.theory.checks import moment_order
 
 ActivationLike = str | Activation
 
@@ -244,7 +244,7 @@ def critical_sigma_w(activation: ActivationLike, sigma_b: float,
 
 
 @functools.cache
-def _flat_beyond(name: str) -> float:
+def flat_beyond(name: str) -> float:
     """H such that phi'(h)^2 equals its limit at +-infinity to 1e-17 for all |h| >= H.
 
     Beyond H the law of phi'(h)^2 is lumped into two nodes at the limits, which keeps the
@@ -318,7 +318,7 @@ def d2_law(activation: ActivationLike, q: float) -> D2Law:
             masses[slope * slope] = masses.get(slope * slope, 0.0) + p
         atoms = np.array(sorted((loc, m) for loc, m in masses.items() if m > 0), dtype=float)
         return D2Law(act.name, q, atoms, np.empty(0), np.empty(0))
-    H = min(Z_CUT * math.sqrt(q), _flat_beyond(act.name))
+    H = min(Z_CUT * math.sqrt(q), flat_beyond(act.name))
     h, w = gaussian_quadrature(q, H)
     tail = special.ndtr(-H / math.sqrt(q))
     limits = act.dphi(np.array([-1e4, 1e4])) ** 2

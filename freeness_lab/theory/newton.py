@@ -54,47 +54,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freeness_lab.theory.branches import log_lower, log_upper
+from freeness_lab.theory.log_terms import LogTerms, TermsInR
 from freeness_lab.theory.series import reversion
 
 #: points are kept in the closed lower (upper) half-plane up to this relative tolerance
 _HALF_PLANE_TOL = 1e-9
-
-
-def _log_lower(z: np.ndarray) -> np.ndarray:
-    """Principal log of z with Im z clipped to <= 0 (a point of the upper half-plane is taken
-    on the real axis; the negative axis itself, Im = +0, maps to +i pi, like
-    :func:`_log_upper`: the chain system's residuals at the base of H_L need the two to
-    agree there -- with -i pi instead, erf at depth 4 loses a point at 4e-10 above the base).
-
-    Parameters
-    ----------
-    z : complex ndarray
-
-    Returns
-    -------
-    complex ndarray
-    """
-    w = np.array(z, dtype=complex)
-    im = w.imag
-    im[im >= 0] = 0.0
-    return np.log(w)
-
-
-def _log_upper(z: np.ndarray) -> np.ndarray:
-    """Principal log continued from the upper half-plane (the negative axis maps to +i pi).
-
-    Parameters
-    ----------
-    z : complex ndarray
-
-    Returns
-    -------
-    complex ndarray
-    """
-    w = np.array(z, dtype=complex)
-    im = w.imag
-    im[im <= 0] = 0.0
-    return np.log(w)
 
 
 def _psi_quadrature(nodes: np.ndarray, weights: np.ndarray, omega: np.ndarray
@@ -199,97 +164,7 @@ def _scatter(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
             + 1j * np.bincount(index, values.imag, size))
 
 
-@dataclass(frozen=True)
-class ExplicitTerms:
-    """log S(m) = const + sum_j e_j log(alpha_j + beta_j m), rows (e_j, alpha_j, beta_j)."""
-
-    const: float
-    rows: np.ndarray
-
-
-class _Terms:
-    """sum_j e_j log(alpha_j + beta_j m) evaluated in the variable r = log(m + c).
-
-    With m = e^r - c, alpha + beta m = alpha' + beta e^r, alpha' = alpha - beta c; an alpha'
-    that vanishes analytically (the factor whose mass at 0 is the law's) is set to 0 exactly,
-    so that the term is log(beta) + r with no cancellation as zeta -> 0. Where |e^r| is
-    large (|m| -> inf at an inverse square-root edge) the real part is formed without the
-    cancellation of the terms ~ Re r (:meth:`_real_part_large`).
-    """
-
-    def __init__(self, rows: np.ndarray, c: float):
-        rows = np.reshape(rows, (-1, 3))
-        self.e, self.beta = rows[:, 0].copy(), rows[:, 2].copy()
-        alpha = rows[:, 1] - rows[:, 2] * c
-        small = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]), np.abs(rows[:, 2] * c))
-        self.alpha = np.where(small, 0.0, alpha)
-        self.zero = small & (self.beta > 0)
-        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
-
-        keep = (self.e != 0) & ~self.zero
-        # exact terms: sum over vanishing alpha' of e (log beta + r)
-        self.zero_const = float(np.sum(self.e[self.zero] * self.log_beta[self.zero]))
-        self.zero_slope = float(np.sum(self.e[self.zero]))
-        # identical (alpha', beta) rows (e.g. the 1 + m of every Bernoulli factor) merge
-        pairs = np.column_stack([self.alpha[keep], self.beta[keep]])
-        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        e = np.zeros(len(uniq))
-        np.add.at(e, inverse.ravel(), self.e[keep])
-        nz = e != 0
-        self.e, self.alpha, self.beta = e[nz], uniq[nz, 0], uniq[nz, 1]
-        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
-        # Re r above which every term has |beta e^r| > 2^10 |alpha'| (see _real_part_large;
-        # never with a constant term, beta = 0)
-        ratio = np.abs(self.alpha) / np.where(self.beta > 0, self.beta, np.nan)
-        self.r_big = (math.log(1024.0 * max(float(ratio.max()), 1e-300))
-                      if len(ratio) and np.all(self.beta > 0) else math.inf)
-
-    def value_and_slope(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms."""
-        val = self.zero_const + self.zero_slope * r
-        if not len(self.e):
-            return val, np.full(r.shape, self.zero_slope, dtype=complex)
-        ber = np.exp(r)[..., None] * self.beta
-        t = self.alpha + ber
-        logs = _log_lower(t)
-        val = val + np.add.reduce(logs * self.e, axis=-1)
-        slope = self.zero_slope + np.add.reduce(ber / t * self.e, axis=-1)
-        big = r.real > self.r_big
-        if big.any():
-            val[big] = self._real_part_large(r[big], ber[big]) + 1j * val[big].imag
-        return val, slope
-
-    def _real_part_large(self, r: np.ndarray, ber: np.ndarray) -> np.ndarray:
-        """Re of the sum where |e^r| exceeds 2^10 |alpha' / beta| for every term (|m| large:
-        near an inverse square-root edge, where the sum is O(d) at relative distance d and
-        its terms ~ Re r ~ log(1 / d) / 2 would cancel to 16 - log10(1 / d) digits):
-        Re log(alpha' + beta e^r) = log beta + Re r + log|1 + alpha' / (beta e^r)|, and the
-        terms ~ Re r cancel in their coefficient (exact) instead."""
-        z = self.alpha / ber
-        corr = 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
-        return (self.zero_const + float(self.e @ self.log_beta)
-                + (self.zero_slope + self.e.sum()) * r.real + np.add.reduce(corr * self.e, axis=-1))
-
-    def slope(self, r: np.ndarray) -> np.ndarray:
-        """d/dr of sum e log(alpha' + beta e^r) alone (no logarithm is evaluated).
-
-        Parameters
-        ----------
-        r : complex ndarray
-            The main unknown.
-
-        Returns
-        -------
-        complex ndarray
-            The slope, equal bit for bit to the second output of :meth:`value_and_slope`.
-        """
-        if not len(self.e):
-            return np.full(r.shape, self.zero_slope, dtype=complex)
-        ber = np.exp(r)[..., None] * self.beta
-        return self.zero_slope + np.add.reduce(ber / (self.alpha + ber) * self.e, axis=-1)
-
-
-def _implicit_equation(rule: QuadratureRule, u, log_am: _Terms, log_1am: _Terms, r):
+def _implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsInR, r):
     """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
     log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
     Returns (F, dF/du, dF/dr)."""
@@ -297,7 +172,7 @@ def _implicit_equation(rule: QuadratureRule, u, log_am: _Terms, log_1am: _Terms,
     la, dla = log_am.value_and_slope(r)
     l1, dl1 = log_1am.value_and_slope(r)
     near = np.abs(np.exp(l1)) < 0.5
-    F = np.where(near, _log_lower(one_psi) - l1, _log_lower(psi) - la)
+    F = np.where(near, log_lower(one_psi) - l1, log_lower(psi) - la)
     dF_du = np.where(near, dpsi / one_psi, dpsi / psi)
     dF_dr = np.where(near, -dl1, -dla)
     return F, dF_du, dF_dr
@@ -328,7 +203,7 @@ class ProductSystem:
 
     Parameters
     ----------
-    explicit : ExplicitTerms
+    explicit : LogTerms
         Sum of the log-terms of all explicit factors (with powers and argument scales).
     implicit : list of ImplicitFactor
     psi_series : ndarray
@@ -337,7 +212,7 @@ class ProductSystem:
         p_0, the mass of the product at 0.
     """
 
-    def __init__(self, explicit: ExplicitTerms, implicit: list[ImplicitFactor],
+    def __init__(self, explicit: LogTerms, implicit: list[ImplicitFactor],
                  psi_series: np.ndarray, zero_mass: float = 0.0):
         self.implicit = implicit
         c_w = 1.0 - sum(f.power for f in implicit)
@@ -350,9 +225,9 @@ class ProductSystem:
         self.c = 1.0 - zero_mass
         self.p0 = zero_mass
         self.const = const
-        self.terms = _Terms(np.concatenate(rows), self.c)
-        self.log_am = [_Terms(np.array([[1.0, 0.0, f.scale]]), self.c) for f in implicit]
-        self.log_1am = [_Terms(np.array([[1.0, 1.0, f.scale]]), self.c) for f in implicit]
+        self.terms = TermsInR(np.concatenate(rows), self.c)
+        self.log_am = [TermsInR(np.array([[1.0, 0.0, f.scale]]), self.c) for f in implicit]
+        self.log_1am = [TermsInR(np.array([[1.0, 1.0, f.scale]]), self.c) for f in implicit]
         self.psi_series = np.asarray(psi_series, dtype=float)
         self.size = 1 + len(implicit)
 
@@ -361,11 +236,11 @@ class ProductSystem:
         z = 1.0 / zeta
         m = np.polynomial.polynomial.polyval(z, np.concatenate([[0.0], self.psi_series]))
         v = np.empty(zeta.shape + (self.size,), dtype=complex)
-        v[..., 0] = _log_lower(m + self.c)
+        v[..., 0] = log_lower(m + self.c)
         for i, f in enumerate(self.implicit):
             om = np.polynomial.polynomial.polyval(f.scale * m,
                                                   np.concatenate([[0.0], f.chi_series]))
-            v[..., 1 + i] = _log_lower(om)
+            v[..., 1 + i] = log_lower(om)
         return v
 
     def _parts(self, v: np.ndarray, zeta: np.ndarray, *, residual: bool = True,
@@ -395,7 +270,7 @@ class ProductSystem:
         r = v[..., 0]
         if residual:
             val, d0 = self.terms.value_and_slope(r)
-            f0 = self.const + val + (_log_upper(zeta) if log_zeta is None else log_zeta)
+            f0 = self.const + val + (log_upper(zeta) if log_zeta is None else log_zeta)
         else:
             f0, d0 = None, self.terms.slope(r)
         fi, gi, hi = [], [], []
@@ -537,7 +412,7 @@ class ChainLayer:
     start.
     """
 
-    terms: ExplicitTerms
+    terms: LogTerms
     nu: ImplicitFactor | None
     qhat_prev: float
     qhat: float
@@ -564,9 +439,9 @@ class ChainSystem:
             rows = [lay.terms.rows.reshape(-1, 3)]
             if lay.nu is not None:  # log S_nu(m) = u + log(1 + m) - log m
                 rows.append(np.array([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]]))
-            self.terms.append(_Terms(np.concatenate(rows), c))
-        self.log_m = [_Terms(np.array([[1.0, 0.0, 1.0]]), c) for c in self.c]
-        self.log_1m = [_Terms(np.array([[1.0, 1.0, 1.0]]), c) for c in self.c]
+            self.terms.append(TermsInR(np.concatenate(rows), c))
+        self.log_m = [TermsInR(np.array([[1.0, 0.0, 1.0]]), c) for c in self.c]
+        self.log_1m = [TermsInR(np.array([[1.0, 1.0, 1.0]]), c) for c in self.c]
 
     def initial(self, zeta: np.ndarray) -> np.ndarray:
         """Far-field start, layer by layer from the top: m_l ~ m_1/z' + m_2/z'^2,
@@ -578,12 +453,12 @@ class ChainSystem:
             zp = xi - lay.qhat
             m = lay.y_moments[0] / zp + lay.y_moments[1] / zp**2
             xi = zp * (lay.f_s[0] + lay.f_s[1] * m)
-            v[..., 3 * l] = _log_lower(m + self.c[l])
-            v[..., 3 * l + 1] = _log_upper(xi - lay.qhat_prev)
+            v[..., 3 * l] = log_lower(m + self.c[l])
+            v[..., 3 * l + 1] = log_upper(xi - lay.qhat_prev)
             if lay.nu is not None:
                 om = np.polynomial.polynomial.polyval(
                     m, np.concatenate([[0.0], lay.nu.chi_series]))
-                v[..., 3 * l + 2] = _log_lower(om)
+                v[..., 3 * l + 2] = log_lower(om)
         return v
 
     def _blocks(self, v: np.ndarray, zeta: np.ndarray | None,
@@ -616,13 +491,13 @@ class ChainSystem:
         L_prev, dL_prev = None, None
         for l, lay in enumerate(self.layers):
             xi = lay.qhat_prev + es[..., l]
-            log_xi = _log_upper(xi)
+            log_xi = log_upper(xi)
             dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
             val, slope = self.terms[l].value_and_slope(r[..., l])
             if l == n - 1 and log_zeta is not None:
                 top, dzeta = log_zeta, 1.0
             elif l == n - 1:
-                top = _log_upper(zeta - lay.qhat)
+                top = log_upper(zeta - lay.qhat)
                 dzeta = 1.0 / (zeta - lay.qhat)
             else:
                 top = s[..., l + 1]
@@ -873,8 +748,8 @@ def lilypads(system, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
         if log_zeta:
             return a + s * (b - a)
         geo = (a != 0) & (b != 0)
-        la = _log_upper(np.where(geo, a, 1.0))
-        lb = _log_upper(np.where(geo, b, 1.0))
+        la = log_upper(np.where(geo, a, 1.0))
+        lb = log_upper(np.where(geo, b, 1.0))
         straight = np.where(geo, np.exp(la + s * (lb - la)), a + s * (b - a))
         return np.where(on_line, straight, vert)
 

@@ -1,0 +1,302 @@
+"""The law of phi'(h)^2, h ~ N(0, q), for a smooth phi: the contour rule of its Cauchy transform.
+
+G(zeta) = E[1 / (zeta - g(h))], g = phi'^2, is integrated along a contour deformed into the
+complex h-plane (Cauchy's theorem), so that it is accurate on and near the support, the
+real axis included, where -Im G(x) / pi is the density (:class:`SmoothD2Law`). The local rule
+at a double zero of g (SiLU, GELU) is :mod:`freeness_lab.theory.laws.zero_rule`; the complex
+phi' of each activation is :attr:`freeness_lab.activations.Activation.analytic_dphi`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, special
+
+from freeness_lab.activations import get_activation
+from freeness_lab.theory.laws.base import SpectralLaw
+from freeness_lab.theory.laws.zero_rule import ZERO_LOCAL, taylor_coefficients, zero_rule
+from freeness_lab.theory.meanfield import Z_CUT, D2Law, flat_beyond
+
+__all__ = ["CAUCHY_POINTS", "CAUCHY_RADIUS", "CONTOUR_GL", "DEFORM_C", "GRADING_FLOOR",
+           "ZERO_OF_G", "SmoothD2Law"]
+
+#: deformation h(s) = s - i D(s), D = c g g' / (g'^2 + kappa^2 g^2): the constant c
+DEFORM_C = 0.6
+#: Gauss-Legendre nodes per panel of the contour rule
+CONTOUR_GL = np.polynomial.legendre.leggauss(16)
+#: geometric grading toward a stationary point of g stops at this distance (times sqrt(q))
+GRADING_FLOOR = 1e-9
+#: radius and points of the Cauchy integrals giving g', g'' at real s (inside the strip of
+#: analyticity of every registered phi': the nearest singularity is tanh's, at i pi / 2)
+CAUCHY_RADIUS, CAUCHY_POINTS = 0.25, 32
+#: a stationary point of g with g below this fraction of max g is a (double) zero of g
+ZERO_OF_G = 1e-20
+
+
+class SmoothD2Law(SpectralLaw):
+    """The law nu of g(h) = phi'(h)^2, h ~ N(0, q), phi smooth, with an accurate Cauchy
+    transform on and near its support.
+
+    nu is the push-forward of N(0, q) by g: its density is the sum over the branches
+    h = g^{-1}(t) of p_q(h) / |g'(h)|, with integrable singularities |t - g(h*)|^{-1/2} at
+    the stationary values of g. A quadrature with nodes g(h_j), h_j real, is a discrete
+    measure, and its G(zeta) is wrong within a node spacing of the support. Here
+    G(zeta) = E[1 / (zeta - g(h))] is integrated along a deformed contour in the complex
+    h-plane (Cauchy's theorem: g and the Gaussian density are analytic in a strip):
+
+        G(zeta) = int p_q(h(s)) h'(s) / (zeta - g(h(s))) ds,   h(s) = s - i D(s),
+        D(s) = c r / (r^2 + kappa^2),   r = sign(g') sqrt((g'/g)^2 + (g''/g')^2),   c = 0.6,
+
+    so that Im g(h(s)) ~= -D g' <= 0 (D has the sign of g'): the contour passes on Plemelj's
+    side of every pole for zeta in the closed upper half-plane, and the rule is accurate up
+    to and ON the real axis, where -Im G(x) / pi is the density. |r| is the inverse length
+    over which g moves by a fraction of its distance to the value it approaches: its zero
+    (g'/g: the tanh, erf, sigmoid tails), a stationary value (g''/g' ~ 1/(s - p): D vanishes
+    linearly there and the contour turns by atan(c)), or an asymptote (g''/g' ~ -s in the
+    SiLU and GELU tails, where g -> 1 and g'/g -> 0; their derivatives there are taken from
+    g - 1 = (phi' - 1)(phi' + 1) without cancellation). At a double zero of g (phi' = 0:
+    SiLU, GELU) D ~ c (s - h0) / sqrt 5. kappa^2 = the largest |(log g)''| at an extremum
+    with g > 0, so |D| <= c / (2 kappa) stays inside the strip of analyticity.
+    Composite 16-point Gauss-Legendre in s, panels graded geometrically (ratio 2) toward
+    the stationary points of g down to 1e-9 sqrt(q) (at a double zero h0 of g, down to
+    1e-3 sqrt(q), within which a local rule in sigma = h - h0 is graded with ratio 2 down to
+    1e-40 sqrt(q): :mod:`~freeness_lab.theory.laws.zero_rule`), no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|)
+    (the last keeps the pole of a real zeta one half-width from the panel),
+    on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is flat to 1e-17
+    (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is tapered to 0
+    on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments are those of ``d2``.
+
+    Parameters
+    ----------
+    d2 : D2Law
+        The law of D^2 for a smooth activation (no atoms).
+
+    Attributes
+    ----------
+    stationary_values, limit_values : ndarray
+        Where the density may be singular inside (0, max g]: g at its stationary points
+        (inverse square roots) and its positive limits at +-infinity (SiLU, GELU: 1, where
+        GELU's density is ~ (t - 1)^(1/q - 1) on the right); values below 1e-12 max g are left
+        to the singularity at 0.
+    tail_values : ndarray
+        g(-H), g(H) when positive: where the Gaussian tails beyond +-H sit.
+    nodes, weights : complex ndarray
+        The contour rule: G(zeta) = sum_j weights_j / (zeta - nodes_j), Im zeta >= 0, and
+        psi(z) = sum_j weights_j z nodes_j / (1 - z nodes_j), Im z <= 0.
+    """
+
+    def __init__(self, d2: D2Law):
+        if len(d2.atoms):
+            raise ValueError(f"d2: must be the law of phi'(h)^2 for a smooth phi; "
+                             f"{d2.activation} has atoms")
+        self.d2 = d2
+        act = get_activation(d2.activation)
+        self._dphi = act.analytic_dphi
+        self._dphi_minus_one = act.complex_dphi_minus_one
+        self.nodes, self.weights = self._contour_rule()
+
+    def __repr__(self) -> str:
+        return f"SmoothD2Law({self.d2.activation}, q={self.d2.q:.6g})"
+
+    def g(self, h: np.ndarray) -> np.ndarray:
+        """g(h) = phi'(h)^2 for real or complex h."""
+        return self._dphi(h) ** 2
+
+    def _derivatives(self, s: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(g, g', g'', g''') at real s; the derivatives by Cauchy's integral formula on a
+        circle (trapezoidal rule, spectrally accurate for g analytic in the disc)."""
+        theta = 2 * np.pi * np.arange(CAUCHY_POINTS) / CAUCHY_POINTS
+        circle = CAUCHY_RADIUS * np.exp(1j * theta)
+        points = s[:, None] + circle
+        vals = self.g(points)
+        if self._dphi_minus_one is not None:  # g - 1 for s > 0: same derivatives
+            dev = self._dphi_minus_one(points[s > 0])
+            vals[s > 0] = dev * (dev + 2.0)
+        out = [self.g(s).real]
+        for k in (1, 2, 3):
+            coef = (vals * np.exp(-1j * k * theta)).mean(1).real
+            out.append(math.factorial(k) * coef / CAUCHY_RADIUS**k)
+        return tuple(out)
+
+    def _rate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The deformation rate r = sign(g') sqrt((g'/g)^2 + (g''/g')^2) and r' at real s.
+
+        |r| is the inverse of the length over which g moves by a fraction of its distance
+        to the nearest value it approaches: its zero (g'/g, e.g. the tanh tails), a
+        stationary value (g''/g' ~ 1/(s - p)) or an asymptote (g''/g' ~ -s in the SiLU and
+        GELU tails, where g -> 1 and g'/g -> 0). r = 0 where g underflows.
+        """
+        g, d1, d2, d3 = self._derivatives(s)
+        ok = (g > 1e-280) & (d1 != 0)
+        g, d1 = np.where(ok, g, 1.0), np.where(ok, d1, 1.0)
+        a, b = d1 / g, d2 / d1
+        da, db = d2 / g - a**2, d3 / d1 - b**2
+        norm = np.hypot(a, b)
+        r = np.where(ok, np.sign(d1) * norm, 0.0)
+        dr = np.where(ok, np.sign(d1) * (a * da + b * db) / norm, 0.0)
+        return r, dr
+
+    def _stationary_points(self, H: float) -> np.ndarray:
+        """Zeros of g' in (-H, H): sign changes on a fine grid, refined by Brent's method."""
+        grid = np.linspace(-H, H, 4001)
+
+        def dg(s):
+            return self._derivatives(np.atleast_1d(np.asarray(s, dtype=float)))[1]
+
+        vals = np.where(self.g(grid).real > 1e-280, dg(grid), 0.0)
+        out = []
+        for i in np.nonzero(vals[:-1] * vals[1:] < 0)[0]:
+            out.append(optimize.brentq(lambda s: dg(s)[0], grid[i], grid[i + 1], xtol=1e-15))
+        return np.unique(out)
+
+    def _deformation(self, s: np.ndarray, *, taper: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """D(s) = c r / (r^2 + kappa^2) T(s), D'(s) and r (r: :meth:`_rate`).
+
+        T = 1, except when the rule stops at H = 2 H_flat (g flat to 1e-17 beyond H_flat):
+        there T = cos^2(pi/2 (|s| - H_flat) / (H - H_flat)) on H_flat < |s| < H brings the
+        contour back to the real axis at +-H, where the Gaussian tails are attached as real
+        nodes (g is constant there to 1e-17, so the contour's shape does not matter).
+        """
+        r, dr = self._rate(s)
+        den = r**2 + self._kappa2
+        D, dD = DEFORM_C * r / den, DEFORM_C * dr * (self._kappa2 - r**2) / den**2
+        if taper and self._taper_from is not None:
+            a, H = self._taper_from, self._H
+            theta = 0.5 * math.pi * np.clip((np.abs(s) - a) / (H - a), 0.0, 1.0)
+            slope = np.where(np.abs(s) > a, 0.5 * math.pi / (H - a) * np.sign(s), 0.0)
+            D, dD = D * np.cos(theta) ** 2, dD * np.cos(theta) ** 2 - D * np.sin(2 * theta) * slope
+        return D, dD, r
+
+    def _panels(self, H: float, stationary: np.ndarray) -> np.ndarray:
+        """Panel edges on [-H, H]: graded (ratio 2) toward the stationary points, then split
+        until no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) at their midpoints.
+
+        For real zeta = g(s0) the integrand has a pole at distance |D(s0)| from the real
+        s-axis; a panel no wider than 2 |D| keeps it one half-width away, where 16-point
+        Gauss-Legendre converges like (1 + sqrt 2)^-32 ~ 1e-12 (the bound matters where g
+        is nearly linear: r, hence D, is small there).
+        """
+        sq = math.sqrt(self.d2.q)
+        edges = [-H, H, *stationary]
+        if self._taper_from is not None:  # the taper's second derivative jumps there
+            edges += [-self._taper_from, self._taper_from]
+        for p in stationary:
+            # down to the local rule's panel at a double zero of g
+            floor = (ZERO_LOCAL if p in self._zeros else GRADING_FLOOR) * sq
+            for side in (-1.0, 1.0):
+                d = H
+                while d > floor:
+                    edges.append(p + side * d)
+                    d *= 0.5
+                if p in self._zeros:
+                    edges.append(p + side * ZERO_LOCAL * sq)
+        edges = np.unique(np.clip(edges, -H, H))
+        edges = edges[~np.isin(edges, self._zeros)]
+        width_max = min(0.25, 0.5 * sq)
+        for _ in range(60):
+            mid = 0.5 * (edges[1:] + edges[:-1])
+            D, _, rate = self._deformation(mid, taper=False)
+            limit = np.minimum(width_max, 0.5 / np.maximum(np.abs(rate), 1e-300))
+            limit = np.minimum(limit, np.where(D != 0, 2.0 * np.abs(D), np.inf))
+            # the panels touching a stationary point are graded already (r ~ 1 / |s - p|
+            # would split them down to rounding)
+            graded = np.isin(edges[:-1], stationary) | np.isin(edges[1:], stationary)
+            wide = (np.diff(edges) > limit) & ~self._in_local(mid) & ~graded
+            if not wide.any():
+                break
+            edges = np.unique(np.concatenate([edges, mid[wide]]))
+        return edges
+
+    def _contour_rule(self) -> tuple[np.ndarray, np.ndarray]:
+        q = self.d2.q
+        # beyond twice the point where g is flat to 1e-17 the mass sits at g(+-H) (< 1e-34
+        # for tanh, erf, sigmoid): a cheaper rule, and (log g)' there is rounding noise
+        flat = flat_beyond(self.d2.activation)
+        H = min(Z_CUT * math.sqrt(q), 2.0 * flat)
+        self._H = H
+        self._taper_from = flat if H == 2.0 * flat else None
+        stationary = self._stationary_points(H)
+        ends = self.g(np.concatenate([stationary, [-H, H]])).real
+        # singular values of the density: stationary values and the limits at +-infinity
+        # (those below 1e-12 of the top belong to the singularity at 0)
+        top = ends.max()
+        self.stationary_values = np.unique(ends[:-2][ends[:-2] > 1e-12 * top])
+        limits = get_activation(self.d2.activation).dphi(np.array([-1e4, 1e4])) ** 2
+        self.limit_values = np.unique(limits[limits > 1e-12 * top])
+        self._range = float(ends.min()), float(ends.max())
+        # kappa^2 from the extrema of g with g > 0; at a double zero of g (phi' = 0: SiLU,
+        # GELU) (log g)'' is infinite and D ~ c (s - h0) / sqrt 5 turns the contour there
+        nonzero = self.g(stationary).real > ZERO_OF_G * ends.max()
+        extrema, self._zeros = stationary[nonzero], stationary[~nonzero]
+        curv = np.abs(self._log_curvature(extrema))
+        self._kappa2 = float(np.max(curv[np.isfinite(curv)], initial=1.0))
+        edges = self._panels(H, stationary)
+        t, wt = CONTOUR_GL
+        mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+        keep = ~self._in_local(mid)  # those panels come from the local rules
+        mid, half = mid[keep], half[keep]
+        s = (mid[:, None] + half[:, None] * t).ravel()
+        ws = (half[:, None] * wt).ravel()
+        D, dD, _ = self._deformation(s)
+        h = s - 1j * D
+        w = ws * (1.0 - 1j * dD) * np.exp(-0.5 * h * h / q) / math.sqrt(2 * math.pi * q)
+        g = self.g(h)
+        for p in self._zeros:
+            g_loc, w_loc = self._zero_rule(p)
+            g, w = np.concatenate([g, g_loc]), np.concatenate([w, w_loc])
+        tail = special.ndtr(-H / math.sqrt(q))
+        # the tails sit at g(+-H): real nodes, i.e. poles of G on the axis, which the support
+        # quadrature of a single scaled factor cuts at (tail_values)
+        tails = self.g(np.array([-H, H])).real
+        self.tail_values = np.unique(tails[tails > 0])
+        nodes = np.concatenate([g, tails.astype(complex)])
+        weights = np.concatenate([w, [tail, tail]])
+        return nodes, weights / self.d2.weights.sum()
+
+    def _in_local(self, s: np.ndarray) -> np.ndarray:
+        """Whether s lies within the local rule of a double zero of g."""
+        near = np.abs(s[:, None] - self._zeros) < ZERO_LOCAL * math.sqrt(self.d2.q)
+        return near.any(axis=1)
+
+    def _zero_rule(self, h0: float) -> tuple[np.ndarray, np.ndarray]:
+        """The local rule around the double zero h0 of g (:func:`~freeness_lab.theory.laws.
+        zero_rule.zero_rule`), continued from this rule's deformation at h0 +- sigma_loc."""
+        q = self.d2.q
+        loc = ZERO_LOCAL * math.sqrt(q)
+        b = taylor_coefficients(self._dphi, h0, CAUCHY_RADIUS, CAUCHY_POINTS)
+        slope_r = self._deformation(np.array([h0 + loc]))[0][0] / loc
+        slope_l = self._deformation(np.array([h0 - loc]))[0][0] / -loc
+        return zero_rule(b, h0, q, slope_r, slope_l, CONTOUR_GL)
+
+    def _log_curvature(self, s: np.ndarray) -> np.ndarray:
+        """(log g)'' = g''/g - (g'/g)^2 (infinite at zeros of g)."""
+        g, d1, d2, _ = self._derivatives(s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(g > 0, d2 / g - (d1 / g) ** 2, np.inf)
+
+    @property
+    def nodes_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The complex contour rule (nodes, weights) (valid for psi(z), Im z <= 0)."""
+        return self.nodes, self.weights
+
+    def _moments(self, n: int) -> np.ndarray:
+        """mu_1..mu_n from the real quadrature of ``d2``, normalized to mass 1."""
+        return self.d2.moments(n) / self.d2.weights.sum()
+
+    def _cauchy(self, zeta: np.ndarray) -> np.ndarray:
+        """G(zeta) for zeta in the closed upper half-plane, the real axis included."""
+        return (self.weights / (zeta[..., None] - self.nodes)).sum(-1)
+
+    def _continuous_intervals(self) -> np.ndarray:
+        return np.array([self._range])  # g is continuous: its range is one interval
+
+    def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-Im G(x + i0) / pi, by the contour rule evaluated on the real axis."""
+        return -self._cauchy(x.astype(complex)).imag / math.pi, np.ones(x.shape, dtype=bool)
+
+    def support(self) -> tuple[float, float]:
+        """(min g, max g) over |h| <= H (at the stationary points of g or at +-H)."""
+        return self._range

@@ -1,0 +1,156 @@
+"""Explicit S-transforms as log-terms: the one representation, its series and its evaluation.
+
+A building block whose S-transform is a product of powers of affine functions of m
+(sigma^2 I, Marchenko-Pastur, {0, a}-valued laws, the dimension changes of rectangular
+networks) is given by its *log-terms*
+
+    log S(m) = const + sum_j e_j log(alpha_j + beta_j m),   alpha_j > 0, beta_j >= 0,
+
+stored as :class:`LogTerms` (``const``, rows (e_j, alpha_j, beta_j)). The free product adds
+them (powers multiply e_j, argument scales a multiply beta_j), the moment series uses their
+Taylor series (:meth:`LogTerms.rows_series`), and the Newton solver eliminates the factor's
+subordination unknown with them, evaluated in its main unknown r = log(m + c)
+(:class:`TermsInR`; :mod:`freeness_lab.theory.newton`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from freeness_lab.theory.branches import log_lower
+
+__all__ = ["LogTerms", "TermsInR", "no_terms"]
+
+
+class LogTerms(NamedTuple):
+    """log S(m) = const + sum_j e_j log(alpha_j + beta_j m), rows (e_j, alpha_j, beta_j).
+
+    A named tuple: ``const, rows = terms`` unpacks it.
+    """
+
+    const: float
+    rows: np.ndarray
+
+    def scaled(self, power: float, scale: float = 1.0) -> LogTerms:
+        """The log-terms of S(a m)^k: const and every e_j times k, every beta_j times a."""
+        rows = np.reshape(self.rows, (-1, 3)).copy()
+        rows[:, 0] *= power
+        rows[:, 2] *= scale
+        return LogTerms(power * self.const, rows)
+
+    def rows_series(self, n: int) -> np.ndarray:
+        """Coefficients up to m^{n-1} of the rows' part sum_j e_j log(alpha_j + beta_j m)
+        = sum_j e_j [log alpha_j + sum_k (-1)^{k+1} (beta_j / alpha_j)^k m^k / k] (the
+        constant is added by the caller, after its own terms: the order of the sums is
+        kept)."""
+        out = np.zeros(n)
+        k = np.arange(1, n)
+        for e, a, b in np.reshape(self.rows, (-1, 3)):
+            out[0] += e * math.log(a)
+            out[1:] += e * (-1.0) ** (k + 1) * (b / a) ** k / k
+        return out
+
+    def evaluate(self, m: np.ndarray) -> np.ndarray:
+        """S(m) = e^const prod_j (alpha_j + beta_j m)^e_j (complex)."""
+        m = np.asarray(m, dtype=complex)
+        out = np.full(m.shape, math.exp(self.const), dtype=complex)
+        for e, a, b in self.rows:
+            out = out * (a + b * m) ** e
+        return out
+
+
+def no_terms() -> LogTerms:
+    """S = 1: no constant, no rows."""
+    return LogTerms(0.0, np.empty((0, 3)))
+
+
+class TermsInR:
+    """sum_j e_j log(alpha_j + beta_j m) evaluated in the variable r = log(m + c).
+
+    With m = e^r - c, alpha + beta m = alpha' + beta e^r, alpha' = alpha - beta c; an alpha'
+    that vanishes analytically (the factor whose mass at 0 is the law's) is set to 0 exactly,
+    so that the term is log(beta) + r with no cancellation as zeta -> 0. Where |e^r| is
+    large (|m| -> inf at an inverse square-root edge) the real part is formed without the
+    cancellation of the terms ~ Re r (:meth:`real_part_large`).
+
+    Parameters
+    ----------
+    rows : ndarray (J, 3)
+        Rows (e_j, alpha_j, beta_j) of a :class:`LogTerms` (its constant is the caller's).
+    c : float
+        The offset of the variable r = log(m + c).
+    """
+
+    def __init__(self, rows: np.ndarray, c: float):
+        rows = np.reshape(rows, (-1, 3))
+        self.e, self.beta = rows[:, 0].copy(), rows[:, 2].copy()
+        alpha = rows[:, 1] - rows[:, 2] * c
+        small = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]), np.abs(rows[:, 2] * c))
+        self.alpha = np.where(small, 0.0, alpha)
+        self.zero = small & (self.beta > 0)
+        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
+
+        keep = (self.e != 0) & ~self.zero
+        # exact terms: sum over vanishing alpha' of e (log beta + r)
+        self.zero_const = float(np.sum(self.e[self.zero] * self.log_beta[self.zero]))
+        self.zero_slope = float(np.sum(self.e[self.zero]))
+        # identical (alpha', beta) rows (e.g. the 1 + m of every Bernoulli factor) merge
+        pairs = np.column_stack([self.alpha[keep], self.beta[keep]])
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        e = np.zeros(len(uniq))
+        np.add.at(e, inverse.ravel(), self.e[keep])
+        nz = e != 0
+        self.e, self.alpha, self.beta = e[nz], uniq[nz, 0], uniq[nz, 1]
+        self.log_beta = np.log(np.where(self.beta > 0, self.beta, 1.0))
+        # Re r above which every term has |beta e^r| > 2^10 |alpha'| (see real_part_large;
+        # never with a constant term, beta = 0)
+        ratio = np.abs(self.alpha) / np.where(self.beta > 0, self.beta, np.nan)
+        self.r_big = (math.log(1024.0 * max(float(ratio.max()), 1e-300))
+                      if len(ratio) and np.all(self.beta > 0) else math.inf)
+
+    def value_and_slope(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms."""
+        val = self.zero_const + self.zero_slope * r
+        if not len(self.e):
+            return val, np.full(r.shape, self.zero_slope, dtype=complex)
+        ber = np.exp(r)[..., None] * self.beta
+        t = self.alpha + ber
+        logs = log_lower(t)
+        val = val + np.add.reduce(logs * self.e, axis=-1)
+        slope = self.zero_slope + np.add.reduce(ber / t * self.e, axis=-1)
+        big = r.real > self.r_big
+        if big.any():
+            val[big] = self.real_part_large(r[big], ber[big]) + 1j * val[big].imag
+        return val, slope
+
+    def real_part_large(self, r: np.ndarray, ber: np.ndarray) -> np.ndarray:
+        """Re of the sum where |e^r| exceeds 2^10 |alpha' / beta| for every term (|m| large:
+        near an inverse square-root edge, where the sum is O(d) at relative distance d and
+        its terms ~ Re r ~ log(1 / d) / 2 would cancel to 16 - log10(1 / d) digits):
+        Re log(alpha' + beta e^r) = log beta + Re r + log|1 + alpha' / (beta e^r)|, and the
+        terms ~ Re r cancel in their coefficient (exact) instead."""
+        z = self.alpha / ber
+        corr = 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
+        return (self.zero_const + float(self.e @ self.log_beta)
+                + (self.zero_slope + self.e.sum()) * r.real + np.add.reduce(corr * self.e, axis=-1))
+
+    def slope(self, r: np.ndarray) -> np.ndarray:
+        """d/dr of sum e log(alpha' + beta e^r) alone (no logarithm is evaluated).
+
+        Parameters
+        ----------
+        r : complex ndarray
+            The main unknown.
+
+        Returns
+        -------
+        complex ndarray
+            The slope, equal bit for bit to the second output of :meth:`value_and_slope`.
+        """
+        if not len(self.e):
+            return np.full(r.shape, self.zero_slope, dtype=complex)
+        ber = np.exp(r)[..., None] * self.beta
+        return self.zero_slope + np.add.reduce(ber / (self.alpha + ber) * self.e, axis=-1)
