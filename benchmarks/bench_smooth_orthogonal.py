@@ -1,14 +1,14 @@
 """Smooth activations, orthogonal weights: ``python benchmarks/bench_smooth_orthogonal.py``.
 
 With orthogonal weights the law of D^2 = phi'(h)^2 of every layer enters the Newton system
-through its contour rule (:class:`~freeness_lab.theory.laws.SmoothD2Law`, 5,000 to 40,000
+through its contour rule (:class:`~freeness_lab.theory.laws.smooth_d2.SmoothD2Law`, 5,000 to 40,000
 complex nodes), and psi of each factor is a sum over those nodes at every Newton step. For
 each case the whole density computation of J J^T (support finding + the support quadrature,
 a fresh law each time) is timed twice in the same run:
 
-* ``clustered``: :class:`~freeness_lab.theory.newton.QuadratureRule` (the nodes cut into
+* ``clustered``: :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` (the nodes cut into
   clusters of 256; far clusters by their Laurent series, near ones summed directly);
-* ``direct``: the baseline, every node summed directly for every point (``_CLUSTER_SIZE``
+* ``direct``: the baseline, every node summed directly for every point (``CLUSTER_SIZE``
   set above the node count).
 
 ``mom err``: worst relative error of m_1..m_3 recovered from the density against the exact
@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from freeness_lab import NetworkSpec
-from freeness_lab.theory import jacobian_law, newton
+from freeness_lab.theory import jacobian_law
+from freeness_lab.theory.newton import quadrature_rule
 
 #: (activation, depth, sigma_w, sigma_b)
 CASES = [("tanh", 3, 1.0, 0.1), ("gelu", 3, 1.6, 0.1), ("tanh", 10, 1.0, 0.1),
@@ -33,15 +34,15 @@ CASES = [("tanh", 3, 1.0, 0.1), ("gelu", 3, 1.6, 0.1), ("tanh", 10, 1.0, 0.1),
 
 def _run(spec: NetworkSpec, cluster_size: int):
     """(seconds, density, moment error) of a fresh law's support quadrature."""
-    saved = newton._CLUSTER_SIZE
-    newton._CLUSTER_SIZE = cluster_size
+    saved = quadrature_rule.CLUSTER_SIZE
+    quadrature_rule.CLUSTER_SIZE = cluster_size
     try:
         t = time.perf_counter()
         law = jacobian_law(spec)
         _, _, rho = law.quadrature()
         elapsed = time.perf_counter() - t
     finally:
-        newton._CLUSTER_SIZE = saved
+        quadrature_rule.CLUSTER_SIZE = saved
     err = float(np.max(np.abs(law.density_moments(3) / law.moments(3) - 1.0)))
     return elapsed, rho, err
 
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
         spec = NetworkSpec(act, "orthogonal", depth=depth, width=1, sigma_w=sw, sigma_b=sb)
         nodes = np.mean([len(f.law.nodes) for f in jacobian_law(spec).product.factors
                          if hasattr(f.law, "nodes")])
-        t_cl, rho_cl, err_cl = _run(spec, newton._CLUSTER_SIZE)
+        t_cl, rho_cl, err_cl = _run(spec, quadrature_rule.CLUSTER_SIZE)
         t_dir, rho_dir, err_dir = _run(spec, 10**12)
         diff = float(np.max(np.abs(rho_cl - rho_dir)) / np.max(rho_dir))
         print(f"{act + ', L=' + str(depth):<22}{nodes:>10.0f}{t_cl:>10.2f}s{t_dir:>8.2f}s"

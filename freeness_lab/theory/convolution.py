@@ -44,12 +44,12 @@ from freeness_lab.theory.newton import (
     LogZetaSystem,
     NewtonResult,
     ProductSystem,
-    chi_series_of,
     lilypads,
 )
 from freeness_lab.theory.series import (
     moments_to_s,
     rescale_argument,
+    reversion,
     s_to_moments,
     series_exp,
     series_log,
@@ -206,7 +206,7 @@ class FreeProduct:
             else:
                 nodes, weights = f.law.nodes_weights
                 implicit.append(ImplicitFactor(nodes, weights, float(f.power), float(f.scale),
-                                               chi_series_of(f.law.moments(8))))
+                                               reversion(f.law.moments(8))))
         return ProductSystem(LogTerms(const, np.concatenate(rows)), implicit,
                              self.moments(8), zero_mass)
 
@@ -1347,7 +1347,7 @@ class ShiftChainLaw(SolvedLaw):
                                                   "without an explicit S-transform")
                     nodes, weights = f.law.nodes_weights
                     nu = ImplicitFactor(nodes, weights, 1.0, 1.0,
-                                        chi_series_of(f.law.moments(8)))
+                                        reversion(f.law.moments(8)))
                 else:
                     c, r = terms
                     const += f.power * c

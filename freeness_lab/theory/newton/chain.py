@@ -1,0 +1,240 @@
+"""The Newton system of the Hayase-Karakida shift chain (block-tridiagonal Jacobian).
+
+Conventions: ``docs/conventions.md``, section "Numerics".
+
+*Shift chain* (the Hayase-Karakida recursion for H_L): mu_1 = delta_{q0},
+mu_{l+1} = qhat_l + Y_l, Y_l = F_l boxtimes mu_l. At layer l, Y_l is evaluated at
+zeta'_l = xi_{l+1} - qhat_l (xi_L = zeta) with m_l = psi_{Y_l}(1/zeta'_l), and the
+subordination point xi_l of mu_l (psi_{mu_l}(1/xi_l) = m_l) satisfies
+xi_l = zeta'_l S_{F_l}(m_l), while 1 + psi_{mu_l}(1/xi) = xi G_{mu_l}(xi) =
+xi (1 + m_{l-1}) / (xi - qhat_{l-1}) (m_0 = 0, qhat_0 = q0), both taken in logarithms. The
+Jacobian is block tridiagonal (blocks of 3: log(m_l + 1 - p0_l), log(xi_l - qhat_{l-1}) =
+log zeta'_{l-1} -- no cancellation when xi_l approaches an atom of mu_l, as it does at the
+edges of the support --, and u_l when nu_l has no explicit S), solved by block elimination
+in O(L) per point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from freeness_lab.theory.branches import log_lower, log_upper
+from freeness_lab.theory.log_terms import LogTerms, TermsInR
+from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_equation
+from freeness_lab.theory.newton.protocol import HALF_PLANE_TOL
+
+__all__ = ["ChainLayer", "ChainSystem"]
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    """Layer l of the shift chain: Y_l = F_l boxtimes mu_l, mu_{l+1} = qhat_l + Y_l.
+
+    ``terms``: log S of the explicit part of F_l; ``nu``: the implicit factor of F_l (or None);
+    ``qhat_prev`` = qhat_{l-1}, ``qhat`` = qhat_l; ``zero_mass``: the mass of Y_l at 0;
+    ``y_moments`` = (m_1, m_2) of Y_l and ``f_s`` = (s_0, s_1) of S_{F_l}, for the far-field
+    start.
+    """
+
+    terms: LogTerms
+    nu: ImplicitFactor | None
+    qhat_prev: float
+    qhat: float
+    zero_mass: float
+    y_moments: tuple[float, float]
+    f_s: tuple[float, float]
+
+
+class ChainSystem:
+    """Block-tridiagonal system for the Hayase-Karakida shift chain (module docstring).
+
+    Unknowns per layer l = 1..n: (r_l = log(m_l + 1 - p0_l), s_l = log(xi_l - qhat_{l-1}),
+    u_l), p0_l the mass of Y_l at 0; u_l is a dummy (equation u_l = 0) when nu_l has an
+    explicit S. s_l is log zeta'_{l-1}, the point where layer l - 1 is evaluated.
+    """
+
+    def __init__(self, layers: list[ChainLayer]):
+        self.layers = layers
+        self.n = len(layers)
+        self.size = 3 * self.n
+        self.c = np.array([1.0 - lay.zero_mass for lay in layers])
+        self.terms = []
+        for lay, c in zip(layers, self.c, strict=True):
+            rows = [lay.terms.rows.reshape(-1, 3)]
+            if lay.nu is not None:  # log S_nu(m) = u + log(1 + m) - log m
+                rows.append(np.array([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]]))
+            self.terms.append(TermsInR(np.concatenate(rows), c))
+        self.log_m = [TermsInR(np.array([[1.0, 0.0, 1.0]]), c) for c in self.c]
+        self.log_1m = [TermsInR(np.array([[1.0, 1.0, 1.0]]), c) for c in self.c]
+
+    @property
+    def cauchy_index(self) -> int:
+        """Index of r_n, the top layer's main unknown."""
+        return 3 * (self.n - 1)
+
+    @property
+    def zero_mass(self) -> float:
+        """The mass of Y_n at 0 (the atom of mu_L at qhat_n)."""
+        return self.layers[-1].zero_mass
+
+    def initial(self, zeta: np.ndarray) -> np.ndarray:
+        """Far-field start, layer by layer from the top: m_l ~ m_1/z' + m_2/z'^2,
+        xi_l = z' S_F(m_l) with S_F ~ s_0 + s_1 m."""
+        v = np.zeros(zeta.shape + (self.size,), dtype=complex)
+        xi = zeta
+        for l in range(self.n - 1, -1, -1):
+            lay = self.layers[l]
+            zp = xi - lay.qhat
+            m = lay.y_moments[0] / zp + lay.y_moments[1] / zp**2
+            xi = zp * (lay.f_s[0] + lay.f_s[1] * m)
+            v[..., 3 * l] = log_lower(m + self.c[l])
+            v[..., 3 * l + 1] = log_upper(xi - lay.qhat_prev)
+            if lay.nu is not None:
+                om = np.polynomial.polynomial.polyval(
+                    m, np.concatenate([[0.0], lay.nu.chi_series]))
+                v[..., 3 * l + 2] = log_lower(om)
+        return v
+
+    def _blocks(self, v: np.ndarray, zeta: np.ndarray | None,
+                log_zeta: np.ndarray | None = None):
+        """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3).
+
+        With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l} and
+        L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0):
+
+            P_l = -log xi_l + log S_{F_l}(m_l) + log zeta'_l                 (xi = z' S_F(m)),
+            Q_l = L_l - log xi_l - L_{l-1} + s_l   (1 + m_l = xi_l G_{mu_l}(xi_l), G_{mu_l}(xi)
+                                                   = (1 + m_{l-1}) / (xi - qhat_{l-1})).
+
+        No difference of nearly equal numbers is formed: xi_l - qhat_{l-1} is the unknown
+        itself, so the subordination point may approach an atom of mu_l (or its base point)
+        at the edges of the support without losing digits. ``log_zeta`` gives
+        log(zeta - qhat_n) directly (``zeta`` is then ignored, and dzeta is d/d log zeta').
+        """
+        shape = (zeta if log_zeta is None else log_zeta).shape
+        n = self.n
+        F = np.zeros(shape + (n, 3), dtype=complex)
+        A = np.zeros(shape + (n, 3, 3), dtype=complex)
+        B = np.zeros(shape + (n, 3, 3), dtype=complex)
+        C = np.zeros(shape + (n, 3, 3), dtype=complex)
+        r = v[..., 0::3]
+        s = v[..., 1::3]
+        u = v[..., 2::3]
+        es = np.exp(s)
+        dzeta = None
+        L_prev, dL_prev = None, None
+        for l, lay in enumerate(self.layers):
+            xi = lay.qhat_prev + es[..., l]
+            log_xi = log_upper(xi)
+            dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
+            val, slope = self.terms[l].value_and_slope(r[..., l])
+            if l == n - 1 and log_zeta is not None:
+                top, dzeta = log_zeta, 1.0
+            elif l == n - 1:
+                top = log_upper(zeta - lay.qhat)
+                dzeta = 1.0 / (zeta - lay.qhat)
+            else:
+                top = s[..., l + 1]
+                B[..., l, 0, 1] = 1.0
+            F[..., l, 0] = -log_xi + lay.terms.const + val + top
+            A[..., l, 0, 0] = slope
+            A[..., l, 0, 1] = -dlog_xi
+            L, dL = self.log_1m[l].value_and_slope(r[..., l])
+            F[..., l, 1] = L - log_xi + s[..., l]
+            A[..., l, 1, 0] = dL
+            A[..., l, 1, 1] = 1.0 - dlog_xi
+            if l > 0:
+                F[..., l, 1] -= L_prev
+                C[..., l, 1, 0] = -dL_prev
+            L_prev, dL_prev = L, dL
+            # R_l
+            if lay.nu is None:
+                F[..., l, 2] = u[..., l]
+                A[..., l, 2, 2] = 1.0
+            else:
+                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l],
+                                              self.log_m[l], self.log_1m[l], r[..., l])
+                F[..., l, 2] = Fl
+                A[..., l, 2, 0] = h
+                A[..., l, 2, 2] = g
+                F[..., l, 0] += u[..., l]
+                A[..., l, 0, 2] = 1.0
+        return F, A, B, C, dzeta
+
+    @staticmethod
+    def _inv3(M: np.ndarray) -> np.ndarray:
+        """Inverses of a stack of 3 x 3 matrices by the adjugate (vectorized; LAPACK's batched
+        solve costs a call per matrix)."""
+        a, b, c = M[..., 0, 0], M[..., 0, 1], M[..., 0, 2]
+        d, e, f = M[..., 1, 0], M[..., 1, 1], M[..., 1, 2]
+        g, h, i = M[..., 2, 0], M[..., 2, 1], M[..., 2, 2]
+        co = np.stack([np.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+                       np.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+                       np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1)], -2)
+        det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
+        return co / det[..., None, None]
+
+    def _thomas(self, A, B, C, r) -> np.ndarray:
+        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = r_l."""
+        n = self.n
+        inv = [self._inv3(A[..., 0, :, :])]
+        rp = [r[..., 0, :]]
+        for l in range(1, n):
+            X = inv[-1] @ B[..., l - 1, :, :]
+            y = (inv[-1] @ rp[-1][..., None])[..., 0]
+            inv.append(self._inv3(A[..., l, :, :] - C[..., l, :, :] @ X))
+            rp.append(r[..., l, :] - (C[..., l, :, :] @ y[..., None])[..., 0])
+        x = np.empty(r.shape, dtype=complex)
+        x[..., n - 1, :] = (inv[n - 1] @ rp[n - 1][..., None])[..., 0]
+        for l in range(n - 2, -1, -1):
+            rhs = rp[l] - (B[..., l, :, :] @ x[..., l + 1, :, None])[..., 0]
+            x[..., l, :] = (inv[l] @ rhs[..., None])[..., 0]
+        return x.reshape(r.shape[:-2] + (self.size,))
+
+    def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                    log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """-J^{-1} F(v; zeta) (zeta - qhat_n given as its log instead: ``log_zeta``)."""
+        F, A, B, C, _ = self._blocks(v, zeta, log_zeta)
+        return self._thomas(A, B, C, -F)
+
+    def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n); with
+        ``log_zeta``, dv/d log(zeta - qhat_n)."""
+        F, A, B, C, dzeta = self._blocks(v, zeta, log_zeta)
+        r = np.zeros(F.shape, dtype=complex)
+        r[..., self.n - 1, 0] = -dzeta
+        return self._thomas(A, B, C, r)
+
+    def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
+                 log_zeta: np.ndarray | None = None) -> np.ndarray:
+        """max |F| over the 3 n equations (P_l, Q_l, R_l), per point."""
+        F = self._blocks(v, zeta, log_zeta)[0]
+        return np.max(np.abs(F), axis=(-2, -1))
+
+    def valid(self, v: np.ndarray) -> np.ndarray:
+        """m_l, omega_l in the closed lower half-plane, xi_l in the closed upper one."""
+        ok = np.all(np.isfinite(v), axis=-1)
+        z = np.exp(v)
+        lower = np.concatenate([z[..., 0::3], z[..., 2::3]], axis=-1)
+        ok &= np.all(lower.imag <= HALF_PLANE_TOL * np.abs(lower), axis=-1)
+        upper = z[..., 1::3]
+        return ok & np.all(upper.imag >= -HALF_PLANE_TOL * np.abs(upper), axis=-1)
+
+    def cauchy(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+               ) -> np.ndarray:
+        """G_{mu_L}(zeta) = (1 + m_n) / (zeta - qhat_n); the atom of Y_n at 0 (the atom of
+        mu_L at qhat_n) left out on request."""
+        top = self.layers[-1]
+        p0 = 0.0 if drop_zero_atom else top.zero_mass
+        return (np.exp(v[..., 3 * (self.n - 1)]) + p0) / (zeta - top.qhat)
+
+    def cauchy_slope(self, v: np.ndarray, zeta: np.ndarray, *, drop_zero_atom: bool = False
+                     ) -> np.ndarray:
+        """dG_{mu_L}/dzeta along the solution (tangent dv/dzeta)."""
+        k = 3 * (self.n - 1)
+        dr = self.tangent(v, zeta)[..., k]
+        g = self.cauchy(v, zeta, drop_zero_atom=drop_zero_atom)
+        return (np.exp(v[..., k]) * dr - g) / (zeta - self.layers[-1].qhat)

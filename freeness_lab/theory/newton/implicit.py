@@ -1,0 +1,54 @@
+"""A factor without an explicit S-transform: its subordination unknown and equation.
+
+Such a factor i (power k_i, argument scale a_i) keeps one unknown u_i = log chi_i(a_i m)
+(Belinschi-Bercovici subordination, omega_i = e^{u_i}) with the equation
+
+    F_i = log psi_i(e^{u_i}) - log a_i - log m = 0,
+
+psi_i summed over the factor's quadrature (:class:`~freeness_lab.theory.newton.
+quadrature_rule.QuadratureRule`); it is shared by the product and the chain systems.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from freeness_lab.theory.branches import log_lower
+from freeness_lab.theory.log_terms import TermsInR
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
+
+__all__ = ["ImplicitFactor", "implicit_equation"]
+
+
+def implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsInR, r):
+    """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
+    log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
+    Returns (F, dF/du, dF/dr)."""
+    psi, one_psi, dpsi = rule.psi_parts(np.exp(u))
+    la, dla = log_am.value_and_slope(r)
+    l1, dl1 = log_1am.value_and_slope(r)
+    near = np.abs(np.exp(l1)) < 0.5
+    F = np.where(near, log_lower(one_psi) - l1, log_lower(psi) - la)
+    dF_du = np.where(near, dpsi / one_psi, dpsi / psi)
+    dF_dr = np.where(near, -dl1, -dla)
+    return F, dF_du, dF_dr
+
+
+@dataclass(frozen=True)
+class ImplicitFactor:
+    """A factor without explicit S: psi through a quadrature, power k, argument scale a."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    power: float
+    scale: float
+    chi_series: np.ndarray  # chi_i coefficients c_1..c_n, for the far-field start
+
+    @functools.cached_property
+    def rule(self) -> QuadratureRule:
+        """The nodes and weights as a fast :class:`QuadratureRule`."""
+        return QuadratureRule(self.nodes, self.weights)
+
