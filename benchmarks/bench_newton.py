@@ -85,7 +85,7 @@ def main() -> None:
         t_support, _ = _timed(law.intervals, 1)
         x, w, _ = law.quadrature()
         t_solve, res = _timed(lambda law=law, x=x: law.solve(x))
-        rho = law._continuous_density(res)
+        rho = law.continuous_density(res)
         t_base, idx, rho_b, conv_b = _baseline(law, res, stride)
         err_b = f"{_moment_error(law, x, w, rho_b):9.1e}" if stride == 1 else "   (subset)"
         mark = "*" if stride > 1 else " "
@@ -111,7 +111,7 @@ def main() -> None:
     t, res = _timed(lambda: law.solve(grid), 9)
     t_quad, resq = _timed(lambda: law.solve(law.quadrature()[0]), 5)
     t_base, idx, rho_b, conv_b = _baseline(law, res, 10)
-    rho = law._continuous_density(res)
+    rho = law.continuous_density(res)
     print(f"anchor ReLU, Gaussian, L=5: uniform 1000-point grid {t * 1e3:.1f} ms "
           f"({100 * res.converged.mean():.0f}% converged); support quadrature grid "
           f"({resq.converged.size} points) {t_quad * 1e3:.1f} ms, moments error "

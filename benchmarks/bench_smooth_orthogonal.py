@@ -6,8 +6,8 @@ complex nodes), and psi of each factor is a sum over those nodes at every Newton
 each case the whole density computation of J J^T (support finding + the support quadrature,
 a fresh law each time) is timed twice in the same run:
 
-* ``clustered``: :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` (the nodes cut into
-  clusters of 256; far clusters by their Laurent series, near ones summed directly);
+* ``clustered``: :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` (the
+  nodes cut into clusters of 256; far clusters by their Laurent series, near ones summed directly);
 * ``direct``: the baseline, every node summed directly for every point (``CLUSTER_SIZE``
   set above the node count).
 

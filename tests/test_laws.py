@@ -16,7 +16,6 @@ from freeness_lab.theory import (
     post_activation_moments,
     preactivation_variances,
 )
-from freeness_lab.theory.convolution import Factor, FreeProduct, free_product, product_atoms
 from freeness_lab.theory.laws import (
     DiscreteLaw,
     MarchenkoPastur,
@@ -26,6 +25,7 @@ from freeness_lab.theory.laws import (
     d2_factor,
     delta,
 )
+from freeness_lab.theory.products import Factor, FreeProduct, free_product, product_atoms
 
 
 @pytest.mark.parametrize("ratio, scale", [(1.0, 1.0), (0.5, 3.0), (2.0, 0.7)])

@@ -66,7 +66,7 @@ def test_solver_refuses_to_claim_convergence():
     assert not res.converged[0] and np.isnan(res.cauchy[0])
     assert res.converged[1]
     # a budget of one homotopy round cannot reach the axis from the far field
-    res = lilypads(law._system, np.array([0.5]), 1e-10, y_start=10.0, max_rounds=1)
+    res = lilypads(law.system, np.array([0.5]), 1e-10, y_start=10.0, max_rounds=1)
     assert not res.converged[0]
     with pytest.warns(RuntimeWarning, match="did not converge"):
         assert np.isnan(law.cauchy(np.array([1.0 + 0j])))[0]
@@ -83,12 +83,12 @@ def test_log_zeta_solver_matches_plain(act, weights):
     assert plain.converged.all()
     ell = np.log(plain.zeta)
     start = (np.full(x.shape, ell[-1]), np.tile(plain.unknowns[-1], (x.size, 1)))
-    deep = lilypads(LogZetaSystem(law._system), ell.real, ell.imag, y_start=1.0,
+    deep = lilypads(LogZetaSystem(law.system), ell.real, ell.imag, y_start=1.0,
                     start=start, log_zeta=True)
     assert deep.converged.all()
     np.testing.assert_allclose(deep.cauchy, plain.zeta * plain.cauchy, rtol=1e-9)
     with pytest.raises(ValueError, match="log_zeta"):
-        lilypads(LogZetaSystem(law._system), ell.real, ell.imag, y_start=1.0, log_zeta=True)
+        lilypads(LogZetaSystem(law.system), ell.real, ell.imag, y_start=1.0, log_zeta=True)
 
 
 def test_cauchy_far_field_matches_series():

@@ -1,20 +1,13 @@
 """Theory side: mean field, laws of D^2, free convolutions, the Newton solver, free predictions.
 
-Never imports :mod:`freeness_lab.simulate`.
+Subpackages: :mod:`~freeness_lab.theory.laws` (the law interface and building blocks),
+:mod:`~freeness_lab.theory.products` (free products, shift laws),
+:mod:`~freeness_lab.theory.newton` (the lilypads solver), :mod:`~freeness_lab.theory.density`
+(solved laws: density, support, quadrature, cdf), :mod:`~freeness_lab.theory.free_cumulants`
+(combinatorics). Never imports :mod:`freeness_lab.simulate` or :mod:`freeness_lab.harness`.
 """
 
-from freeness_lab.theory.convolution import (
-    Factor,
-    FreeProduct,
-    FreeProductLaw,
-    ShiftChainLaw,
-    ShiftedLaw,
-    ShiftLayer,
-    SolvedLaw,
-    free_product,
-    power_atoms,
-    product_atoms,
-)
+from freeness_lab.theory.density import SolvedLaw
 from freeness_lab.theory.ensembles import WEIGHT_TRACE_ORDERS, weight_trace_means
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.free_cumulants import (
@@ -56,6 +49,17 @@ from freeness_lab.theory.meanfield import (
     post_activation_moments,
     preactivation_variances,
     variance_map,
+)
+from freeness_lab.theory.products import (
+    Factor,
+    FreeProduct,
+    FreeProductLaw,
+    ShiftChainLaw,
+    ShiftedLaw,
+    ShiftLayer,
+    free_product,
+    power_atoms,
+    product_atoms,
 )
 
 __all__ = [

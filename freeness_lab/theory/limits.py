@@ -42,15 +42,6 @@ from __future__ import annotations
 import numpy as np
 
 from freeness_lab.spec import NetworkSpec, SpecError
-from freeness_lab.theory.convolution import (
-    Factor,
-    FreeProduct,
-    FreeProductLaw,
-    ShiftChainLaw,
-    ShiftedLaw,
-    ShiftLayer,
-    product_atoms,
-)
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import (
     DiscreteLaw,
@@ -60,13 +51,23 @@ from freeness_lab.theory.laws import (
     d2_factor,
     delta,
 )
+from freeness_lab.theory.log_terms import LogTerms
 from freeness_lab.theory.meanfield import (
     d2_law,
     fixed_point,
     post_activation_moments,
     preactivation_variances,
 )
-from freeness_lab.theory.log_terms import LogTerms
+from freeness_lab.theory.products import (
+    Factor,
+    FreeProduct,
+    FreeProductLaw,
+    ShiftChainLaw,
+    ShiftedLaw,
+    ShiftLayer,
+    change_dimension,
+    product_atoms,
+)
 
 #: consecutive layers whose q^l agree to this relative precision share one D^2 factor
 _SAME_Q = 1e-13
@@ -110,15 +111,6 @@ def _wtw_law(spec: NetworkSpec, n_out: int, n_in: int) -> SpectralLaw:
     if spec.weights == "gaussian":
         return MarchenkoPastur(1.0 / c, s * c)
     return delta(s * c) if c >= 1 else bernoulli(c, s)
-
-
-def _change_dimension(atoms: np.ndarray, r: float) -> np.ndarray:
-    """Atoms of a law moved from dimension N to N / r (same nonzero spectrum)."""
-    zero = atoms[atoms[:, 0] == 0, 1].sum()
-    rest = atoms[atoms[:, 0] > 0]
-    rows = [[0.0, 1.0 - r * (1.0 - zero)]] + [[a, r * p] for a, p in rest]
-    out = np.array([row for row in rows if row[1] > 1e-14], dtype=float)
-    return out.reshape(-1, 2)
 
 
 def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProductLaw:
@@ -170,7 +162,7 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
     atoms = np.array([[1.0, 1.0]])
     for l in range(1, spec.depth + 1):
         atoms = product_atoms(atoms, _wtw_law(spec, widths[l], widths[l - 1]).atoms)
-        atoms = _change_dimension(atoms, widths[l - 1] / widths[l])
+        atoms = change_dimension(atoms, widths[l - 1] / widths[l])
         atoms = product_atoms(atoms, d2_of_layer[l - 1].atoms)
     return FreeProductLaw(FreeProduct(factors, extra), atoms=atoms, label=label)
 

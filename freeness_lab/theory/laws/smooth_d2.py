@@ -62,11 +62,12 @@ class SmoothD2Law(SpectralLaw):
     Composite 16-point Gauss-Legendre in s, panels graded geometrically (ratio 2) toward
     the stationary points of g down to 1e-9 sqrt(q) (at a double zero h0 of g, down to
     1e-3 sqrt(q), within which a local rule in sigma = h - h0 is graded with ratio 2 down to
-    1e-40 sqrt(q): :mod:`~freeness_lab.theory.laws.zero_rule`), no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|)
-    (the last keeps the pole of a real zeta one half-width from the panel),
-    on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is flat to 1e-17
-    (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is tapered to 0
-    on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments are those of ``d2``.
+    1e-40 sqrt(q): :mod:`~freeness_lab.theory.laws.zero_rule`), no wider than
+    min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) (the last keeps the pole of a real zeta one
+    half-width from the panel), on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is
+    flat to 1e-17 (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is
+    tapered to 0 on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments
+    are those of ``d2``.
 
     Parameters
     ----------

@@ -15,9 +15,9 @@ __all__ = ["LogZetaSystem"]
 
 
 class LogZetaSystem:
-    """A product or chain system in the coordinate ell = log zeta' (for :func:`~freeness_lab.theory.newton.lilypads.lilypads`
-    with ``log_zeta=True``), zeta' = zeta - b, b the law's base point (0 for a product,
-    qhat_n for a chain).
+    """A product or chain system in the coordinate ell = log zeta' (for
+    :func:`~freeness_lab.theory.newton.lilypads.lilypads` with ``log_zeta=True``),
+    zeta' = zeta - b, b the law's base point (0 for a product, qhat_n for a chain).
 
     Both systems depend on zeta through log zeta' alone (F_0 of a product, P_n of a chain),
     so they can be solved at points that double precision cannot represent: deep products

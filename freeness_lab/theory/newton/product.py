@@ -140,7 +140,8 @@ class ProductSystem:
 
     def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
                     log_zeta: np.ndarray | None = None) -> np.ndarray:
-        """-J^{-1} F(v; zeta) (zeta given as ``log_zeta`` instead: :class:`~freeness_lab.theory.newton.log_zeta.LogZetaSystem`)."""
+        """-J^{-1} F(v; zeta) (zeta given as ``log_zeta`` instead: :class:`~freeness_lab.
+        theory.newton.log_zeta.LogZetaSystem`)."""
         f0, d0, h, fi, gi = self._parts(v, zeta, log_zeta=log_zeta)
         return self._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
 
@@ -161,7 +162,8 @@ class ProductSystem:
         v : complex ndarray, shape (..., size)
         zeta : complex ndarray or None
         log_zeta : complex ndarray, optional
-            log zeta in place of ``zeta`` (:class:`~freeness_lab.theory.newton.log_zeta.LogZetaSystem`).
+            log zeta in place of ``zeta`` (:class:`~freeness_lab.theory.newton.log_zeta.
+            LogZetaSystem`).
 
         Returns
         -------

@@ -1,0 +1,117 @@
+"""Solving a law's Newton system at many points: grid chaining, and the quadrature nodes.
+
+A grid of points is solved coarse to fine, each point starting from a solved neighbour
+("chaining") instead of coming down from the far field (:func:`solve_chained`); the nodes of
+the support quadrature are solved with a Poisson smoothing capped by their distance to the
+nearest edge (:func:`node_solve`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from freeness_lab.theory.newton import NewtonResult, lilypads
+
+__all__ = ["CHAINED", "TOL_STALL_EDGE", "node_solve", "solve_chained"]
+
+#: a chained walk (from a neighbour's solution) that needs many rounds gives up early: the
+#: point then comes down from the far field
+CHAINED = {"max_rounds": 16, "step_min": 0.03}
+#: stall tolerance (log-variables) of the points near an edge (support scan, bisection,
+#: quadrature nodes down to 1e-12 of the width from an edge)
+TOL_STALL_EDGE = 1e-3
+
+
+def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
+                  chain: bool = True, **options) -> NewtonResult:
+    """Solve ``law`` (a :class:`~freeness_lab.theory.density.solved.SolvedLaw`) at
+    zeta = x + i eps; eps defaults to eps_rel min(|x|, |x - base atom|).
+
+    With ``chain`` (and eps > 0) the sorted grid is solved coarse-to-fine: every 2^J-th
+    point comes down from the far field, then each level starts from its solved left (or
+    right) neighbour when that neighbour is within 25% of it. The points whose left
+    neighbour is farther (known from the grid alone) come down from the far field together
+    with the coarse points, in one walk; those whose chained walk fails come down from the
+    far field afterwards.
+    """
+    x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
+    if eps is None:
+        eps = law.default_eps(x)
+    eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape)
+    y_start = law.y_start(x)
+    P = x.size
+    if not chain or P < 64 or np.any(eps == 0):
+        return lilypads(law.system, x, eps, y_start=y_start, **options)
+    order = np.argsort(x, kind="stable")
+    xs, es = x[order], eps[order]
+    G = np.full(P, complex(np.nan, np.nan))
+    V = np.zeros((P, law.system.size), dtype=complex)
+    conv = np.zeros(P, dtype=bool)
+    rounds = evals = 0
+    stride = 1 << max(0, int(np.log2(P / 32)))
+    solved = np.zeros(P, dtype=bool)
+
+    def run(idx, start=None, height=1.0):
+        nonlocal rounds, evals
+        opts = {**CHAINED, **options} if start is not None else options
+        r = lilypads(law.system, xs[idx], es[idx], y_start=height * y_start,
+                     start=start, **opts)
+        G[idx], V[idx], conv[idx] = r.cauchy, r.unknowns, r.converged
+        solved[idx] = True
+        rounds += r.rounds
+        evals += r.evaluations
+
+    # the far-field pass takes the coarse points and, at once, every point whose left
+    # neighbour at its level is not within 25% (it depends on the grid alone): one walk
+    # from the far field instead of one per level
+    first = np.zeros(P, dtype=bool)
+    first[::stride] = True
+    first[-1] = True
+    half = stride // 2
+    while half:
+        idx = np.arange(half, P, 2 * half)
+        first[idx[xs[idx] - xs[idx - half] > 0.25 * np.abs(xs[idx])]] = True
+        half //= 2
+    run(np.nonzero(first)[0])
+    while stride > 1:
+        half = stride // 2
+        idx = np.arange(half, P, stride)
+        idx = idx[~solved[idx]]
+        left, right = idx - half, np.minimum(idx + half, P - 1)
+        nb = np.where(conv[left], left, right)
+        # chain only from a neighbour within 25% (relative): a long walk close to the
+        # axis could be captured by another root of the equations
+        okn = conv[nb] & (np.abs(xs[idx] - xs[nb]) <= 0.25 * np.abs(xs[idx]))
+        if okn.any():
+            run(idx[okn], (xs[nb[okn]] + 1j * es[nb[okn]], V[nb[okn]]))
+        if (~okn).any():
+            run(idx[~okn])
+        stride = half
+    # the rest come down from the far field; a point whose walk fails tries two other
+    # starting heights (another path: a walk may pass too close to a branch point --
+    # erf's H_3 lost two points 1e-11 and 3e-8 above its base that way)
+    retry = np.nonzero(~conv)[0]
+    for height in (1.0, 4.0, 0.25):
+        if not len(retry):
+            break
+        run(retry, height=height)
+        retry = retry[~conv[retry]]
+    out = np.empty(P, dtype=int)
+    out[order] = np.arange(P)
+    return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
+
+def node_solve(law, x: np.ndarray) -> NewtonResult:
+    """The solution of ``law`` at quadrature nodes x.
+
+    Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
+    square-root edge (free projections) keeps its mass. The solution there is as
+    ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
+    in the log-variables, relative), hence the looser stall tolerance.
+    """
+    edges = np.concatenate([law.fitted_intervals.ravel(), law.cuts])
+    d_edge = np.min(np.abs(x[:, None] - edges), axis=1)
+    near = np.minimum(np.abs(x), np.abs(x - law.base_atom))
+    eps = np.minimum(law.eps_rel * near, 1e-3 * d_edge)
+    res = law.solve(x, np.maximum(eps, 1e-300 * law.scale), tol_stall=TOL_STALL_EDGE)
+    law.warn_unconverged(res)
+    return res
