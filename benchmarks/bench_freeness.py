@@ -73,10 +73,7 @@ def simulation_side(width: int, depth: int, repeats: int) -> None:
 
 def prediction_side() -> None:
     def cold(fn):
-        fc.noncrossing_partitions.cache_clear()
-        fc._moebius_table.cache_clear()
-        fc._size_types.cache_clear()
-        fc._compatible_partitions.cache_clear()
+        fc.clear_caches()
         t0 = time.perf_counter()
         fn()
         return time.perf_counter() - t0
