@@ -5,7 +5,7 @@ that moments can be recovered from it; 528 to 1056 points):
 
 * ``solver``: the vectorized, chained lilypads solve of the whole grid (median of 5);
 * ``baseline``: an independent per-point solver written for the benchmark
-  (``_baseline_subordination.py``: ``scipy.optimize.root`` on the subordination equations from
+  (``baseline_subordination.py``: ``scipy.optimize.root`` on the subordination equations from
   a far-field continuation start, at the same targets x + i eps and xtol 1e-13), run once on
   every ``stride``-th grid point and scaled by ``stride`` (``*`` in the table) when the whole
   grid would take too long;
@@ -29,7 +29,7 @@ import time
 import warnings
 
 import numpy as np
-from _baseline_subordination import SubordinationBaseline
+from baseline_subordination import SubordinationBaseline
 
 from freeness_lab import NetworkSpec
 from freeness_lab.theory import jacobian_law

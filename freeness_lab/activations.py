@@ -3,7 +3,10 @@
 Every activation is vectorized over numpy arrays. Piecewise-linear activations
 (linear, ReLU, leaky ReLU, hard tanh) also carry their ``pieces``: the intervals on
 which phi' is constant, so that the law of phi'(h)^2 with h ~ N(0, q) has exact atoms
-(see :mod:`freeness_lab.theory.meanfield`).
+(see :mod:`freeness_lab.theory.meanfield`). Smooth activations may carry phi' continued to
+complex arguments (``complex_dphi``, ``complex_dphi_minus_one``), which the contour rule of
+the law of phi'(h)^2 evaluates (:mod:`freeness_lab.theory.laws.smooth_d2`): an activation is
+added here, in one place.
 
 Names
 -----

@@ -4,7 +4,7 @@ For a sampled network of width M, F_M is the empirical spectral distribution of 
 (``SampledNetwork.fim_dual_spectrum(include_bias=False)``) and F the limit law
 ``fim_dual_law(spec, qhat=...)``; the statistic is the Kolmogorov distance
 d_K(F_M, F) = sup_x |F_M(x) - F(x)|, taken with both one-sided limits at every eigenvalue and
-every atom (:func:`_spectral_distance.kolmogorov`). Cases, square widths M = 250 and 1000,
+every atom (:func:`spectral_distance.kolmogorov`). Cases, square widths M = 250 and 1000,
 fixed seeds:
 
 * tanh, depth 3: smooth phi, the law of D^2 is continuous (``SmoothD2Law``), H_L has no atom;
@@ -91,8 +91,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from _spectral_distance import ATOM_RTOL, d2_distance, kolmogorov, one_sided, rigidity
 from scipy import special, stats
+from spectral_distance import ATOM_RTOL, d2_distance, kolmogorov, one_sided, rigidity
 
 from freeness_lab import NetworkSpec
 from freeness_lab.activations import get_activation

@@ -8,7 +8,8 @@ For h ~ N(0, q) (Poole et al. 2016; Pennington, Schoenholz, Ganguli 2017):
     mu_k(q)   = E[phi'(h)^(2k)]                      moments of the law of D^2 = phi'(h)^2
 
 Here q0 = ||x^0||^2 / N_0 is the INPUT's second moment and qhat_l = ||x^l||^2 / M a
-post-activation moment; q^l is a pre-activation variance. ``../shared/DESIGN.md`` section 2.
+post-activation moment; q^l is a pre-activation variance. Conventions:
+``docs/conventions.md``, section "Objects and conventions".
 
 Gaussian expectations are exact for piecewise-linear activations (truncated-normal moments on
 each linear piece) and use Gauss-Hermite quadrature for smooth ones, with the quadrature

@@ -1,7 +1,7 @@
 """Truncated power series and the moment <-> S-transform correspondence.
 
-Conventions (``../shared/DESIGN.md`` section 2). For a law mu on [0, inf) with moments
-m_k = int t^k dmu(t):
+Conventions: ``docs/conventions.md``, section "Objects and conventions". For a law mu on
+[0, inf) with moments m_k = int t^k dmu(t):
 
     psi_mu(z) = sum_{k>=1} m_k z^k = int z t / (1 - z t) dmu(t),
     chi_mu    = psi_mu^{-1}  (compositional inverse, chi(m) = m / m_1 + O(m^2)),

@@ -88,8 +88,8 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
             run(idx[~okn])
         stride = half
     # the rest come down from the far field; a point whose walk fails tries two other
-    # starting heights (another path: a walk may pass too close to a branch point --
-    # erf's H_3 lost two points 1e-11 and 3e-8 above its base that way)
+    # starting heights (another path: a walk may pass too close to a branch point, as at
+    # points of erf's H_3 1e-11 and 3e-8 above its base)
     retry = np.nonzero(~conv)[0]
     for height in (1.0, 4.0, 0.25):
         if not len(retry):

@@ -17,7 +17,12 @@ import warnings
 import numpy as np
 
 from freeness_lab.theory.checks import moment_order
-from freeness_lab.theory.density import cdf as cdf_rule
+from freeness_lab.theory.density.cdf import (
+    cdf,
+    panel_antiderivatives,
+    panel_turning_points,
+    quantile,
+)
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE, solve_chained
 from freeness_lab.theory.density.edges import EdgeFit, edge_fits, fitted_profile
 from freeness_lab.theory.density.quadrature import support_quadrature
@@ -255,17 +260,17 @@ class SolvedLaw(SpectralLaw):
     @functools.cached_property
     def panel_antiderivatives(self) -> np.ndarray:
         """:func:`~freeness_lab.theory.density.cdf.panel_antiderivatives`, computed once."""
-        return cdf_rule.panel_antiderivatives(self)
+        return panel_antiderivatives(self)
 
     @functools.cached_property
     def panel_turning_points(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~freeness_lab.theory.density.cdf.panel_turning_points`, computed once."""
-        return cdf_rule.panel_turning_points(self.panel_antiderivatives)
+        return panel_turning_points(self.panel_antiderivatives)
 
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         """P(X <= x) (:func:`~freeness_lab.theory.density.cdf.cdf`)."""
-        return cdf_rule.cdf(self, x)
+        return cdf(self, x)
 
     def _quantile(self, p: np.ndarray) -> np.ndarray:
         """Inverse cdf (:func:`~freeness_lab.theory.density.cdf.quantile`)."""
-        return cdf_rule.quantile(self, p)
+        return quantile(self, p)

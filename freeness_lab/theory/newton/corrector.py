@@ -88,7 +88,7 @@ def correct(system: NewtonSystem, vk: np.ndarray, zeta: np.ndarray, tol_end: np.
         # a stalled point is a root only if the equations hold there: near a singular
         # point of the variables (the chain's log xi_l as xi_l -> 0, where G = 0 in a gap)
         # the steps are small because the Jacobian is large, not because the iterate is
-        # converged (ReLU's H_3 took a residual of 0.45 for a density of 7e-5 in a gap)
+        # converged (in a gap of ReLU's H_3 a stalled iterate can leave a residual of 0.45)
         j = np.nonzero(accept & by_stall)[0]
         accept[j[~(system.residual(vk[j], zeta[j]) <= tol_stall)]] = False
     return vk, accept, theta, evaluations

@@ -77,7 +77,7 @@ class FreeProductLaw(SolvedLaw):
                 and others[0].power == 1 and others[0].law.ratio == 1):
             # ... times one Marchenko-Pastur (Gaussian weights, depth 1): MP smooths the
             # inverse square roots, but the density still bends sharply at the scaled
-            # stationary values (GELU: 16-point panels across 0.043 lost 1.6e-6 of mass)
+            # stationary values (GELU: 16-point panels across them miss 1.6e-6 of the mass)
             return others[0].law.scale * scale * nu.stationary_values, np.empty(0)
         return np.empty(0), np.empty(0)
 

@@ -4,9 +4,9 @@ equations, one grid point at a time, from a far-field continuation start.
 It shares no code with :mod:`freeness_lab.theory.newton`; it uses only the law objects'
 exact moments, atoms, explicit S-transforms (``log_s_terms``) and quadratures.
 
-Equations (square networks; ``../shared/DESIGN.md`` section 2). For mu = boxtimes_i mu_i^{k_i}
-and zeta in the upper half-plane write m = zeta G(zeta) - 1 = psi_mu(1/zeta). Since
-chi_mu(m) = 1/zeta and chi = S m / (1 + m),
+Equations (square networks; ``docs/conventions.md``, section "Objects and conventions").
+For mu = boxtimes_i mu_i^{k_i} and zeta in the upper half-plane write
+m = zeta G(zeta) - 1 = psi_mu(1/zeta). Since chi_mu(m) = 1/zeta and chi = S m / (1 + m),
 
     zeta * m / (1 + m) * prod_i S_i(m)^{k_i} = 1.
 
