@@ -27,6 +27,7 @@ def panel_antiderivatives(law) -> np.ndarray:
     coef = (V.T * wt) @ f.T * ((2 * np.arange(n) + 1) / 2)[:, None]
     return np.polynomial.legendre.legint(coef, lbnd=-1, axis=0)
 
+
 def panel_turning_points(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(t, F): per panel (rows), the real zeros t in (-1, 1) of its Legendre interpolant
     and the antiderivative F there (padded with +inf, -inf).
@@ -49,6 +50,7 @@ def panel_turning_points(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         roots[j, :len(r)] = r
         values[j, :len(r)] = np.polynomial.legendre.legval(r, C[:, j])
     return roots, values
+
 
 def cdf(law, x: np.ndarray) -> np.ndarray:
     """P(X <= x): atoms plus the integral of the density -- whole panels from the support
@@ -81,6 +83,7 @@ def cdf(law, x: np.ndarray) -> np.ndarray:
         part = np.maximum(part, np.where(roots < tau[:, None], values, -np.inf).max(1))
         out[idx] += np.clip(part, 0.0, pm[full[idx]])
     return out.reshape(x.shape)
+
 
 def quantile(law, p: np.ndarray) -> np.ndarray:
     """Inverse cdf: the panel from the cumulative table, then bisection within it."""

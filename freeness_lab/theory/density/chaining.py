@@ -100,6 +100,7 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     out[order] = np.arange(P)
     return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
 
+
 def node_solve(law, x: np.ndarray) -> NewtonResult:
     """The solution of ``law`` at quadrature nodes x.
 

@@ -37,7 +37,6 @@ class EdgeFit:
     coef: np.ndarray
 
 
-
 def edge_fits(law) -> list[EdgeFit]:
     """The density of ``law`` (a :class:`~freeness_lab.theory.density.solved.SolvedLaw`) at
     the ends of its bisected intervals, fitted where it is (x - e)^(+-1/2) times

@@ -119,6 +119,7 @@ def refine_log_panels(law, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
             np.array([b[1] for b in blocks]), np.concatenate([b[2] for b in blocks]),
             np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
 
+
 def log_panel_nodes(law, halves: np.ndarray, x: np.ndarray, parents: list
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The density, points and solutions at the nodes x (rows: panels ``halves``) of the

@@ -42,7 +42,6 @@ def panel_x(u: np.ndarray, kind: np.ndarray, origin: np.ndarray
     return x, dx
 
 
-
 def support_panels(law, levels: int = 18, zero_levels: int = 60) -> np.ndarray:
     """Panels (lo, hi, kind, origin) of ``law`` (a :class:`~freeness_lab.theory.density.
     solved.SolvedLaw`): each interval, split at the atoms inside it, graded
@@ -98,6 +97,7 @@ def support_panels(law, levels: int = 18, zero_levels: int = 60) -> np.ndarray:
                 out += [(lo, hi, 0, c) for lo, hi in zip(pts[:-2], pts[1:-1], strict=True)]
                 out.append((pts[-2], d, 3, d))
     return np.array(out, dtype=float).reshape(-1, 4)
+
 
 def panel_rule(n_gl: int, panels: np.ndarray, hi: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,6 @@ def power_law_rest(u: np.ndarray, f: np.ndarray, u_end: float) -> float:
     return float(f[0] * math.exp(delta * (u_end - u[0])) / delta)
 
 
-
 def log_block_tails(law, panels: np.ndarray, x: np.ndarray, rho: np.ndarray,
                     zeta: np.ndarray, unknowns: np.ndarray) -> np.ndarray:
     """Per panel: the mass below it when it is the lowest panel of a log block, else 0.

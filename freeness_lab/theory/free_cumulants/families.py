@@ -138,7 +138,6 @@ class Family:
         return self._cumulant_cache[items]
 
 
-
 def univariate_family(letter: str, moments: Sequence[float]) -> Family:
     """One variable with moments m_1, m_2, ... (m_k = tr(a^k)).
 

@@ -38,6 +38,7 @@ def empty_atoms() -> np.ndarray:
     """No atoms: an empty (0, 2) array of rows (location, mass)."""
     return np.empty((0, 2))
 
+
 class SpectralLaw:
     """Base class of a law on [0, inf): atoms plus an absolutely continuous part.
 

@@ -29,7 +29,6 @@ def merge_atoms(locations: list[float], masses: list[float]) -> np.ndarray:
     return np.array(sorted(out.items()), dtype=float).reshape(-1, 2)
 
 
-
 def product_atoms(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Atoms of mu boxtimes nu from the atoms (rows (location, mass)) of mu and nu (Belinschi).
 
