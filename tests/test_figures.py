@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from freeness_lab.harness import figures as F
+from freeness_lab.harness import stats as S
 from freeness_lab.theory import meanfield
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def test_linear_fit_matches_the_ordinary_least_squares_formulas():
     gen = np.random.default_rng(0)
     x = np.arange(10.0)
     y = 1.5 + 0.3 * x + gen.standard_normal(10)
-    fit = F.linear_fit(x, y)
+    fit = S.linear_fit(x, y)
     ref = stats.linregress(x, y)
     assert fit.slope == pytest.approx(ref.slope, rel=1e-12)
     assert fit.intercept == pytest.approx(ref.intercept, rel=1e-12)
@@ -38,34 +39,34 @@ def test_linear_fit_matches_the_ordinary_least_squares_formulas():
 
 def test_weighted_fit_recovers_an_exact_line_and_inflates_errors_for_misfit():
     x = np.array([1.0, 2.0, 4.0, 8.0])
-    fit = F.linear_fit(x, 2 - 0.5 * x, se=np.ones(4))
+    fit = S.linear_fit(x, 2 - 0.5 * x, se=np.ones(4))
     assert (fit.intercept, fit.slope) == (pytest.approx(2), pytest.approx(-0.5))
     # exact data: chi^2 = 0, so the SEs are the weights' own, (X^T W X)^-1
     cov = np.linalg.inv(np.column_stack([np.ones(4), x]).T @ np.column_stack([np.ones(4), x]))
     assert fit.slope_se == pytest.approx(math.sqrt(cov[1, 1]))
-    noisy = F.linear_fit(x, 2 - 0.5 * x + np.array([1, -1, 1, -1.0]), se=np.full(4, 0.01))
+    noisy = S.linear_fit(x, 2 - 0.5 * x + np.array([1, -1, 1, -1.0]), se=np.full(4, 0.01))
     assert noisy.chi2_dof > 1 and noisy.slope_se > 0.01 * math.sqrt(cov[1, 1])
     with pytest.raises(ValueError, match="se"):
-        F.linear_fit(x, x, se=np.zeros(4))
+        S.linear_fit(x, x, se=np.zeros(4))
 
 
 def test_correlation_interval_is_fisher_z():
     gen = np.random.default_rng(1)
     x = gen.standard_normal(40)
     y = 0.6 * x + gen.standard_normal(40)
-    c = F.correlation(x, y)
+    c = S.correlation(x, y)
     r = stats.pearsonr(x, y)[0]
     half = 1.959963984540054 / math.sqrt(37)
     assert c.r == pytest.approx(r)
     assert (c.low, c.high) == (pytest.approx(math.tanh(math.atanh(r) - half)),
                                pytest.approx(math.tanh(math.atanh(r) + half)))
-    s = F.correlation(x, y, method="spearman")
+    s = S.correlation(x, y, method="spearman")
     assert s.r == pytest.approx(stats.spearmanr(x, y)[0])
     assert s.high - s.low > c.high - c.low  # the 1.06 variance factor
     with pytest.raises(ValueError, match="method"):
-        F.correlation(x, y, method="kendall")
+        S.correlation(x, y, method="kendall")
     with pytest.raises(ValueError, match="finite"):
-        F.correlation(np.r_[x[:-1], np.nan], y)
+        S.correlation(np.r_[x[:-1], np.nan], y)
 
 
 def test_correlation_interval_covers_the_true_value():
@@ -75,7 +76,7 @@ def test_correlation_interval_covers_the_true_value():
     cov = [[1, 0.5], [0.5, 1]]
     hits = 0
     for _ in range(400):
-        c = F.correlation(*gen.multivariate_normal([0, 0], cov, 30).T)
+        c = S.correlation(*gen.multivariate_normal([0, 0], cov, 30).T)
         hits += c.low < 0.5 < c.high
     assert abs(hits / 400 - 0.95) < 4 * math.sqrt(0.95 * 0.05 / 400)
 
@@ -92,8 +93,8 @@ def test_critical_point_is_on_the_edge_of_chaos_at_q_star(activation, q_star):
 
 def test_cdf_helpers_and_config_validation():
     x = np.array([0.0, 1.0, 2.0, 3.0])
-    np.testing.assert_allclose(F.empirical_cdf([1.0, 2.0], x), [0, 0.5, 1, 1])
-    assert F.sup_cdf_distance([0, 0.5, 1], [0, 0.25, 1]) == 0.25
+    np.testing.assert_allclose(S.empirical_cdf([1.0, 2.0], x), [0, 0.5, 1, 1])
+    assert S.sup_cdf_distance([0, 0.5, 1], [0, 0.25, 1]) == 0.25
     with pytest.raises(ValueError, match="misspelled"):
         F.check_config_keys({"figure": 1, "misspelled": 2}, F.CONFIG_KEYS)
 

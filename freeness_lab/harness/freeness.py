@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.ensembles import single_blas_thread
 from freeness_lab.simulate.network import SampledNetwork, sample_network
 from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
@@ -357,13 +358,12 @@ def cell_statistics(values: np.ndarray) -> dict[str, float]:
     """Summary statistics of one (word, ensemble, M) cell from per-trial (e_t, p_t)."""
     e, p = values[:, 0], values[:, 1]
     delta = e - p
-    t = len(delta)
-    mean, se = float(delta.mean()), float(delta.std(ddof=1) / math.sqrt(t))
-    sq = delta**2
-    ms, ms_se = float(sq.mean()), float(sq.std(ddof=1) / math.sqrt(t))
+    mean, se = map(float, mean_se(delta))
+    ms, ms_se = map(float, mean_se(delta**2))
     z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    e_mean, e_se = map(float, mean_se(e))
     return {
-        "empirical": float(e.mean()), "empirical_se": float(e.std(ddof=1) / math.sqrt(t)),
+        "empirical": e_mean, "empirical_se": e_se,
         "free_value": float(p.mean()), "defect": abs(mean), "signed_defect": mean, "se": se,
         "z": z, "rms_defect": math.sqrt(ms),
         "rms_se": 0.5 * ms_se / math.sqrt(ms) if ms > 0 else 0.0,
@@ -449,23 +449,6 @@ def run_freeness_study(spec: NetworkSpec, widths: Sequence[int], trials: int, se
     return table
 
 
-def _weighted_line(x: np.ndarray, y: np.ndarray,
-                   var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least-squares line y = a + s x: (a, s) and their SEs (Birge-ratio inflated).
-
-    Weights 1 / var; the covariance (X^T W X)^-1 is scaled by max(1, chi^2 / dof) so that a
-    fit worse than its stated errors widens the SEs rather than hiding the misfit.
-    """
-    w = 1.0 / var
-    design = np.column_stack([np.ones_like(x), x])
-    cov = np.linalg.inv(design.T @ (w[:, None] * design))
-    beta = cov @ (design.T @ (w * y))
-    dof = len(x) - 2
-    chi2 = float(np.sum(w * (y - design @ beta) ** 2))
-    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
-    return beta, np.sqrt(np.diag(cov) * scale)
-
-
 def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
     """Decay exponent, extrapolated defect and verdict per (word, ensemble).
 
@@ -488,10 +471,12 @@ def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
         mean, se = cell["signed_defect"].to_numpy(), cell["se"].to_numpy()
         slope = slope_se = delta_inf = se_inf = bias = math.nan
         if np.all(rms > 0) and np.all(rms_se > 0):
-            beta, err = _weighted_line(np.log(m), np.log(rms), (rms_se / rms) ** 2)
+            beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
+                                          np.log(rms), var=(rms_se / rms) ** 2)
             slope, slope_se = float(beta[1]), float(err[1])
         if np.all(se > 0):
-            beta, err = _weighted_line(1.0 / m, mean, se**2)
+            beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), 1.0 / m]), mean,
+                                          var=se**2)
             delta_inf, se_inf, bias = float(beta[0]), float(err[0]), float(beta[1])
         z_inf = delta_inf / se_inf if se_inf > 0 else math.nan
         last = cell.iloc[-1]
