@@ -19,6 +19,7 @@ from scipy import stats
 from freeness_lab.harness import figures as F
 from freeness_lab.harness import stats as S
 from freeness_lab.theory import meanfield
+from freeness_lab.theory.predictions import critical_point
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("fig1_pennington2017", "fig2_pennington2018", "fig3_hayase2021",
@@ -84,7 +85,7 @@ def test_correlation_interval_covers_the_true_value():
 @pytest.mark.parametrize(("activation", "q_star"), [("hard_tanh", 0.5), ("erf", 0.3),
                                                     ("relu", 1.0)])
 def test_critical_point_is_on_the_edge_of_chaos_at_q_star(activation, q_star):
-    sw, sb, q0 = F.critical_point(activation, q_star)
+    sw, sb, q0 = critical_point(activation, q_star)
     assert meanfield.chi(activation, q_star, sw) == pytest.approx(1.0, rel=1e-12)
     assert meanfield.variance_map(activation, q_star, sw, sb) == pytest.approx(q_star, rel=1e-12)
     # the input's second moment is a post-activation moment: q^1 = sw^2 q0 + sb^2 = q*

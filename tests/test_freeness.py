@@ -19,6 +19,7 @@ from scipy import integrate
 from freeness_lab import NetworkSpec
 from freeness_lab.harness import freeness as fr
 from freeness_lab.theory import fim_dual_law, meanfield
+from freeness_lab.theory.predictions import dphi_moment, limit_family
 
 SPEC = NetworkSpec("tanh", "orthogonal", depth=3, width=32, sigma_w=1.2, sigma_b=0.1)
 WIDTHS = (32, 64, 128, 256)
@@ -196,3 +197,17 @@ def test_verdicts_hold_for_other_seeds(seed):
     expected = np.where(fits["expected"] == "free", "free", "not free")
     assert (fits["verdict"] == expected).all(), fits[fits["verdict"] != expected]
     assert (fits.loc[fits["expected"] == "free", "slope"] < -0.5).all()
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "hard_tanh"])
+def test_dphi_moment_against_quadrature(activation):
+    spec = NetworkSpec(activation, "orthogonal", depth=2, width=8)
+    act = spec.act
+    for q, k in [(0.3, 1), (1.7, 2), (0.9, 4)]:
+        s = math.sqrt(q)
+        ref, _ = integrate.quad(lambda z, s=s, k=k: float(act.dphi(np.array(s * z))) ** k
+                                * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
+                                -12, 12, points=[0.0, -1 / s, 1 / s], limit=400)
+        assert dphi_moment(spec, q, k) == pytest.approx(ref, rel=1e-8, abs=1e-12)
+    with pytest.raises(ValueError, match="kind"):
+        limit_family(spec, "Q", ["Q1"], [1], haar=True)

@@ -287,3 +287,21 @@ def test_stored_lists_are_consistent() -> None:
         net.truncated(4)
     zero_bias = sample_network(NetworkSpec("tanh", "gaussian", depth=1, width=5), rng=1)
     assert np.all(zero_bias.biases[0] == 0.0)
+
+
+def test_with_weights_reruns_the_forward_pass_and_permuted_is_a_cyclic_shift():
+    spec = NetworkSpec("tanh", "orthogonal", depth=3, width=12, sigma_w=1.3, sigma_b=0.2)
+    net = sample_network(spec, rng=4)
+    same = net.with_weights(net.weights)
+    for a, b in zip(same.activations + same.derivatives, net.activations + net.derivatives,
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    perm = net.permuted()
+    shift = np.roll(np.eye(12), 1, axis=0)
+    np.testing.assert_array_equal(perm.weights[1], 1.3 * shift)
+    np.testing.assert_array_equal(perm.biases[2], net.biases[2])
+    h1 = 1.3 * shift @ net.activations[0] + net.biases[0]
+    np.testing.assert_allclose(perm.preactivations[0], h1, rtol=1e-15)
+    np.testing.assert_allclose(perm.activations[1], np.tanh(h1), rtol=1e-15)
+    with pytest.raises(ValueError, match="weights"):
+        net.with_weights(net.weights[:2])

@@ -2,7 +2,8 @@
 
 The statistics the figures use (least squares, correlations with Fisher-z intervals,
 empirical cdfs and Kolmogorov distances) are those of :mod:`freeness_lab.harness.stats`,
-re-exported here for the figure scripts.
+re-exported here for the figure scripts, as is
+:func:`freeness_lab.theory.predictions.critical_point`.
 
 Output: one folder per run, ``results/<figure>/<run>/`` (:func:`output_dir`), holding the
 PNGs, the CSVs behind them (:func:`write_csv`), ``metadata.json`` (config, git state,
@@ -13,7 +14,6 @@ claim (:func:`write_summary`). Files are written atomically (temporary name, the
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from freeness_lab.harness.stats import (
     weighted_lstsq,
 )
 from freeness_lab.harness.storage import write_json
-from freeness_lab.theory import meanfield
+from freeness_lab.theory.predictions import critical_point
 
 __all__ = ["Check", "Correlation", "LinearFit", "check_config_keys", "correlation",
            "critical_point", "run_figure", "run_seeds", "spectrum_panel",
@@ -136,28 +136,6 @@ def write_summary(out_dir: Path, title: str, checks: Sequence[Check],
     _atomic_text(path, text)
     print(text)
     return path
-
-
-def critical_point(activation: str, q_star: float) -> tuple[float, float, float]:
-    """(sigma_w, sigma_b, q0) of a network at the edge of chaos with every layer at q*.
-
-    chi = sigma_w^2 mu_1(q*) = 1 gives sigma_w^2 = 1 / mu_1(q*); the fixed-point equation
-    q* = sigma_w^2 qhat(q*) + sigma_b^2 gives sigma_b^2 = q* - qhat(q*) / mu_1(q*)
-    (Pennington, Schoenholz, Ganguli 2017). The input must have q0 = ||x^0||^2 / N_0 =
-    qhat(q*) (a post-activation moment) so that q^1 = sigma_w^2 q0 + sigma_b^2 = q*.
-
-    Raises
-    ------
-    ValueError
-        When sigma_b^2 would be negative (no critical network has this q*).
-    """
-    mu1 = float(meanfield.d2_moments(activation, q_star, 1)[0])
-    qhat = meanfield.post_activation_moment(activation, q_star)
-    sb2 = q_star - qhat / mu1
-    if sb2 < -1e-12 * q_star:
-        raise ValueError(f"q_star: {activation} has no critical point with q* = {q_star:g} "
-                         f"(sigma_b^2 = {sb2:.3g} < 0)")
-    return 1.0 / math.sqrt(mu1), math.sqrt(max(sb2, 0.0)), qhat
 
 
 def run_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:

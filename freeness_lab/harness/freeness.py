@@ -69,23 +69,14 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.ensembles import single_blas_thread
-from freeness_lab.simulate.network import SampledNetwork, sample_network
+from freeness_lab.simulate.network import sample_network
 from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
 from freeness_lab.spec import WEIGHT_ENSEMBLES, NetworkSpec
-from freeness_lab.theory import fim_dual_law, meanfield
-from freeness_lab.theory.free_cumulants import (
-    Element,
-    Family,
-    circular_family,
-    commutative_family,
-    free_moment,
-    haar_unitary_family,
-    univariate_family,
-)
+from freeness_lab.theory.free_cumulants import Element, Family, free_moment
+from freeness_lab.theory.predictions import limit_family
 
 __all__ = [
     "SLOPE_SIGNIFICANCE",
@@ -248,61 +239,21 @@ def _empirical_law(trace: Callable[[str], float]) -> Callable[..., Family]:
     return law
 
 
-def _dphi_moment(spec: NetworkSpec, q: float, k: int) -> float:
-    """E[phi'(h)^k], h ~ N(0, q): exact on the pieces of a piecewise-linear phi, quadrature
-    (:func:`freeness_lab.theory.meanfield.gaussian_expectation`) for a smooth one."""
-    act = spec.act
-    if act.pieces is None:
-        return float(meanfield.gaussian_expectation(lambda h: act.dphi(h) ** k, q))
-    s = math.sqrt(q)
-    return float(sum((special.ndtr(b / s) - special.ndtr(a / s)) * slope**k
-                     for a, b, slope in act.pieces))
-
-
 def _limit_law(spec: NetworkSpec, weights: str | None,
                letters: Sequence[Letter]) -> Callable[..., Family]:
-    """Family laws at the limit marginals (mean field, Haar unitary / circular, H_l's law)."""
-    q = meanfield.preactivation_variances(spec)
+    """Family laws at the limit marginals (:func:`freeness_lab.theory.predictions.
+    limit_family`); a deterministic weight is treated as Haar."""
     haar = weights is not None or spec.weights == "orthogonal"
 
     def law(key: tuple[object, ...], bases: list[Letter]) -> Family:
-        names = [str(b) for b in bases]
-        if key[0] == "W":
-            u, ut = f"W{key[1]}", f"W{key[1]}^T"
-            pair = (haar_unitary_family(u, ut, spec.sigma_w) if haar
-                    else circular_family(u, ut, spec.sigma_w))
-            # a family holding only one of the pair (split "transpose"): the same law
-            return Family(names, pair.moment)
-        if key[0] == "D":
-            layers = [b.layer for b in bases]
-
-            @functools.cache
-            def joint(exps: tuple[int, ...]) -> float:
-                return math.prod(_dphi_moment(spec, q[ell - 1], e)
-                                 for ell, e in zip(layers, exps, strict=True) if e)
-            return commutative_family(names, joint)
         order = sum(x.power for x in letters if _family_key(x, "none") == key)
-        h_law = fim_dual_law(replace(spec, depth=int(key[1])))
-        return univariate_family(names[0], h_law.moments(order))
+        return limit_family(spec, str(key[0]), [str(b) for b in bases],
+                            [b.layer for b in bases], haar=haar, order=order)
 
     return law
 
 
 # --------------------------------------------------------------------------- one trial
-
-
-def _permuted(net: SampledNetwork) -> SampledNetwork:
-    """The same input and biases with every W^l = sigma_w P, P the cyclic shift."""
-    spec, m = net.spec, net.spec.width
-    weights = [spec.sigma_w * np.roll(np.eye(m), 1, axis=0) for _ in range(spec.depth)]
-    x, hs, xs, ds = net.activations[0], [], [net.activations[0]], []
-    for w, b in zip(weights, net.biases, strict=True):
-        h = w @ x + b
-        x = spec.act.phi(h)
-        hs.append(h)
-        xs.append(x)
-        ds.append(spec.act.dphi(h))
-    return SampledNetwork(spec, weights, list(net.biases), hs, xs, ds)
 
 
 def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
@@ -325,7 +276,7 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
         traces: dict[str | None, Callable[[str], float]] = {}
         for i, sw in enumerate(words):
             if sw.weights not in evaluators:
-                evaluators[sw.weights] = WordEvaluator(_permuted(net))
+                evaluators[sw.weights] = WordEvaluator(net.permuted())
             if sw.weights not in traces:
                 traces[sw.weights] = functools.cache(evaluators[sw.weights])
             letters = parse_word(sw.word, spec.depth)
