@@ -211,3 +211,28 @@ def test_dphi_moment_against_quadrature(activation):
         assert dphi_moment(spec, q, k) == pytest.approx(ref, rel=1e-8, abs=1e-12)
     with pytest.raises(ValueError, match="kind"):
         limit_family(spec, "Q", ["Q1"], [1], haar=True)
+
+
+def test_a_limit_prediction_that_raises_is_a_failing_theory_error(tmp_path, monkeypatch):
+    from freeness_lab.harness import run_experiment, validate_config
+
+    real = fr.limit_prediction
+
+    def broken(spec, sw):
+        if sw.word == "W2 D1c W2^T D2c":
+            raise ZeroDivisionError("injected")
+        return real(spec, sw)
+    monkeypatch.setattr(fr, "limit_prediction", broken)
+    run = validate_config({"network": {"activation": "relu", "depth": 2},
+                           "sweep": {"widths": [16, 24], "trials": 3,
+                                     "axes": {"weights": ["orthogonal", "gaussian"]}},
+                           "experiment": {"studies": ["freeness"], "name": "broken"},
+                           "n_jobs": 1, "progress": False})
+    result = run_experiment(run, tmp_path / "run")
+    fits = pd.read_parquet(result.tables["freeness_fits"])
+    bad = fits[fits["word"] == "W2 D1c W2^T D2c"]
+    assert len(bad) == 2 and (bad["verdict"] == "theory error").all()
+    assert (fits.loc[fits["word"] != "W2 D1c W2^T D2c", "verdict"] != "theory error").all()
+    assert result.failed_checks >= 2
+    text = result.summary.read_text()
+    assert "ZeroDivisionError: injected" in text and "**FAIL**" in text

@@ -196,6 +196,7 @@ def run_experiment(run: RunConfig, out_dir: Path | str, *,
         plot_dir.mkdir(exist_ok=True)
         spectrum_verdicts = freeness_verdicts = None
         theory_errors: list[str] = []
+        freeness_errors: list[str] = []
         if "spectrum" in tables:
             theory, raw = theory_table(run.variants(), MATRICES, run.experiment.moments,
                                        progress=run.progress)
@@ -208,7 +209,8 @@ def run_experiment(run: RunConfig, out_dir: Path | str, *,
                                                        cells_seconds)
                 result.plots += plots
         if "freeness" in tables:
-            extra, freeness_verdicts, paths = freeness_report(tables["freeness"], plot_dir)
+            extra, freeness_verdicts, paths, freeness_errors = freeness_report(
+                tables["freeness"], plot_dir)
             tables.update(extra)
             result.plots += paths
         for name, df in tables.items():
@@ -218,7 +220,7 @@ def run_experiment(run: RunConfig, out_dir: Path | str, *,
         result.summary, result.failed_checks = write_summary(
             out_dir / "summary.md", run=run, stats=stats, tables=result.tables, plots=result.plots,
             spectrum_verdicts=spectrum_verdicts, freeness_verdicts=freeness_verdicts,
-            theory_errors=theory_errors)
+            theory_errors=theory_errors, freeness_errors=freeness_errors)
         meta["finished"] = dt.datetime.now(dt.UTC).isoformat()
         meta["failed_checks"] = result.failed_checks
         storage.write_json(out_dir / "metadata.json", meta)

@@ -12,6 +12,7 @@ verdicts (:func:`~freeness_lab.harness.freeness.fit_decay`) and the defect-vs-M 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ import pandas as pd
 from freeness_lab.harness import freeness as fr
 from freeness_lab.harness.cells import Cell
 from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory import TheoryUnavailable
+
+#: verdict of a word whose limit prediction failed (always failing)
+THEORY_ERROR = "theory error"
 
 #: variant columns of the freeness tables (the ensemble is the freeness module's "ensemble")
 _VARIANT = ["activation", "depth", "sigma_w", "sigma_b", "q0"]
@@ -55,22 +60,43 @@ def freeness_trials(cell: Cell, trials: tuple[int, ...]) -> dict[str, Any]:
     return cols
 
 
-def _study_table(per_trial: pd.DataFrame, spec: NetworkSpec,
-                 words: tuple[fr.StudyWord, ...]) -> pd.DataFrame:
-    """The freeness module's table (word x ensemble x M) for one variant's trials."""
+def _limit(spec: NetworkSpec, sw: fr.StudyWord) -> tuple[float, str]:
+    """The limit prediction of a word and, when the theory failed, why ("" otherwise).
+
+    :class:`~freeness_lab.theory.TheoryUnavailable` means "no theory": NaN, no error. Any
+    other exception, or a non-finite value, is a theory error (the word's verdict is then
+    ``theory error``, a failing check) instead of stopping the run.
+    """
+    try:
+        value = fr.limit_prediction(spec, sw)
+    except TheoryUnavailable:
+        return math.nan, ""
+    except Exception as err:  # noqa: BLE001 -- any theory failure is reported, not raised
+        return math.nan, f"{type(err).__name__}: {err}"
+    if not math.isfinite(value):
+        return math.nan, f"non-finite limit prediction {value!r}"
+    return value, ""
+
+
+def _study_table(per_trial: pd.DataFrame, spec: NetworkSpec, words: tuple[fr.StudyWord, ...],
+                 errors: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """The freeness module's table (word x ensemble x M) for one variant's trials; theory
+    errors of the limit predictions go into ``errors`` by (word, ensemble)."""
     by_label = {sw.label: sw for sw in words}
     rows = []
     for ens, g_ens in per_trial.groupby("weights", sort=False):
         spec_e = NetworkSpec(spec.activation, ens, spec.depth, width=1, sigma_w=spec.sigma_w,
                              sigma_b=spec.sigma_b, q0=spec.q0)
-        limits = {label: fr.limit_prediction(spec_e, sw) for label, sw in by_label.items()}
+        limits = {label: _limit(spec_e, sw) for label, sw in by_label.items()}
         for (m, word), g in g_ens.groupby(["width", "word"], sort=False):
             sw = by_label[word]
             values = g.sort_values("trial")[["empirical", "free_value"]].to_numpy()
             row = {"word": word, "group": sw.group, "split": sw.split,
                    "weights": sw.weights or "random", "expected": sw.expected, "ensemble": ens,
                    "M": int(m), "trials": len(values), **fr.cell_statistics(values),
-                   "free_limit": limits[word]}
+                   "free_limit": limits[word][0]}
+            if limits[word][1]:
+                errors[word, ens] = limits[word][1]
             row["limit_defect"] = abs(row["empirical"] - row["free_limit"])
             row["limit_z"] = (row["empirical"] - row["free_limit"]) / row["empirical_se"] \
                 if row["empirical_se"] > 0 else np.nan
@@ -79,7 +105,7 @@ def _study_table(per_trial: pd.DataFrame, spec: NetworkSpec,
 
 
 def freeness_report(per_trial: pd.DataFrame, plot_dir: Path
-                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list[Path]]:
+                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list[Path], list[str]]:
     """Statistics, fits, verdicts and plots of the freeness study, per network variant.
 
     Returns
@@ -90,8 +116,11 @@ def freeness_report(per_trial: pd.DataFrame, plot_dir: Path
     verdicts : pandas.DataFrame
         The fits table, for the summary.
     plots : list of Path
+    theory_errors : list of str
+        One line per (word, ensemble) whose limit prediction failed (verdict
+        ``theory error``).
     """
-    checks, fits, plots = [], [], []
+    checks, fits, plots, theory_errors = [], [], [], []
     for key, g in per_trial.groupby(_VARIANT, sort=False):
         variant = dict(zip(_VARIANT, key, strict=True))
         spec = NetworkSpec(variant["activation"], "orthogonal", int(variant["depth"]), width=1,
@@ -101,12 +130,16 @@ def freeness_report(per_trial: pd.DataFrame, plot_dir: Path
         labels = set(g["word"])
         if not labels <= {sw.label for sw in words}:
             words = study_words(spec.depth, sorted(labels))
-        table = _study_table(g, spec, words)
-        fit = fr.fit_decay(table)
         slug = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{v}"
                         for k, v in variant.items())
+        errors: dict[tuple[str, str], str] = {}
+        table = _study_table(g, spec, words, errors)
+        fit = fr.fit_decay(table)
+        for (word, ens), why in errors.items():
+            fit.loc[(fit["word"] == word) & (fit["ensemble"] == ens), "verdict"] = THEORY_ERROR
+            theory_errors.append(f"freeness {word} [{ens}], {slug}: limit prediction: {why}")
         plots.append(fr.plot_defect_decay(table, fit, Path(plot_dir) / f"freeness_{slug}.png"))
         checks.append(table.assign(**variant)[[*_VARIANT, *table.columns]])
         fits.append(fit.assign(**variant)[[*_VARIANT, *fit.columns]])
     check, fit = pd.concat(checks, ignore_index=True), pd.concat(fits, ignore_index=True)
-    return {"freeness_check": check, "freeness_fits": fit}, fit, plots
+    return {"freeness_check": check, "freeness_fits": fit}, fit, plots, theory_errors

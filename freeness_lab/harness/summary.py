@@ -37,7 +37,8 @@ def _counts(verdict: pd.Series) -> str:
 def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[str, Path],
                   plots: list[Path], spectrum_verdicts: pd.DataFrame | None,
                   freeness_verdicts: pd.DataFrame | None,
-                  theory_errors: list[str] | None = None) -> tuple[Path, int]:
+                  theory_errors: list[str] | None = None,
+                  freeness_errors: list[str] | None = None) -> tuple[Path, int]:
     """Write ``summary.md``; return its path and the number of failing checks.
 
     A spectrum check fails when its verdict is failing
@@ -45,8 +46,9 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
     ``invalid``, and ``no theory`` under ``experiment.fail_on_disagreement``); a freeness
     check when it contradicts its ``expected`` column (a word expected free called
     ``not free``, or a negative control called ``free``), or, under
-    ``fail_on_disagreement``, when it is ``inconclusive``. Each entry of ``theory_errors``
-    (e.g. a density that raised) is one more failing check.
+    ``fail_on_disagreement``, when it is ``inconclusive``, and always when it is ``theory
+    error`` (its limit prediction raised; ``freeness_errors`` says why). Each entry of
+    ``theory_errors`` (e.g. a density that raised) is one more failing check.
     """
     e, s = run.experiment, run.sweep
     lines = [f"# freeness-lab run: {e.name}", "",
@@ -83,6 +85,7 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
         v, expected = freeness_verdicts["verdict"], freeness_verdicts["expected"]
         bad = (((expected == "free") & (v == "not free"))
                | ((expected == "not free") & (v == "free")))
+        bad |= v == "theory error"
         if strict:
             bad |= v == "inconclusive"
         failed += int(bad.sum())
@@ -91,6 +94,7 @@ def write_summary(path: Path, *, run: RunConfig, stats: RunStats, tables: dict[s
         cols = ["word", "ensemble", "expected", "slope", "slope_se", "z_last", "verdict"]
         variant = ["activation", "depth", "sigma_w", "sigma_b", "q0"]
         lines += _markdown(_compact(freeness_verdicts[[*variant, *cols]], cols))
+        lines += [f"\nTheory error (failing): {err}" for err in freeness_errors or []]
         lines.append("")
     lines += [f"**{'FAIL' if failed else 'PASS'}**: {failed} failing check(s).", "",
               "## Files", ""]
