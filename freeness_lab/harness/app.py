@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import freeness_lab
 from freeness_lab.harness.config import RUNTIME_FIELDS, validate_config
+from freeness_lab.harness.experiment import run_experiment
 from freeness_lab.harness.locking import RunFolderBusy
 from freeness_lab.harness.storage import CellDamaged
 from freeness_lab.spec import SpecError
@@ -211,10 +213,6 @@ def _uses_local_parallel_launcher() -> bool:
 
 def _task(cfg: DictConfig) -> None:
     """The Hydra task: validate, run the experiment in Hydra's output folder, report."""
-    from dataclasses import replace
-
-    from freeness_lab.harness.experiment import run_experiment
-
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run = validate_config(cfg)

@@ -2,9 +2,9 @@
 
 A *cell* is one study on one network spec at one width M, with its trials. Its random
 numbers come from ``numpy.random.SeedSequence(entropy, spawn_key=cell_words + (trial,))``
-(``DESIGN.md`` section 4): ``cell_words`` are four 32-bit words of the SHA-256 of the cell's
-identity (study + every field of the spec), never of its position in the sweep, so a trial
-draws the same numbers whatever the order of the cells, the number of workers, or the other
+(``docs/conventions.md`` section 4): ``cell_words`` are four 32-bit words of the SHA-256 of
+the cell's identity (study + every field of the spec), never of its position in the sweep, so
+a trial draws the same numbers whatever the order of the cells, the number of workers, or the other
 cells of the run. Each row of a table stores its spawn key, and
 :func:`freeness_lab.rng.generator_for` regenerates any single trial.
 
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.config import RunConfig
+from freeness_lab.harness.schema import RunConfig
+from freeness_lab.harness.studies import STUDIES
 from freeness_lab.spec import NetworkSpec
 
 #: bump when the content of cell files changes meaning (invalidates finished cells)
@@ -41,7 +42,7 @@ class Cell:
     Attributes
     ----------
     study : str
-        ``"spectrum"`` or ``"freeness"``.
+        A registered study (:data:`freeness_lab.harness.studies.STUDIES`).
     spec : NetworkSpec
         The network, width M included.
     trials : int
@@ -91,15 +92,6 @@ class Cell:
                 "sigma_b": s.sigma_b, "q0": s.q0}
 
 
-def study_params(run: RunConfig, study: str) -> tuple[tuple[str, Any], ...]:
-    """The experiment parameters a study's numbers depend on."""
-    e = run.experiment
-    if study == "spectrum":
-        return (("moments", e.moments), ("eigenvalues", e.eigenvalues),
-                ("fim_include_bias", e.fim_include_bias))
-    return (("words", None if e.words is None else list(e.words)),)
-
-
 def plan_cells(run: RunConfig) -> list[Cell]:
     """Every cell of a run: studies x network variants x widths, in config order.
 
@@ -107,7 +99,7 @@ def plan_cells(run: RunConfig) -> list[Cell]:
     """
     cells = []
     for study in run.experiment.studies:
-        params = study_params(run, study)
+        params = STUDIES[study].params(run.experiment)
         for variant in run.variants():
             for width in run.sweep.widths:
                 cells.append(Cell(study, variant.with_width(width), run.sweep.trials, params,

@@ -53,9 +53,10 @@ as free (they commute and are classically independent); a deterministic weight (
 cyclic permutation) in place of Haar, treated as Haar; and (W_1, W_1^T) treated as two free
 copies.
 
-Seeding: ``numpy.random.SeedSequence(seed).spawn(len(widths) * trials)``, one child per
-(M, trial) (the same child for every ensemble: common random numbers), BLAS pinned to one
-thread in every trial, so the table is identical for any ``n_jobs``.
+The study runs inside the harness's cells (:mod:`freeness_lab.harness.studies.freeness`):
+one cell per network variant (the ensemble included) and width M, each trial seeded by its
+cell's content-keyed SeedSequence child (:mod:`freeness_lab.harness.cells`), BLAS pinned to
+one thread in every trial, so the tables are identical for any ``n_jobs``.
 """
 
 from __future__ import annotations
@@ -63,10 +64,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -74,7 +73,7 @@ from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.ensembles import single_blas_thread
 from freeness_lab.simulate.network import sample_network
 from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
-from freeness_lab.spec import WEIGHT_ENSEMBLES, NetworkSpec
+from freeness_lab.spec import NetworkSpec
 from freeness_lab.theory.free_cumulants import Element, Family, free_moment
 from freeness_lab.theory.predictions import limit_family
 
@@ -86,10 +85,8 @@ __all__ = [
     "default_words",
     "fit_decay",
     "negative_controls",
-    "plot_defect_decay",
-    "run_freeness_study",
+    "study_words",
     "trial_values",
-    "write_freeness_outputs",
 ]
 
 #: |z_inf| below this: the defect extrapolated to M = infinity is within noise
@@ -202,6 +199,24 @@ def negative_controls(depth: int) -> tuple[StudyWord, ...]:
     )
 
 
+def study_words(depth: int, words: Sequence[str] | None) -> tuple[StudyWord, ...]:
+    """Words of the study: :func:`default_words` and :func:`negative_controls`, or ``words``
+    (each tested under the Collins-Hayase families, expected free).
+
+    Raises
+    ------
+    ValueError
+        For a depth below 2 (default words), a malformed word, or a letter of a layer
+        beyond ``depth``.
+    """
+    if words is None:
+        return default_words(depth) + negative_controls(depth)
+    out = tuple(StudyWord(w, "custom") for w in words)
+    for sw in out:
+        parse_word(sw.word, depth)
+    return out
+
+
 # --------------------------------------------------------------------------- families
 
 
@@ -296,15 +311,6 @@ def limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
 # --------------------------------------------------------------------------- the study
 
 
-def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
-    ws = tuple(widths)
-    if len(ws) < 2 or any(isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1
-                          for w in ws) or len(set(ws)) != len(ws):
-        raise ValueError(f"widths: must be at least 2 distinct integers >= 1 (the M sweep), "
-                         f"got {widths!r}")
-    return tuple(sorted(int(w) for w in ws))
-
-
 def cell_statistics(values: np.ndarray) -> dict[str, float]:
     """Summary statistics of one (word, ensemble, M) cell from per-trial (e_t, p_t)."""
     e, p = values[:, 0], values[:, 1]
@@ -319,85 +325,6 @@ def cell_statistics(values: np.ndarray) -> dict[str, float]:
         "z": z, "rms_defect": math.sqrt(ms),
         "rms_se": 0.5 * ms_se / math.sqrt(ms) if ms > 0 else 0.0,
     }
-
-
-def run_freeness_study(spec: NetworkSpec, widths: Sequence[int], trials: int, seed: int,
-                       words: Sequence[StudyWord] | None = None, *,
-                       ensembles: Sequence[str] = WEIGHT_ENSEMBLES,
-                       n_jobs: int = 1) -> pd.DataFrame:
-    """Run the freeness study: every word x ensemble x width M, ``trials`` networks each.
-
-    Parameters
-    ----------
-    spec : NetworkSpec
-        Template (activation, depth, sigma_w, sigma_b, q0); its width and weight ensemble are
-        replaced by each M of ``widths`` and each of ``ensembles``. Square networks only.
-    widths : sequence of int
-        The M sweep (at least two distinct widths).
-    trials : int
-        Networks per (ensemble, M), >= 2.
-    seed : int
-        Root entropy: ``SeedSequence(seed).spawn(len(widths) * trials)``, child
-        i_M * trials + t for (M, trial t), shared by the ensembles.
-    words : sequence of StudyWord, optional
-        Default: :func:`default_words` followed by :func:`negative_controls`.
-    ensembles : sequence of {"orthogonal", "gaussian"}
-        Weight ensembles to compare.
-    n_jobs : int
-        joblib workers over the (ensemble, M, trial) tasks; the table does not depend on it.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (word, ensemble, M): ``word, group, split, weights, expected, ensemble,
-        M, trials, empirical, empirical_se, free_value`` (mean paired prediction at the
-        empirical marginals), ``free_limit`` (prediction at the limit marginals),
-        ``defect`` (|mean paired defect|), ``signed_defect, se, z, rms_defect, rms_se,
-        limit_defect`` (|empirical - free_limit|) and ``limit_z``. ``attrs`` records the
-        seed, widths and trials.
-    """
-    widths = _check_widths(widths)
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 2:
-        raise ValueError(f"trials: must be an integer >= 2, got {trials!r}")
-    if not spec.is_square:
-        raise ValueError("spec: the freeness study needs a square network (widths=None)")
-    bad = [e for e in ensembles if e not in WEIGHT_ENSEMBLES]
-    if bad or not ensembles:
-        raise ValueError(f"ensembles: must be a non-empty subset of "
-                         f"{', '.join(WEIGHT_ENSEMBLES)}, got {list(ensembles)!r}")
-    words = tuple(words) if words is not None else (
-        default_words(spec.depth) + negative_controls(spec.depth))
-    for sw in words:
-        parse_word(sw.word, spec.depth)
-    children = np.random.SeedSequence(seed).spawn(len(widths) * trials)
-    tasks = [(ens, i, t) for ens in ensembles for i in range(len(widths)) for t in range(trials)]
-    specs = {(ens, m): replace(spec, weights=ens, width=m, widths=None)
-             for ens in ensembles for m in widths}
-    results = joblib.Parallel(n_jobs=n_jobs)(
-        joblib.delayed(trial_values)(specs[ens, widths[i]], words, children[i * trials + t])
-        for ens, i, t in tasks)
-    per_cell: dict[tuple[str, int], list[np.ndarray]] = {}
-    for (ens, i, _), res in zip(tasks, results, strict=True):
-        per_cell.setdefault((ens, widths[i]), []).append(res)
-    rows = []
-    for ens in ensembles:
-        limits = [limit_prediction(specs[ens, widths[0]], sw) for sw in words]
-        for m in widths:
-            stacked = np.stack(per_cell[ens, m])  # (trials, words, 2)
-            for j, sw in enumerate(words):
-                row = {"word": sw.label, "group": sw.group,
-                       "split": sw.split, "weights": sw.weights or "random",
-                       "expected": sw.expected, "ensemble": ens, "M": m, "trials": trials,
-                       **cell_statistics(stacked[:, j, :]), "free_limit": limits[j]}
-                row["limit_defect"] = abs(row["empirical"] - limits[j])
-                row["limit_z"] = ((row["empirical"] - limits[j]) / row["empirical_se"]
-                                  if row["empirical_se"] > 0 else math.nan)
-                rows.append(row)
-    table = pd.DataFrame(rows)
-    table.attrs.update({"seed": int(seed), "widths": list(widths), "trials": trials,
-                        "seeding": "SeedSequence(seed).spawn(len(widths) * trials); child "
-                                   "i_M * trials + t for (M, trial t), shared by ensembles"})
-    return table
 
 
 def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
@@ -446,70 +373,3 @@ def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
                      "defect_last": float(last["defect"]), "se_last": float(last["se"]),
                      "verdict": verdict})
     return pd.DataFrame(rows)
-
-
-def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
-    """Log-log plot of the RMS paired defect vs M, one panel per word family, fitted slopes.
-
-    Orthogonal weights solid, Gaussian dashed; the legend gives each word's slope +- SE.
-    Writes a PNG (matplotlib Agg) to ``path`` and returns it.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = list(dict.fromkeys(table["group"]))
-    ncol = min(3, len(groups))
-    nrow = math.ceil(len(groups) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 4.2 * nrow), squeeze=False)
-    slopes = {(r.word, r.ensemble): (r.slope, r.slope_se) for r in fits.itertuples()}
-    for ax, group in zip(axes.ravel(), groups, strict=False):
-        sub = table[table["group"] == group]
-        for k, word in enumerate(dict.fromkeys(sub["word"])):
-            color = f"C{k % 10}"
-            for ens, style in (("orthogonal", "-o"), ("gaussian", "--s")):
-                cell = sub[(sub["word"] == word) & (sub["ensemble"] == ens)].sort_values("M")
-                if cell.empty:
-                    continue
-                slope, se = slopes.get((word, ens), (math.nan, math.nan))
-                ax.errorbar(cell["M"], cell["rms_defect"], yerr=cell["rms_se"], fmt=style,
-                            color=color, ms=4, capsize=2,
-                            label=f"{word} [{ens[:4]}] slope {slope:.2f}±{se:.2f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(group)
-        ax.set_xlabel("M")
-        ax.set_ylabel("RMS paired defect")
-        ax.legend(fontsize=6)
-    for ax in axes.ravel()[len(groups):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_freeness_outputs(table: pd.DataFrame, out_dir: Path | str,
-                           fits: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write the table, the fits (parquet and CSV) and the defect plot (PNG) to ``out_dir``.
-
-    Returns
-    -------
-    dict of str to Path
-        Keys ``table``, ``table_csv``, ``fits``, ``fits_csv``, ``plot``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fits = fit_decay(table) if fits is None else fits
-    paths = {"table": out / "freeness_table.parquet", "table_csv": out / "freeness_table.csv",
-             "fits": out / "freeness_fits.parquet", "fits_csv": out / "freeness_fits.csv",
-             "plot": out / "freeness_defects.png"}
-    table.to_parquet(paths["table"])
-    table.to_csv(paths["table_csv"], index=False)
-    fits.to_parquet(paths["fits"])
-    fits.to_csv(paths["fits_csv"], index=False)
-    plot_defect_decay(table, fits, paths["plot"])
-    return paths
