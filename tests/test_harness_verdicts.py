@@ -130,11 +130,11 @@ def test_deliberately_unavailable_theory_fails_only_in_regression_mode(check_cel
 
 
 def test_sampler_without_sign_fix_fails_the_check_suite(tmp_path, monkeypatch):
-    original = ensembles._haar_columns
+    original = ensembles.haar_columns
 
     def plain_qr(*args, **kwargs):
         return original(*args, **{**kwargs, "fix_signs": False})
-    monkeypatch.setattr(ensembles, "_haar_columns", plain_qr)
+    monkeypatch.setattr(ensembles, "haar_columns", plain_qr)
     result = _check_run(tmp_path / "run", "n_jobs=1", "weights=orthogonal",
                         "sweep.axes.activation=[relu]")
     table = pd.read_parquet(result.tables["spectrum_check"])

@@ -15,8 +15,6 @@ and the study parameters: it names the cell's file, so a re-run finds finished c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,15 +22,11 @@ import numpy as np
 
 from freeness_lab.harness.schema import RunConfig
 from freeness_lab.harness.studies import STUDIES
+from freeness_lab.rng import content_digest, content_seed, content_words
 from freeness_lab.spec import NetworkSpec
 
 #: bump when the content of cell files changes meaning (invalidates finished cells)
 CELL_FORMAT = 1
-
-
-def _digest(obj: Any) -> bytes:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
-    return hashlib.sha256(text.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -66,23 +60,23 @@ class Cell:
     @property
     def cell_words(self) -> tuple[int, ...]:
         """Four 32-bit words of SHA-256(identity): the cell's part of every spawn key."""
-        d = _digest(self.identity())
-        return tuple(int.from_bytes(d[4 * i:4 * i + 4], "little") for i in range(4))
+        return content_words(self.identity())
 
     def spawn_key(self, trial: int) -> tuple[int, ...]:
         """Spawn key of one trial: ``cell_words + (trial,)``."""
         return (*self.cell_words, trial)
 
     def seed_sequence(self, trial: int) -> np.random.SeedSequence:
-        """The SeedSequence child of the root entropy for this (cell, trial)."""
-        return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key(trial))
+        """The SeedSequence child of the root entropy for this (cell, trial)
+        (:func:`freeness_lab.rng.content_seed`)."""
+        return content_seed(self.entropy, self.identity(), trial)
 
     @property
     def key(self) -> str:
         """Content hash naming the cell's file (identity, entropy, trials, params, format)."""
         content = {**self.identity(), "entropy": self.entropy, "trials": self.trials,
                    "params": [list(p) for p in self.params], "format": CELL_FORMAT}
-        return f"{self.study}-{_digest(content).hex()[:20]}"
+        return f"{self.study}-{content_digest(content).hex()[:20]}"
 
     def label(self) -> dict[str, Any]:
         """Columns identifying the cell in the tidy tables."""

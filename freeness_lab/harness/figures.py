@@ -139,7 +139,11 @@ def write_summary(out_dir: Path, title: str, checks: Sequence[Check],
 
 
 def run_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
-    """``SeedSequence(seed).spawn(n)``: one child per (cell, trial); store ``spawn_key``."""
+    """``SeedSequence(seed).spawn(n)``: one child per (cell, trial); store ``spawn_key``.
+
+    The figure scripts' positional scheme, kept so that their numbers do not change; new
+    code seeds by content (:func:`freeness_lab.rng.content_seed`, as the app's cells do).
+    """
     return np.random.SeedSequence(seed).spawn(n)
 
 
