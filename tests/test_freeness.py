@@ -131,7 +131,7 @@ def test_limit_predictions_closed_forms(weights):
     # tr(W W^T W W^T): sigma^4 (orthogonal), 2 sigma^4 (Marchenko-Pastur)
     assert limit("W1 W1^T W1 W1^T") == pytest.approx(
         s2**2 * (1 if weights == "orthogonal" else 2), rel=1e-12)
-    # H_2 mean: m1(H_2) = qhat_1 + chi_1 qhat_0 (DESIGN.md: m1(l+1) = qhat_l + chi m1(l))
+    # H_2 mean: m1(H_2) = qhat_1 + chi_1 qhat_0 (docs/conventions.md: m1(l+1) = qhat_l + chi m1(l))
     qhat = meanfield.post_activation_moments(spec)
     assert limit("H2") == pytest.approx(qhat[1] + s2 * e[0][2] * qhat[0], rel=1e-10)
     # free (H_2, D_2): tr(H2 D2 H2 D2) by the abab formula from the marginals

@@ -28,7 +28,7 @@ SQRT2 = 2.0**0.5
 @pytest.fixture(autouse=True)
 def _one_blas_thread():
     """BLAS pinned to one thread: on a shared 2-core machine two OpenBLAS threads competing
-    with other processes ran 10x slower here (DESIGN.md section 4)."""
+    with other processes ran 10x slower here (docs/conventions.md section 4)."""
     with single_blas_thread():
         yield
 
@@ -39,8 +39,8 @@ def _one_blas_thread():
 @pytest.mark.parametrize(("weights", "variance"), [("orthogonal", 3.0), ("gaussian", 6.0)])
 def test_relu_critical_jacobian_mean_and_variance(weights: str, variance: float) -> None:
     """ReLU, sigma_w^2 = 2, sigma_b = 0, q0 = 1, L = 3 at M = 1000: the spectrum of J J^T has
-    mean 1 and variance L = 3 (orthogonal) or 2L = 6 (Gaussian) (DESIGN.md section 2, checks by
-    hand: S-transforms of Bernoulli(1/2) and of sigma_w^2 I resp. Marchenko-Pastur), each
+    mean 1 and variance L = 3 (orthogonal) or 2L = 6 (Gaussian) (docs/conventions.md section 2,
+    checks by hand: S-transforms of Bernoulli(1/2) and of sigma_w^2 I resp. Marchenko-Pastur), each
     within 4 standard errors across trials of the per-trial spectral mean / variance."""
     spec = NetworkSpec("relu", weights, depth=3, width=1000, sigma_w=SQRT2, sigma_b=0.0, q0=1.0)
     spectra = [jacobian_spectrum(spec, gen) for gen in spawn_generators(2024, 12)]

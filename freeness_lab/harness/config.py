@@ -34,6 +34,7 @@ from freeness_lab.harness.schema import (
     RUNTIME_FIELDS,
     ExperimentConfig,
     NetworkConfig,
+    PathsConfig,
     RunConfig,
     SweepConfig,
 )
@@ -46,11 +47,11 @@ from freeness_lab.theory.predictions import critical_point
 CRITICAL_FIELDS: tuple[str, ...] = ("activation", "sigma_w", "sigma_b", "q0")
 
 __all__ = ["AXIS_FIELDS", "DEFAULT_STUDIES", "MAX_DEPTH", "MAX_MOMENTS", "MAX_SEED",
-           "MIN_TRIALS", "RUNTIME_FIELDS", "ExperimentConfig", "NetworkConfig", "RunConfig",
-           "SweepConfig", "validate_config", "workers"]
+           "MIN_TRIALS", "RUNTIME_FIELDS", "ExperimentConfig", "NetworkConfig", "PathsConfig",
+           "RunConfig", "SweepConfig", "validate_config", "workers"]
 
 _SECTIONS: dict[str, type] = {"network": NetworkConfig, "sweep": SweepConfig,
-                              "experiment": ExperimentConfig}
+                              "experiment": ExperimentConfig, "paths": PathsConfig}
 
 
 def _allowed(names: object) -> str:
@@ -168,6 +169,15 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
     return SweepConfig(widths=widths, trials=trials, axes=axes)
 
 
+def _paths(node: Mapping[str, Any]) -> PathsConfig:
+    _check_keys(node, PathsConfig, "paths.")
+    results = node.get("results", PathsConfig.results)
+    if not isinstance(results, str) or not results.strip():
+        raise SpecError("paths.results", f"must be a non-empty folder name or path (the "
+                        f"results root), got {results!r}")
+    return PathsConfig(results=results)
+
+
 def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     _check_keys(node, ExperimentConfig, "experiment.")
     d = ExperimentConfig()
@@ -246,7 +256,8 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     max_new = node.get("max_new_cells", None)
     if max_new is not None:
         max_new = _int("max_new_cells", max_new, 1)
-    run = RunConfig(network=network, sweep=sweep, experiment=experiment, seed=seed,
+    run = RunConfig(network=network, sweep=sweep, experiment=experiment,
+                    paths=_paths(node.get("paths", {})), seed=seed,
                     n_jobs=min(int(n_jobs), budget.available_cores()),
                     progress=_bool("progress", node.get("progress", True)),
                     max_new_cells=max_new, force=_bool("force", node.get("force", False)))

@@ -119,6 +119,20 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True)
+class PathsConfig:
+    """Where runs are written (runtime-only: no number depends on it).
+
+    Attributes
+    ----------
+    results : str
+        The results root: a run goes to ``<results>/<experiment.name>/<config hash>/``
+        (``conf/config.yaml``; the library entry point takes its folder as an argument).
+    """
+
+    results: str = "results"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated harness run.
 
@@ -142,6 +156,7 @@ class RunConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     n_jobs: int = -1
     progress: bool = True
@@ -170,4 +185,4 @@ class RunConfig:
 
 
 #: fields that change how a run executes, never what it computes
-RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells", "force")
+RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells", "force", "paths")

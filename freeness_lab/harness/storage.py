@@ -9,9 +9,9 @@ Layout of a run folder ``out_dir``::
     metadata.json                          resolved config, seeds, versions, git state
 
 A cell folder is written under a unique temporary name, its manifest last, and renamed into
-place with ``os.replace``: it either exists complete or not at all (``DESIGN.md`` section 5).
-A cell counts as finished only when its manifest is present and parseable, names the cell's
-key, and matches every file (size and checksum) with no unlisted parquet file beside them
+place with ``os.replace``: it either exists complete or not at all (``docs/conventions.md``
+section 5). A cell counts as finished only when its manifest is present and parseable, names the
+cell's key, and matches every file (size and checksum) with no unlisted parquet file beside them
 (:func:`verify_cell`); anything else -- a missing, truncated or foreign file, no manifest --
 is a damaged cell (:class:`CellDamaged`, one line), which the runner reports, moves aside
 (:func:`discard_cell`) and recomputes.

@@ -7,7 +7,7 @@ LAPACK's Householder convention ties the signs of diag(R) to G, so e.g. Q[0, 0] 
 and det Q = (-1)^(n-1) always. :func:`plain_qr_orthogonal` keeps that wrong sampler so the
 tests can prove they tell it apart from the right one.
 
-Conventions (``DESIGN.md`` section 2 and :class:`freeness_lab.spec.NetworkSpec`):
+Conventions (``docs/conventions.md`` section 2 and :class:`freeness_lab.spec.NetworkSpec`):
 
 - Gaussian weights: W_ij ~ N(0, sigma^2 / N_in), shape (N_out, N_in).
 - Orthogonal weights: W = sigma * sqrt(max(1, N_out / N_in)) * O with O the N_out x N_in
@@ -262,7 +262,7 @@ def sample_weight(ensemble: str, n_out: int, n_in: int, sigma_w: float,
 def single_blas_thread() -> Iterator[None]:
     """Pin BLAS/LAPACK to one thread inside the block (``threadpoolctl``).
 
-    Use it inside each parallel worker that runs trials (``DESIGN.md`` section 4: two loky
+    Use it inside each parallel worker that runs trials (``docs/conventions.md`` section 4: two loky
     workers with two OpenBLAS threads each ran 60x slower than one thread each here).
 
     Examples

@@ -1,6 +1,6 @@
 """A sampled random MLP: forward pass, input-output Jacobian and the FIM dual H_L.
 
-The network of a :class:`~freeness_lab.spec.NetworkSpec` (``DESIGN.md`` section 2)::
+The network of a :class:`~freeness_lab.spec.NetworkSpec` (``docs/conventions.md`` section 2)::
 
     h^l = W^l x^{l-1} + b^l,   x^l = phi(h^l),   D^l = diag(phi'(h^l)),   l = 1..L,
 
@@ -322,7 +322,7 @@ def sample_network(spec: NetworkSpec, rng: RngLike,
     --------
     >>> spec = NetworkSpec("relu", "orthogonal", depth=3, width=200, sigma_w=2 ** 0.5)
     >>> net = sample_network(spec, rng=0)
-    >>> eigs = net.jacobian_spectrum()    # mean ~ 1, variance ~ L = 3 (DESIGN.md section 2)
+    >>> eigs = net.jacobian_spectrum()    # mean ~ 1, variance ~ L = 3 (docs/conventions.md s. 2)
     """
     gen = as_generator(rng)
     x = _input(spec, gen, x0)
