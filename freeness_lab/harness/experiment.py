@@ -18,8 +18,8 @@ Outputs in ``out_dir`` (tables are tidy parquet, provenance in the schema metada
 ``freeness.parquet``        one row per cell x trial x word: trace and paired free prediction
 ``freeness_check.parquet``  per variant x word x ensemble x M: defect, SE, z (freeness module)
 ``freeness_fits.parquet``   per variant x word x ensemble: decay slope in M and verdict
-``plots/*.png``             histograms over densities; freeness defects vs M
-``summary.md``              verdict of each check
+``plots/*.png``             histograms over densities; freeness defects vs M, all words
+``summary.md``              each study's section: verdicts, PASS/FAIL claims
 ``metadata.json``           resolved config, seeds, versions, git state, cell counts
 ==========================  ==============================================================
 """
