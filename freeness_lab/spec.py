@@ -7,7 +7,7 @@ A :class:`NetworkSpec` describes a random multilayer perceptron
 with widths N_0..N_L, biases b^l_i ~ N(0, sigma_b^2), an input with ||x^0||^2 / N_0 = q0,
 and weights either Gaussian (W_ij ~ N(0, sigma_w^2 / N_{l-1})) or scaled Haar orthogonal
 (W = sigma_w O). ``freeness_lab.simulate`` samples it; ``freeness_lab.theory`` predicts its
-limit laws. Conventions: ``../shared/DESIGN.md`` section 2.
+limit laws. Conventions: ``docs/conventions.md`` section 2.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The freeness study: Haar orthogonal (and Gaussian) words verified, negative controls flagged.
 
-The statistical design (paired defects, extrapolation in 1/M, slope of the RMS defect) is in
-the docstring of :mod:`freeness_lab.harness.freeness`. The M sweep and the trial count below
+The study runs through the harness's cells (``run_experiment`` with a ``RunConfig``, the same
+pipeline as ``freeness-lab experiment=freeness``). The statistical design (paired defects,
+extrapolation in 1/M, slope of the RMS defect) is in the docstring of
+:mod:`freeness_lab.harness.freeness`. The M sweep and the trial count below
 were checked against a 100-trial run per M: the bias / spread ratio of every default word is
 at most about 1 and constant in M, so the raw z at the largest M grows like sqrt(trials) (it
 reaches 4 to 11 at 30 to 100 trials: reported, not asserted), while the extrapolated z_inf
@@ -16,35 +18,63 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from freeness_lab import NetworkSpec
+from freeness_lab import NetworkSpec, SpecError
 from freeness_lab.harness import freeness as fr
+from freeness_lab.harness import run_experiment, validate_config
+from freeness_lab.harness.storage import read_provenance
 from freeness_lab.theory import fim_dual_law, meanfield
+from freeness_lab.theory.predictions import dphi_moment, limit_family
 
-SPEC = NetworkSpec("tanh", "orthogonal", depth=3, width=32, sigma_w=1.2, sigma_b=0.1)
+NETWORK = {"activation": "tanh", "depth": 3, "sigma_w": 1.2, "sigma_b": 0.1}
 WIDTHS = (32, 64, 128, 256)
 TRIALS = 30
 
 
+def freeness_run(out, *, network=NETWORK, widths=WIDTHS, trials=TRIALS, seed=0, n_jobs=2,
+                 ensembles=("orthogonal", "gaussian"), words=None, name="freeness"):
+    """Run the freeness study of the app into ``out``; the validated config and the result."""
+    run = validate_config({"network": network,
+                           "sweep": {"widths": list(widths), "trials": trials,
+                                     "axes": {"weights": list(ensembles)}},
+                           "experiment": {"name": name, "studies": ["freeness"],
+                                          "words": words},
+                           "seed": seed, "n_jobs": n_jobs, "progress": False})
+    return run, run_experiment(run, out)
+
+
+def tables_of(result):
+    return {name: pd.read_parquet(path) for name, path in result.tables.items()}
+
+
 @pytest.fixture(scope="module")
-def study():
-    table = fr.run_freeness_study(SPEC, WIDTHS, TRIALS, seed=0, n_jobs=2)
-    return table, fr.fit_decay(table)
+def study(tmp_path_factory):
+    _, result = freeness_run(tmp_path_factory.mktemp("freeness") / "run")
+    tables = tables_of(result)
+    return tables["freeness_check"], tables["freeness_fits"], result
 
 
 def test_table_shape_and_columns(study):
-    table, _ = study
+    table, fits, result = study
     words = fr.default_words(3) + fr.negative_controls(3)
     assert len(table) == len(words) * 2 * len(WIDTHS)
     assert set(table["ensemble"]) == {"orthogonal", "gaussian"}
     for col in ["word", "ensemble", "M", "empirical", "se", "free_value", "defect", "z",
                 "free_limit", "rms_defect"]:
         assert table[col].notna().all(), col
-    assert table.attrs["seed"] == 0
+    assert read_provenance(result.tables["freeness_check"])["seed_entropy"] == 0
+    per_trial = pd.read_parquet(result.tables["freeness"])
+    assert (per_trial["seed"] == 0).all()
+    assert len(per_trial) == len(words) * 2 * len(WIDTHS) * TRIALS
+    # the fits table recomputed from the stored statistics is the stored one
+    for ens, g in table.groupby("ensemble"):
+        refit = fr.fit_decay(g.drop(columns=["activation", "depth", "sigma_w", "sigma_b", "q0"]))
+        stored = fits[fits["ensemble"] == ens].reset_index(drop=True)
+        pd.testing.assert_frame_equal(refit, stored[refit.columns], check_exact=True)
 
 
 @pytest.mark.parametrize("ensemble", ["orthogonal", "gaussian"])
 def test_default_words_verified_free(study, ensemble):
-    _, fits = study
+    _, fits, _ = study
     rows = fits[(fits["expected"] == "free") & (fits["ensemble"] == ensemble)]
     assert len(rows) == len(fr.default_words(3))
     for r in rows.itertuples():
@@ -54,7 +84,7 @@ def test_default_words_verified_free(study, ensemble):
 
 
 def test_negative_controls_flagged_at_every_m(study):
-    table, fits = study
+    table, fits, _ = study
     controls = table[table["expected"] == "not free"]
     assert len(controls) == len(fr.negative_controls(3)) * 2 * len(WIDTHS)
     assert (controls["z"].abs() >= fr.Z_NOT_FREE).all()
@@ -66,7 +96,7 @@ def test_negative_controls_flagged_at_every_m(study):
 def test_paired_defect_cancels_marginal_fluctuations(study):
     # an uncentered word: the paired spread (O(1/M)) is far below the spread against the
     # limit marginals (O(M^-1/2))
-    table, _ = study
+    table, _, _ = study
     row = table[(table["word"] == "W3 D3 W3^T D3^2") & (table["ensemble"] == "orthogonal")
                 & (table["M"] == 256)].iloc[0]
     assert row["se"] < 0.2 * row["empirical_se"]
@@ -101,7 +131,7 @@ def test_limit_predictions_closed_forms(weights):
     # tr(W W^T W W^T): sigma^4 (orthogonal), 2 sigma^4 (Marchenko-Pastur)
     assert limit("W1 W1^T W1 W1^T") == pytest.approx(
         s2**2 * (1 if weights == "orthogonal" else 2), rel=1e-12)
-    # H_2 mean: m1(H_2) = qhat_1 + chi_1 qhat_0 (DESIGN.md: m1(l+1) = qhat_l + chi m1(l))
+    # H_2 mean: m1(H_2) = qhat_1 + chi_1 qhat_0 (docs/conventions.md: m1(l+1) = qhat_l + chi m1(l))
     qhat = meanfield.post_activation_moments(spec)
     assert limit("H2") == pytest.approx(qhat[1] + s2 * e[0][2] * qhat[0], rel=1e-10)
     # free (H_2, D_2): tr(H2 D2 H2 D2) by the abab formula from the marginals
@@ -123,13 +153,22 @@ def test_h_limit_moments_against_monte_carlo():
     assert abs(mean - limit) < 4 * se + 3 / 400 * limit
 
 
-def test_results_identical_for_any_n_jobs():
-    words = (fr.StudyWord("W2 D1c W2^T D2c", "x"), fr.StudyWord("H2c D2c H2c D2c", "x"),
-             fr.negative_controls(2)[1])
-    spec = NetworkSpec("relu", "orthogonal", depth=2, width=16, sigma_w=math.sqrt(2))
-    a = fr.run_freeness_study(spec, (16, 24), 3, seed=7, words=words, n_jobs=1)
-    b = fr.run_freeness_study(spec, (24, 16), 3, seed=7, words=words, n_jobs=2)
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+def test_results_identical_for_any_n_jobs_and_width_order(tmp_path):
+    # the default words at depth 2 include the three negative controls (one with the
+    # deterministic permutation weights)
+    net = {"activation": "relu", "depth": 2, "sigma_w": math.sqrt(2)}
+    _, a = freeness_run(tmp_path / "a", network=net, widths=(16, 24), trials=3, seed=7,
+                        n_jobs=1)
+    _, b = freeness_run(tmp_path / "b", network=net, widths=(24, 16), trials=3, seed=7,
+                        n_jobs=2)
+    keys = ["weights", "width", "trial", "word"]
+    ta, tb = tables_of(a), tables_of(b)
+    assert set(ta) == set(tb) == {"freeness", "freeness_check", "freeness_fits"}
+    for name, sort in (("freeness", keys), ("freeness_check", ["ensemble", "M", "word"]),
+                       ("freeness_fits", ["ensemble", "word"])):
+        x = ta[name].sort_values(sort).reset_index(drop=True)
+        y = tb[name].sort_values(sort).reset_index(drop=True)
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
 
 
 def test_trial_values_single_family_word_is_exact():
@@ -158,15 +197,15 @@ def test_fit_decay_verdicts_on_synthetic_cells():
     assert fits.loc["biased", "verdict"] != "free"
 
 
-def test_outputs_written(study, tmp_path):
-    table, fits = study
-    paths = fr.write_freeness_outputs(table, tmp_path / "out", fits)
-    for p in paths.values():
+def test_outputs_written(study):
+    _, _, result = study
+    for p in [*result.tables.values(), *result.plots, result.summary]:
         assert p.exists() and p.stat().st_size > 0
-    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    back = pd.read_parquet(paths["table"])
-    pd.testing.assert_frame_equal(back.reset_index(drop=True), table.reset_index(drop=True),
-                                  check_exact=True)
+    assert result.plots and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                                for p in result.plots)
+    assert {"freeness", "freeness_check", "freeness_fits"} <= set(result.tables)
+    text = result.summary.read_text()
+    assert "**PASS**" in text and text.count("- PASS: ") == 2 * 14
 
 
 def test_bad_inputs():
@@ -178,21 +217,62 @@ def test_bad_inputs():
         fr.StudyWord("D1 Q2", "g")
     with pytest.raises(ValueError, match="depth"):
         fr.default_words(1)
-    with pytest.raises(ValueError, match="widths"):
-        fr.run_freeness_study(SPEC, (32,), 3, seed=0)
-    with pytest.raises(ValueError, match="trials"):
-        fr.run_freeness_study(SPEC, (32, 64), 1, seed=0)
-    with pytest.raises(ValueError, match="ensembles"):
-        fr.run_freeness_study(SPEC, (32, 64), 2, seed=0, ensembles=("haar",))
-    with pytest.raises(ValueError, match="depth 3"):
-        fr.run_freeness_study(SPEC, (32, 64), 2, seed=0, words=[fr.StudyWord("W4", "g")])
+    base = {"network": NETWORK, "experiment": {"studies": ["freeness"]}}
+    with pytest.raises(SpecError, match=r"sweep\.widths.*at least 2 widths"):
+        validate_config({**base, "sweep": {"widths": [32], "trials": 3}})
+    with pytest.raises(SpecError, match=r"sweep\.trials.*>= 2"):
+        validate_config({**base, "sweep": {"widths": [32, 64], "trials": 1}})
+    with pytest.raises(SpecError, match=r"sweep\.axes\.weights\[0\].*haar"):
+        validate_config({**base, "sweep": {"widths": [32, 64], "trials": 2,
+                                           "axes": {"weights": ["haar"]}}})
+    with pytest.raises(SpecError, match=r"experiment\.words.*depth 3"):
+        validate_config({**base, "sweep": {"widths": [32, 64], "trials": 2},
+                         "experiment": {"studies": ["freeness"], "words": ["W4"]}})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(1, 6))
-def test_verdicts_hold_for_other_seeds(seed):
+def test_verdicts_hold_for_other_seeds(seed, tmp_path):
     # a Monte Carlo check must pass for any seed, not only the one CI runs (pytest -m slow)
-    fits = fr.fit_decay(fr.run_freeness_study(SPEC, WIDTHS, TRIALS, seed=seed, n_jobs=2))
+    _, result = freeness_run(tmp_path / "run", seed=seed)
+    fits = tables_of(result)["freeness_fits"]
     expected = np.where(fits["expected"] == "free", "free", "not free")
     assert (fits["verdict"] == expected).all(), fits[fits["verdict"] != expected]
     assert (fits.loc[fits["expected"] == "free", "slope"] < -0.5).all()
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "hard_tanh"])
+def test_dphi_moment_against_quadrature(activation):
+    spec = NetworkSpec(activation, "orthogonal", depth=2, width=8)
+    act = spec.act
+    for q, k in [(0.3, 1), (1.7, 2), (0.9, 4)]:
+        s = math.sqrt(q)
+        ref, _ = integrate.quad(lambda z, s=s, k=k: float(act.dphi(np.array(s * z))) ** k
+                                * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
+                                -12, 12, points=[0.0, -1 / s, 1 / s], limit=400)
+        assert dphi_moment(spec, q, k) == pytest.approx(ref, rel=1e-8, abs=1e-12)
+    with pytest.raises(ValueError, match="kind"):
+        limit_family(spec, "Q", ["Q1"], [1], haar=True)
+
+
+def test_a_limit_prediction_that_raises_is_a_failing_theory_error(tmp_path, monkeypatch):
+    real = fr.limit_prediction
+
+    def broken(spec, sw):
+        if sw.word == "W2 D1c W2^T D2c":
+            raise ZeroDivisionError("injected")
+        return real(spec, sw)
+    monkeypatch.setattr(fr, "limit_prediction", broken)
+    run = validate_config({"network": {"activation": "relu", "depth": 2},
+                           "sweep": {"widths": [16, 24], "trials": 3,
+                                     "axes": {"weights": ["orthogonal", "gaussian"]}},
+                           "experiment": {"studies": ["freeness"], "name": "broken"},
+                           "n_jobs": 1, "progress": False})
+    result = run_experiment(run, tmp_path / "run")
+    fits = pd.read_parquet(result.tables["freeness_fits"])
+    bad = fits[fits["word"] == "W2 D1c W2^T D2c"]
+    assert len(bad) == 2 and (bad["verdict"] == "theory error").all()
+    assert (fits.loc[fits["word"] != "W2 D1c W2^T D2c", "verdict"] != "theory error").all()
+    assert result.failed_checks >= 2
+    text = result.summary.read_text()
+    assert "ZeroDivisionError: injected" in text and "**FAIL**" in text

@@ -11,6 +11,7 @@ from freeness_lab.harness import app
 from freeness_lab.harness.app import config_dir, describe_error, prevalidate, register_resolvers
 from freeness_lab.harness.cells import plan_cells
 from freeness_lab.harness.config import RunConfig, validate_config
+from freeness_lab.theory.predictions import critical_point
 
 
 @pytest.fixture
@@ -33,11 +34,13 @@ def test_default_config_composes_and_validates(composed):
     assert len(plan_cells(run)) == 2 * 2 * len(run.sweep.widths)
 
 
-@pytest.mark.parametrize("experiment", ["default", "spectrum", "freeness", "check"])
+@pytest.mark.parametrize("experiment", ["default", "spectrum", "freeness", "check",
+                                        "collins_hayase2023"])
 @pytest.mark.parametrize("weights", ["orthogonal", "gaussian", "both"])
 def test_every_experiment_preset_validates(composed, experiment, weights):
     run = validate_config(composed(f"experiment={experiment}", f"weights={weights}"))
     assert run.experiment.name == experiment
+    assert run.paths.results == "results"
     ensembles = {s.weights for s in run.variants()}
     assert ensembles == ({"orthogonal", "gaussian"} if weights == "both" else {weights})
 
@@ -48,7 +51,7 @@ def test_check_preset_sweeps_activations(composed):
     assert run.experiment.fail_on_disagreement
 
 
-@pytest.mark.parametrize("group", ["network", "activation", "sweep"])
+@pytest.mark.parametrize("group", ["network", "activation", "sweep", "paths"])
 def test_every_group_option_validates(composed, group):
     for path in sorted((config_dir() / group).glob("*.yaml")):
         validate_config(composed(f"{group}={path.stem}"))
@@ -61,6 +64,30 @@ def test_launcher_configs_compose(composed, launcher):
     assert ("Joblib" if launcher == "parallel" else "submitit") in target
     if launcher == "slurm":
         assert cfg.hydra.launcher.cpus_per_task >= 1
+
+
+def test_q_star_sets_the_critical_point_and_enters_the_identity_only_when_set(composed):
+    run = validate_config(composed("activation=tanh", "network.q_star=0.5"))
+    sw, sb, q0 = critical_point("tanh", 0.5)
+    assert (run.network.sigma_w, run.network.sigma_b, run.network.q0) == (sw, sb, q0)
+    assert {s.sigma_w for s in run.variants()} == {sw}
+    assert run.identity()["network"]["q_star"] == 0.5
+    assert "q_star" not in validate_config(composed()).identity()["network"]
+    fig4 = validate_config(composed("experiment=collins_hayase2023"))
+    assert fig4.network.q_star == 0.5 and fig4.network.sigma_w == sw
+    assert fig4.experiment.studies == ("freeness",)
+    small = validate_config(composed("experiment=collins_hayase2023",
+                                     "sweep=collins_hayase2023_small"))
+    assert small.sweep.widths == (32, 64, 128) and small.sweep.trials == 30
+    message = prevalidate(["activation=relu", "network.q_star=0.5", "network.sigma_b=1"])
+    assert message is None  # relu: sigma_b = 0 at every q*, the given one is replaced
+
+
+def test_paths_results_moves_the_run_folder_and_not_its_hash(composed):
+    a = OmegaConf.select(composed(hydra_cfg=True), "hydra.run.dir")
+    b = OmegaConf.select(composed("paths.results=/scratch/r", hydra_cfg=True), "hydra.run.dir")
+    assert b == "/scratch/r/" + a.removeprefix("results/")
+    assert validate_config(composed("paths.results=/scratch/r")).paths.results == "/scratch/r"
 
 
 def test_run_dir_is_under_results_and_ignores_runtime_fields(composed):
@@ -119,6 +146,14 @@ def test_run_dir_is_under_results_and_ignores_runtime_fields(composed):
     (["experiment.name=.hidden"], "experiment.name"),
     (["network=3"], "network"),
     (["sweep=nope,tiny"], "sweep"),
+    # the critical point at q* and the results root (issue 12, item 5)
+    (["network.q_star=-1"], "network.q_star"),
+    (["network.q_star=abc"], "network.q_star"),
+    (["activation=tanh", "network.q_star=0.5", "sweep.axes.sigma_w=[1,2]"],
+     "sweep.axes.sigma_w"),
+    (["paths.results="], "paths.results"),
+    (["+paths.root=x"], "paths.root"),
+    (["paths=nope"], "paths"),
 ])
 def test_bad_override_gives_one_line_naming_the_field(overrides, field):
     message = prevalidate(overrides)

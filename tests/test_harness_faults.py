@@ -10,8 +10,9 @@ import time
 import pandas as pd
 import pytest
 
-from freeness_lab.harness import app, collect, experiment, storage
+from freeness_lab.harness import app, collect, storage
 from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
+from freeness_lab.harness.studies import spectrum as spectrum_study
 
 SMALL = ["experiment=spectrum", "sweep=tiny", "n_jobs=1", "progress=false",
          "experiment.eigenvalues=false"]
@@ -45,7 +46,7 @@ def test_full_disk_is_one_line_and_the_rerun_completes(tmp_path, monkeypatch, ca
 def test_interrupt_is_one_line_and_keeps_finished_cells(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(experiment, "theory_table", interrupted)
+    monkeypatch.setattr(spectrum_study, "theory_table", interrupted)
     with pytest.raises(SystemExit) as stop:
         app.main([*SMALL, _run_dir(tmp_path)])
     assert stop.value.code == 130
@@ -84,7 +85,7 @@ def test_unexpected_error_is_one_line_with_the_traceback_in_the_run_folder(tmp_p
                                                                           capsys):
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero in a study")
-    monkeypatch.setattr(experiment, "theory_table", bug)
+    monkeypatch.setattr(spectrum_study, "theory_table", bug)
     with pytest.raises(SystemExit) as stop:
         app.main([*SMALL, _run_dir(tmp_path)])
     assert stop.value.code == 1

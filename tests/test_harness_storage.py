@@ -162,51 +162,45 @@ def _half_then_raise(path: Path, data: bytes) -> None:
     raise Injected(f"fault while writing {Path(path).name}")
 
 
-def _fault_table_file(monkeypatch, calls):
-    real = storage._write_parquet
+def _hook(monkeypatch, point, fault):
+    """Set storage's testing hook: ``fault(path)`` at each write's ``point``."""
+    def hook(at, path):
+        if at == point:
+            fault(path)
+    monkeypatch.setattr(storage, "FAULT_HOOK", hook)
 
-    def faulty(path, df, provenance):
+
+def _fault_table_file(monkeypatch, calls):
+    def fault(path):
         calls.append(path)
         if len(calls) == 2:  # the second cell: the first one is finished and must be kept
-            real(path, df, provenance)
             _half_then_raise(path, Path(path).read_bytes())
-        real(path, df, provenance)
-    monkeypatch.setattr(storage, "_write_parquet", faulty)
+    _hook(monkeypatch, "parquet", fault)
 
 
 def _fault_manifest(monkeypatch, calls):
-    real = storage._write_manifest
-
-    def faulty(folder, key, files):
-        calls.append(key)
+    def fault(path):
+        calls.append(path)
         if len(calls) == 2:
-            real(folder, key, files)
-            _half_then_raise(folder / MANIFEST, (folder / MANIFEST).read_bytes())
-        real(folder, key, files)
-    monkeypatch.setattr(storage, "_write_manifest", faulty)
+            _half_then_raise(path, Path(path).read_bytes())
+    _hook(monkeypatch, "manifest", fault)
 
 
 def _fault_before_rename(monkeypatch, calls):
-    real = storage._publish
-
-    def faulty(tmp, final):
-        calls.append(final)
+    def fault(path):
+        calls.append(path)
         if len(calls) == 2:
             raise Injected("fault before the rename")
-        real(tmp, final)
-    monkeypatch.setattr(storage, "_publish", faulty)
+    _hook(monkeypatch, "publish", fault)
 
 
 def _fault_interrupt_in_table(monkeypatch, calls):
-    real = storage._write_parquet
-
-    def faulty(path, df, provenance):
+    def fault(path):
         calls.append(path)
         if len(calls) == 2:
             Path(path).write_bytes(b"PAR1 half")
             raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) in the middle of a write
-        real(path, df, provenance)
-    monkeypatch.setattr(storage, "_write_parquet", faulty)
+    _hook(monkeypatch, "parquet", fault)
 
 
 FAULTS = {"table file half written": _fault_table_file,
@@ -251,10 +245,9 @@ def test_fault_in_table_writer_leaves_old_file_and_no_temporary(tmp_path, monkey
 
     write(1)
     if writer == "write_table":
-        monkeypatch.setattr(storage, "_write_parquet",
-                            lambda p, d, prov: _half_then_raise(p, b"PAR1" * 100))
+        _hook(monkeypatch, "parquet", lambda p: _half_then_raise(p, b"PAR1" * 100))
     else:
-        monkeypatch.setattr(Path, "write_text", lambda p, text: _half_then_raise(p, b"{" * 50))
+        _hook(monkeypatch, "json", lambda p: _half_then_raise(p, b"{" * 50))
     with pytest.raises(Injected):
         write(2)
     monkeypatch.undo()
@@ -266,14 +259,13 @@ def test_concurrent_writers_of_one_table_never_share_a_temporary(tmp_path, monke
     """A writer that starts while another is between its write and its rename (two runs
     re-writing a finished folder's tables at once) must not take the other's temporary."""
     path, df = tmp_path / "t.parquet", pd.DataFrame({"a": [1, 2]})
-    real, nested = storage._write_parquet, []
+    nested = []
 
-    def interleaved(p, d, prov):
-        real(p, d, prov)
+    def interleaved(p):
         if not nested:
             nested.append(p)
-            storage.write_table(path, d, prov)  # the other writer, in between
-    monkeypatch.setattr(storage, "_write_parquet", interleaved)
+            storage.write_table(path, df, {"v": 1})  # the other writer, in between
+    _hook(monkeypatch, "parquet", interleaved)
     storage.write_table(path, df, {"v": 1})
     assert pd.read_parquet(path).equals(df)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

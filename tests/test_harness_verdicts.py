@@ -21,8 +21,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import freeness_lab.simulate.ensembles as ensembles
-from freeness_lab.harness import app, experiment, run_experiment, theory_side, validate_config
+from freeness_lab.harness import app, run_experiment, theory_side, validate_config
 from freeness_lab.harness.compare import compare, verdicts
+from freeness_lab.harness.studies import spectrum as spectrum_study
 from freeness_lab.theory import TheoryUnavailable, limits
 
 
@@ -129,11 +130,11 @@ def test_deliberately_unavailable_theory_fails_only_in_regression_mode(check_cel
 
 
 def test_sampler_without_sign_fix_fails_the_check_suite(tmp_path, monkeypatch):
-    original = ensembles._haar_columns
+    original = ensembles.haar_columns
 
     def plain_qr(*args, **kwargs):
         return original(*args, **{**kwargs, "fix_signs": False})
-    monkeypatch.setattr(ensembles, "_haar_columns", plain_qr)
+    monkeypatch.setattr(ensembles, "haar_columns", plain_qr)
     result = _check_run(tmp_path / "run", "n_jobs=1", "weights=orthogonal",
                         "sweep.axes.activation=[relu]")
     table = pd.read_parquet(result.tables["spectrum_check"])
@@ -158,8 +159,8 @@ def test_density_of_the_plots_is_cut_at_its_time_budget(tmp_path, monkeypatch):
     def slow_density(spec, matrix, x):
         while True:  # a solver that never returns
             time.sleep(0.01)
-    monkeypatch.setattr(experiment, "theory_density", slow_density)
-    monkeypatch.setattr(experiment, "MIN_DENSITY_SECONDS", 0.3)
+    monkeypatch.setattr(spectrum_study, "theory_density", slow_density)
+    monkeypatch.setattr(spectrum_study, "MIN_DENSITY_SECONDS", 0.3)
     run = validate_config({"experiment": {"studies": ["spectrum"]},
                            "sweep": {"widths": [16, 32], "trials": 2}, "n_jobs": 1,
                            "progress": False})

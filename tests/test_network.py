@@ -28,7 +28,7 @@ SQRT2 = 2.0**0.5
 @pytest.fixture(autouse=True)
 def _one_blas_thread():
     """BLAS pinned to one thread: on a shared 2-core machine two OpenBLAS threads competing
-    with other processes ran 10x slower here (DESIGN.md section 4)."""
+    with other processes ran 10x slower here (docs/conventions.md section 4)."""
     with single_blas_thread():
         yield
 
@@ -39,8 +39,8 @@ def _one_blas_thread():
 @pytest.mark.parametrize(("weights", "variance"), [("orthogonal", 3.0), ("gaussian", 6.0)])
 def test_relu_critical_jacobian_mean_and_variance(weights: str, variance: float) -> None:
     """ReLU, sigma_w^2 = 2, sigma_b = 0, q0 = 1, L = 3 at M = 1000: the spectrum of J J^T has
-    mean 1 and variance L = 3 (orthogonal) or 2L = 6 (Gaussian) (DESIGN.md section 2, checks by
-    hand: S-transforms of Bernoulli(1/2) and of sigma_w^2 I resp. Marchenko-Pastur), each
+    mean 1 and variance L = 3 (orthogonal) or 2L = 6 (Gaussian) (docs/conventions.md section 2,
+    checks by hand: S-transforms of Bernoulli(1/2) and of sigma_w^2 I resp. Marchenko-Pastur), each
     within 4 standard errors across trials of the per-trial spectral mean / variance."""
     spec = NetworkSpec("relu", weights, depth=3, width=1000, sigma_w=SQRT2, sigma_b=0.0, q0=1.0)
     spectra = [jacobian_spectrum(spec, gen) for gen in spawn_generators(2024, 12)]
@@ -287,3 +287,21 @@ def test_stored_lists_are_consistent() -> None:
         net.truncated(4)
     zero_bias = sample_network(NetworkSpec("tanh", "gaussian", depth=1, width=5), rng=1)
     assert np.all(zero_bias.biases[0] == 0.0)
+
+
+def test_with_weights_reruns_the_forward_pass_and_permuted_is_a_cyclic_shift():
+    spec = NetworkSpec("tanh", "orthogonal", depth=3, width=12, sigma_w=1.3, sigma_b=0.2)
+    net = sample_network(spec, rng=4)
+    same = net.with_weights(net.weights)
+    for a, b in zip(same.activations + same.derivatives, net.activations + net.derivatives,
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    perm = net.permuted()
+    shift = np.roll(np.eye(12), 1, axis=0)
+    np.testing.assert_array_equal(perm.weights[1], 1.3 * shift)
+    np.testing.assert_array_equal(perm.biases[2], net.biases[2])
+    h1 = 1.3 * shift @ net.activations[0] + net.biases[0]
+    np.testing.assert_allclose(perm.preactivations[0], h1, rtol=1e-15)
+    np.testing.assert_allclose(perm.activations[1], np.tanh(h1), rtol=1e-15)
+    with pytest.raises(ValueError, match="weights"):
+        net.with_weights(net.weights[:2])

@@ -6,9 +6,11 @@ line asks for (each combination of a ``-m`` sweep) through the compose API and v
 key (``+misspelled=1`` included), an unknown group option, an override that does not parse --
 is printed as ONE line naming the field and its allowed values, and the command exits with
 status 2, leaving nothing behind. Then the Hydra app runs: the run folder is
-``results/<experiment>/<hash of the config>`` (so re-running the same command resumes it),
-see ``conf/config.yaml``; a multirun's folder is ``results/<experiment>/multirun-<hash of
-its overrides>`` with one ``<hash of the config>`` subfolder per job.
+``<paths.results>/<experiment>/<hash of the config>`` (so re-running the same command
+resumes it; ``paths.results`` is ``results`` unless ``conf/paths`` or the command line says
+otherwise), see ``conf/config.yaml``; a multirun's folder is
+``<paths.results>/<experiment>/multirun-<hash of its overrides>`` with one
+``<hash of the config>`` subfolder per job.
 
 Exit status: 0; 2 (bad config); 1 when ``experiment.fail_on_disagreement`` is set and a check
 fails (single runs and the sequential launcher), or on an OS fault (read-only folder, full
@@ -26,6 +28,7 @@ import re
 import shutil
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import freeness_lab
 from freeness_lab.harness.config import RUNTIME_FIELDS, validate_config
+from freeness_lab.harness.experiment import run_experiment
 from freeness_lab.harness.locking import RunFolderBusy
 from freeness_lab.harness.storage import CellDamaged
 from freeness_lab.spec import SpecError
@@ -70,7 +74,10 @@ def _hash(obj: Any) -> str:
 def _run_id(*, _root_: DictConfig) -> str:
     """Resolver ``${fl_run_id:}``: hash of the config without hydra and runtime-only fields."""
     keys = [k for k in _root_ if k != "hydra" and k not in RUNTIME_FIELDS]
-    return _hash(OmegaConf.to_container(OmegaConf.masked_copy(_root_, keys), resolve=True))
+    content = OmegaConf.to_container(OmegaConf.masked_copy(_root_, keys), resolve=True)
+    if content.get("network", {}).get("q_star", 0) is None:  # as RunConfig.identity()
+        del content["network"]["q_star"]
+    return _hash(content)
 
 
 def register_resolvers() -> None:
@@ -81,7 +88,7 @@ def register_resolvers() -> None:
 def sweep_dir_override(overrides: list[str]) -> str:
     """``hydra.sweep.dir`` of a multirun: a hash of its overrides, so that re-running the same
     command resumes the same sweep (each job in its ``${fl_run_id:}`` subfolder)."""
-    return (f"hydra.sweep.dir=results/${{experiment.name}}/multirun-"
+    return (f"hydra.sweep.dir=${{paths.results}}/${{experiment.name}}/multirun-"
             f"{_hash(sorted(overrides))}")
 
 
@@ -211,10 +218,6 @@ def _uses_local_parallel_launcher() -> bool:
 
 def _task(cfg: DictConfig) -> None:
     """The Hydra task: validate, run the experiment in Hydra's output folder, report."""
-    from dataclasses import replace
-
-    from freeness_lab.harness.experiment import run_experiment
-
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run = validate_config(cfg)

@@ -7,12 +7,14 @@ Cost model (one trial of a cell at width M and depth L, float64, BLAS on one thr
 
 - memory: the sampled network keeps its L weight matrices, and the Jacobian, H_L and the SVD
   workspace add a few more M x M arrays: ``(L + 6) * 8 M^2`` bytes per worker; the run's
-  tables are assembled in memory (``TABLE_ROW_BYTES`` per row, eigenvalue rows
-  ``2 M`` per spectrum trial), twice over while they are concatenated;
+  tables are assembled in memory (``TABLE_ROW_BYTES`` per row, rows per trial as the study
+  says, e.g. ``2 M`` eigenvalue rows per spectrum trial), twice over while they are
+  concatenated;
 - time: a QR, two products and the H_L update per layer, one SVD and one eigvalsh at the
   end: ``SECONDS_PER_CUBE * M^3 * (L + 1/2)`` seconds per trial (fitted on this project's
   2-core reference machine: within a factor 2 of measured trials for M = 256..1024,
-  L = 3..300); the freeness study evaluates its words on top, counted as twice that.
+  L = 3..300); a study's ``time_factor`` scales it (the freeness study evaluates its words
+  on top, counted as twice that).
 
 Numeric range (mean field, :mod:`freeness_lab.theory.meanfield`): the pre-activation variances
 q^l must stay within ``[Q_MIN, Q_MAX]`` (h^2 and phi(h)^2 representable), and the k-th
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from freeness_lab.spec import NetworkSpec, SpecError
+from freeness_lab.theory import meanfield
 
 #: seconds per M^3 per layer of one spectrum trial (see the module docstring)
 SECONDS_PER_CUBE = 1.0e-9
@@ -114,38 +117,40 @@ def trial_bytes(spec: NetworkSpec) -> float:
     return (spec.depth + 6) * 8.0 * spec.width**2
 
 
-def trial_seconds(spec: NetworkSpec, study: str) -> float:
-    """CPU seconds of one trial of ``study`` (module docstring)."""
-    base = SECONDS_PER_CUBE * spec.width**3 * (spec.depth + 0.5)
-    return base * (2.0 if study == "freeness" else 1.0)
+def trial_seconds(spec: NetworkSpec, time_factor: float = 1.0) -> float:
+    """CPU seconds of one trial: a spectrum trial times ``time_factor`` (module docstring)."""
+    return SECONDS_PER_CUBE * spec.width**3 * (spec.depth + 0.5) * time_factor
 
 
-def estimate(cells: list[tuple[str, NetworkSpec, int]], workers: int, *, eigenvalues: bool,
-             n_moments: int, n_words: int) -> Budget:
-    """Estimated cost of computing ``cells``.
+@dataclass(frozen=True)
+class CellCost:
+    """What the estimate needs of one cell.
 
-    Parameters
+    Attributes
     ----------
-    cells : list of (study, spec, trials)
-        The cells of the run: study name, network at its width M, trials.
-    workers : int
-        Parallel workers (trials run side by side, each with its own network in memory).
-    eigenvalues : bool
-        Whether every eigenvalue is stored (2 M rows per spectrum trial).
-    n_moments : int
-        Moments per matrix (``n_moments + 1`` rows per matrix and spectrum trial).
-    n_words : int
-        Words of the freeness study (one row per trial and word).
+    spec : NetworkSpec
+        The network at its width M.
+    trials : int
+    rows_per_trial : int
+        Table rows one trial adds (the study's ``rows_per_trial``).
+    time_factor : float
+        Cost of a trial relative to a spectrum trial (the study's ``time_factor``).
     """
+
+    spec: NetworkSpec
+    trials: int
+    rows_per_trial: int
+    time_factor: float = 1.0
+
+
+def estimate(cells: list[CellCost], workers: int) -> Budget:
+    """Estimated cost of computing ``cells`` on ``workers`` parallel workers (trials run side
+    by side, each with its own network in memory)."""
     rows = cpu = largest = 0.0
-    for study, spec, trials in cells:
-        if study == "spectrum":
-            per_trial = 2 * (n_moments + 1) + (2 * spec.width if eigenvalues else 0)
-        else:
-            per_trial = n_words
-        rows += trials * per_trial
-        cpu += trials * trial_seconds(spec, study)
-        largest = max(largest, trial_bytes(spec))
+    for c in cells:
+        rows += c.trials * c.rows_per_trial
+        cpu += c.trials * trial_seconds(c.spec, c.time_factor)
+        largest = max(largest, trial_bytes(c.spec))
     tables = 2.0 * rows * TABLE_ROW_BYTES
     return Budget(peak_bytes=workers * largest + tables, table_bytes=tables, cpu_seconds=cpu,
                   wall_seconds=cpu / max(1, workers), workers=workers)
@@ -188,8 +193,6 @@ def check_numeric_range(spec: NetworkSpec, n_moments: int, field: str) -> None:
     SpecError
         Naming ``field`` (e.g. ``network.sigma_w``), the offending quantity and the range.
     """
-    from freeness_lab.theory import meanfield
-
     def refuse(what: str) -> SpecError:
         return SpecError(field, f"{what} for {_describe(spec)}; choose sigma_w, sigma_b, q0 "
                          f"or depth that keep the mean field within float64")

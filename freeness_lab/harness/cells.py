@@ -2,9 +2,9 @@
 
 A *cell* is one study on one network spec at one width M, with its trials. Its random
 numbers come from ``numpy.random.SeedSequence(entropy, spawn_key=cell_words + (trial,))``
-(``DESIGN.md`` section 4): ``cell_words`` are four 32-bit words of the SHA-256 of the cell's
-identity (study + every field of the spec), never of its position in the sweep, so a trial
-draws the same numbers whatever the order of the cells, the number of workers, or the other
+(``docs/conventions.md`` section 4): ``cell_words`` are four 32-bit words of the SHA-256 of
+the cell's identity (study + every field of the spec), never of its position in the sweep, so
+a trial draws the same numbers whatever the order of the cells, the number of workers, or the other
 cells of the run. Each row of a table stores its spawn key, and
 :func:`freeness_lab.rng.generator_for` regenerates any single trial.
 
@@ -15,23 +15,18 @@ and the study parameters: it names the cell's file, so a re-run finds finished c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.config import RunConfig
+from freeness_lab.harness.schema import RunConfig
+from freeness_lab.harness.studies import STUDIES
+from freeness_lab.rng import content_digest, content_seed, content_words
 from freeness_lab.spec import NetworkSpec
 
 #: bump when the content of cell files changes meaning (invalidates finished cells)
 CELL_FORMAT = 1
-
-
-def _digest(obj: Any) -> bytes:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
-    return hashlib.sha256(text.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,7 @@ class Cell:
     Attributes
     ----------
     study : str
-        ``"spectrum"`` or ``"freeness"``.
+        A registered study (:data:`freeness_lab.harness.studies.STUDIES`).
     spec : NetworkSpec
         The network, width M included.
     trials : int
@@ -65,23 +60,23 @@ class Cell:
     @property
     def cell_words(self) -> tuple[int, ...]:
         """Four 32-bit words of SHA-256(identity): the cell's part of every spawn key."""
-        d = _digest(self.identity())
-        return tuple(int.from_bytes(d[4 * i:4 * i + 4], "little") for i in range(4))
+        return content_words(self.identity())
 
     def spawn_key(self, trial: int) -> tuple[int, ...]:
         """Spawn key of one trial: ``cell_words + (trial,)``."""
         return (*self.cell_words, trial)
 
     def seed_sequence(self, trial: int) -> np.random.SeedSequence:
-        """The SeedSequence child of the root entropy for this (cell, trial)."""
-        return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key(trial))
+        """The SeedSequence child of the root entropy for this (cell, trial)
+        (:func:`freeness_lab.rng.content_seed`)."""
+        return content_seed(self.entropy, self.identity(), trial)
 
     @property
     def key(self) -> str:
         """Content hash naming the cell's file (identity, entropy, trials, params, format)."""
         content = {**self.identity(), "entropy": self.entropy, "trials": self.trials,
                    "params": [list(p) for p in self.params], "format": CELL_FORMAT}
-        return f"{self.study}-{_digest(content).hex()[:20]}"
+        return f"{self.study}-{content_digest(content).hex()[:20]}"
 
     def label(self) -> dict[str, Any]:
         """Columns identifying the cell in the tidy tables."""
@@ -91,15 +86,6 @@ class Cell:
                 "sigma_b": s.sigma_b, "q0": s.q0}
 
 
-def study_params(run: RunConfig, study: str) -> tuple[tuple[str, Any], ...]:
-    """The experiment parameters a study's numbers depend on."""
-    e = run.experiment
-    if study == "spectrum":
-        return (("moments", e.moments), ("eigenvalues", e.eigenvalues),
-                ("fim_include_bias", e.fim_include_bias))
-    return (("words", None if e.words is None else list(e.words)),)
-
-
 def plan_cells(run: RunConfig) -> list[Cell]:
     """Every cell of a run: studies x network variants x widths, in config order.
 
@@ -107,7 +93,7 @@ def plan_cells(run: RunConfig) -> list[Cell]:
     """
     cells = []
     for study in run.experiment.studies:
-        params = study_params(run, study)
+        params = STUDIES[study].params(run.experiment)
         for variant in run.variants():
             for width in run.sweep.widths:
                 cells.append(Cell(study, variant.with_width(width), run.sweep.trials, params,

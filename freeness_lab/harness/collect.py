@@ -24,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from freeness_lab.harness.storage import CELLS_DIR, read_provenance
+from freeness_lab.harness.studies import STUDIES
 
-#: tables a run may write
-TABLES: tuple[str, ...] = ("spectrum", "eigenvalues", "theory", "spectrum_check", "freeness",
-                           "freeness_check", "freeness_fits")
+#: tables a run may write: every registered study's per-trial and report tables
+TABLES: tuple[str, ...] = tuple(name for s in STUDIES.values()
+                                for name in (*s.tables, *s.report_tables))
 
 
 def find_tables(dirs: Iterable[Path | str], table: str) -> list[Path]:

@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from freeness_lab.harness.stats import grouped_mean_se
+
 #: columns naming a network variant (everything in a cell's label but the width)
 VARIANT_COLUMNS: list[str] = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0"]
 #: slope of log|defect| vs log M at or below which a shrinking defect counts as converging
@@ -50,11 +52,7 @@ def failing(verdict: pd.Series, strict: bool) -> pd.Series:
 
 def aggregate_trials(spectrum: pd.DataFrame) -> pd.DataFrame:
     """Mean, SE and trial count per variant x width x matrix x quantity."""
-    keys = [*VARIANT_COLUMNS, "width", "matrix", "quantity"]
-    g = spectrum.groupby(keys, sort=False)["value"]
-    out = g.agg(mean="mean", sd="std", trials="count").reset_index()
-    out["se"] = out.pop("sd") / np.sqrt(out["trials"])
-    return out
+    return grouped_mean_se(spectrum, [*VARIANT_COLUMNS, "width", "matrix", "quantity"], "value")
 
 
 def compare(spectrum: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:

@@ -1,169 +1,57 @@
 """Structured configuration of a harness run, validated field by field before any work.
 
 The Hydra config tree (``conf/`` at the repository top level) composes into a plain
-``DictConfig``; :func:`validate_config` checks it against the dataclasses below and returns a
+``DictConfig``; :func:`validate_config` checks it against the schema's dataclasses and returns a
 frozen :class:`RunConfig`. Every problem is reported as one :class:`~freeness_lab.SpecError`
 naming the dotted field (``network.depth``, ``sweep.widths[1]``, ``experiment.studies``...) and
 its allowed values. Network fields are checked by building :class:`~freeness_lab.NetworkSpec`
 for every cell of the sweep, so the rules live in one place (``freeness_lab/spec.py``).
 
-Hydra accepts ``+misspelled=1`` silently (``DESIGN.md`` section 5), so unknown keys are found
-here by walking the resolved config against the dataclass schema.
+Hydra accepts ``+misspelled=1`` silently (``docs/conventions.md`` section 5), so unknown keys
+are found here by walking the resolved config against the dataclass schema
+(:mod:`freeness_lab.harness.schema`, re-exported here). Study-specific rules come from each
+registered study (:data:`freeness_lab.harness.studies.STUDIES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from freeness_lab.harness import budget
+from freeness_lab.harness.schema import (
+    AXIS_FIELDS,
+    DEFAULT_STUDIES,
+    MAX_DEPTH,
+    MAX_MOMENTS,
+    MAX_SEED,
+    MIN_TRIALS,
+    RUNTIME_FIELDS,
+    ExperimentConfig,
+    NetworkConfig,
+    PathsConfig,
+    RunConfig,
+    SweepConfig,
+)
+from freeness_lab.harness.studies import STUDIES
 from freeness_lab.spec import NetworkSpec, SpecError
+from freeness_lab.theory.predictions import critical_point
 
-#: studies a run may contain (``experiment.studies``)
-STUDIES: tuple[str, ...] = ("spectrum", "freeness")
-#: network fields that ``sweep.axes`` may vary inside one run (the width has ``sweep.widths``)
-AXIS_FIELDS: tuple[str, ...] = ("activation", "weights", "depth", "sigma_w", "sigma_b", "q0")
-#: deepest network a run accepts: the mean field, the series moments and the Newton solver are
-#: linear in depth, and a trial keeps its L weight matrices (``harness.budget``)
-MAX_DEPTH = 10_000
-#: most spectral moments per matrix: m_k^(1/k) tends to the top of the support, so higher
-#: moments measure a handful of top eigenvalues (an SE that no longer means anything) and
-#: leave the float64 range within a few hundred orders
-MAX_MOMENTS = 16
-#: seeds are stored in the int64 ``seed`` column of every table
-MAX_SEED = 2**63 - 1
-#: every study needs a standard error, hence at least this many trials per cell
-MIN_TRIALS = 2
+#: network fields that ``network.q_star`` sets (the critical point) and sweeps may not vary;
+#: the activation may be swept only without q_star, since its critical point differs
+CRITICAL_FIELDS: tuple[str, ...] = ("activation", "sigma_w", "sigma_b", "q0")
 
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """The base network of a run (a square :class:`~freeness_lab.NetworkSpec` minus its width)."""
-
-    activation: str = "relu"
-    weights: str = "orthogonal"
-    depth: int = 3
-    sigma_w: float = math.sqrt(2.0)
-    sigma_b: float = 0.0
-    q0: float = 1.0
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The cells of a run: the product of ``axes`` (network fields) and ``widths`` (M).
-
-    Attributes
-    ----------
-    widths : tuple of int
-        Widths M, one cell per width and network variant.
-    trials : int
-        Independent networks per cell.
-    axes : dict of str to tuple
-        Network fields varied inside the run, e.g. ``{"weights": ("orthogonal", "gaussian")}``;
-        each value replaces the field of :class:`NetworkConfig`. In the YAML every field of
-        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept".
-    """
-
-    widths: tuple[int, ...] = (64, 128, 256)
-    trials: int = 8
-    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """What each cell computes and how the run is judged.
-
-    Attributes
-    ----------
-    name : str
-        Label of the experiment (names the results folder).
-    studies : tuple of str
-        Subset of :data:`STUDIES`: ``spectrum`` (moments and eigenvalues of J J^T and H_L vs
-        the free-probability limit laws) and ``freeness`` (mixed-moment defects vs M).
-    moments : int
-        Number of spectral moments m_1..m_n recorded per matrix and trial.
-    eigenvalues : bool
-        Also store every eigenvalue (needed for the histograms).
-    fim_include_bias : bool
-        Bias parameters in theta for H_L (an O(1/M) term the limit law does not have).
-    words : tuple of str or None
-        Words of the freeness study; ``None``: its default set.
-    z_max : float
-        A Monte Carlo mean agrees with theory when within ``z_max`` standard errors.
-    fail_on_disagreement : bool
-        Exit non-zero when a check disagrees (regression-suite mode).
-    """
-
-    name: str = "default"
-    studies: tuple[str, ...] = STUDIES
-    moments: int = 4
-    eigenvalues: bool = True
-    fim_include_bias: bool = False
-    words: tuple[str, ...] | None = None
-    z_max: float = 4.0
-    fail_on_disagreement: bool = False
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """A validated harness run.
-
-    Attributes
-    ----------
-    seed : int
-        Root entropy of the run's ``numpy.random.SeedSequence``.
-    n_jobs : int
-        joblib workers for the (cell, trial) tasks; -1 uses every core. Runtime-only: it does
-        not change any number.
-    progress : bool
-        Show a progress bar (runtime-only).
-    max_new_cells : int or None
-        Stop after computing this many new cells (a budget for time-limited jobs; re-run to
-        continue). Runtime-only.
-    force : bool
-        Run even when the estimated memory or time (:mod:`freeness_lab.harness.budget`)
-        exceeds this machine's limits. Runtime-only.
-    """
-
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    seed: int = 0
-    n_jobs: int = -1
-    progress: bool = True
-    max_new_cells: int | None = None
-    force: bool = False
-
-    def variants(self) -> list[NetworkSpec]:
-        """The network variants of the sweep (product of ``sweep.axes``), width 1 placeholder."""
-        base = dataclasses.asdict(self.network)
-        names = list(self.sweep.axes)
-        specs = []
-        for values in itertools.product(*(self.sweep.axes[n] for n in names)):
-            specs.append(NetworkSpec(**{**base, **dict(zip(names, values, strict=True))},
-                                     width=1))
-        return specs
-
-    def identity(self) -> dict[str, Any]:
-        """Everything that determines the run's numbers (not ``n_jobs``, ``progress``...)."""
-        return {"network": dataclasses.asdict(self.network),
-                "sweep": dataclasses.asdict(self.sweep),
-                "experiment": dataclasses.asdict(self.experiment),
-                "seed": self.seed}
-
-
-#: fields that change how a run executes, never what it computes
-RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells", "force")
+__all__ = ["AXIS_FIELDS", "DEFAULT_STUDIES", "MAX_DEPTH", "MAX_MOMENTS", "MAX_SEED",
+           "MIN_TRIALS", "RUNTIME_FIELDS", "ExperimentConfig", "NetworkConfig", "PathsConfig",
+           "RunConfig", "SweepConfig", "validate_config", "workers"]
 
 _SECTIONS: dict[str, type] = {"network": NetworkConfig, "sweep": SweepConfig,
-                              "experiment": ExperimentConfig}
+                              "experiment": ExperimentConfig, "paths": PathsConfig}
 
 
 def _allowed(names: object) -> str:
@@ -205,15 +93,38 @@ def _seq(name: str, value: object) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _q_star(values: dict[str, Any]) -> float | None:
+    """``network.q_star``, checked; sets sigma_w, sigma_b, q0 of ``values`` to the critical
+    point of the activation at q* (:func:`~freeness_lab.theory.predictions.critical_point`)."""
+    q_star = values.pop("q_star")
+    if q_star is None:
+        return None
+    if (isinstance(q_star, bool) or not isinstance(q_star, Real)
+            or not 0 < q_star < math.inf):
+        raise SpecError("network.q_star", f"must be null or a finite number > 0 (the fixed "
+                        f"point q* of the critical network), got {q_star!r}")
+    try:
+        NetworkSpec(**values, width=1)  # the activation first: it names its own field
+        sw, sb, q0 = critical_point(values["activation"], float(q_star))
+    except SpecError as err:
+        raise SpecError(f"network.{err.field}", str(err).split(": ", 1)[1]) from None
+    except (ValueError, ArithmeticError) as err:
+        raise SpecError("network.q_star", f"{str(err).split(': ', 1)[-1]}; allowed: null or "
+                        f"a q* > 0 at which {values['activation']} has a critical point") from None
+    values.update(sigma_w=sw, sigma_b=sb, q0=q0)
+    return float(q_star)
+
+
 def _network(node: Mapping[str, Any]) -> NetworkConfig:
     _check_keys(node, NetworkConfig, "network.")
     values = {**dataclasses.asdict(NetworkConfig()), **node}
+    q_star = _q_star(values)
     try:
         spec = NetworkSpec(**values, width=1)
     except SpecError as err:
         raise SpecError(f"network.{err.field}", str(err).split(": ", 1)[1]) from None
     _int("network.depth", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
-    return NetworkConfig(**{k: getattr(spec, k) for k in values})
+    return NetworkConfig(**{k: getattr(spec, k) for k in values}, q_star=q_star)
 
 
 def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
@@ -232,13 +143,17 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
         raise SpecError("sweep.axes", f"must be a mapping of network field to a list of "
                         f"values, got {raw_axes!r}")
     axes: dict[str, tuple[Any, ...]] = {}
-    base = dataclasses.asdict(network)
+    base = network.spec_fields()
     for name, values in raw_axes.items():
         if values is None:  # a null axis is not swept
             continue
         if name not in AXIS_FIELDS:
             raise SpecError(f"sweep.axes.{name}", f"unknown axis; allowed: {_allowed(AXIS_FIELDS)}"
                             f" (widths go in sweep.widths)")
+        if network.q_star is not None and name in CRITICAL_FIELDS:
+            raise SpecError(f"sweep.axes.{name}", f"cannot be swept with network.q_star set (it "
+                            f"fixes {', '.join(CRITICAL_FIELDS)}); allowed axes: "
+                            f"{_allowed(f for f in AXIS_FIELDS if f not in CRITICAL_FIELDS)}")
         checked = []
         for i, v in enumerate(_seq(f"sweep.axes.{name}", values)):
             try:
@@ -252,6 +167,15 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
             raise SpecError(f"sweep.axes.{name}", f"must not repeat a value, got {checked}")
         axes[name] = tuple(checked)
     return SweepConfig(widths=widths, trials=trials, axes=axes)
+
+
+def _paths(node: Mapping[str, Any]) -> PathsConfig:
+    _check_keys(node, PathsConfig, "paths.")
+    results = node.get("results", PathsConfig.results)
+    if not isinstance(results, str) or not results.strip():
+        raise SpecError("paths.results", f"must be a non-empty folder name or path (the "
+                        f"results root), got {results!r}")
+    return PathsConfig(results=results)
 
 
 def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
@@ -332,12 +256,13 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     max_new = node.get("max_new_cells", None)
     if max_new is not None:
         max_new = _int("max_new_cells", max_new, 1)
-    run = RunConfig(network=network, sweep=sweep, experiment=experiment, seed=seed,
+    run = RunConfig(network=network, sweep=sweep, experiment=experiment,
+                    paths=_paths(node.get("paths", {})), seed=seed,
                     n_jobs=min(int(n_jobs), budget.available_cores()),
                     progress=_bool("progress", node.get("progress", True)),
                     max_new_cells=max_new, force=_bool("force", node.get("force", False)))
-    if "freeness" in experiment.studies:
-        _check_freeness(run)
+    for name in experiment.studies:
+        STUDIES[name].validate(run)
     _check_numeric_range(run)
     if not run.force:
         _check_budget(run)
@@ -351,7 +276,7 @@ def workers(run: RunConfig) -> int:
 
 def _check_numeric_range(run: RunConfig) -> None:
     """Every variant's mean-field variances and moments stay in float64 (``harness.budget``)."""
-    n = run.experiment.moments if "spectrum" in run.experiment.studies else 1
+    n = max(STUDIES[s].range_moments(run.experiment) for s in run.experiment.studies)
     for spec in run.variants():
         swept = [f for f in ("sigma_w", "depth") if f in run.sweep.axes]
         field = f"sweep.axes.{swept[0]}" if swept else "network.sigma_w"
@@ -362,32 +287,17 @@ def _check_numeric_range(run: RunConfig) -> None:
 
 def _check_budget(run: RunConfig) -> None:
     """Refuse a run whose estimated memory or time exceeds this machine's limits."""
-    from freeness_lab.harness.freeness_study import study_words
-
     e = run.experiment
-    n_words = max((len(study_words(s.depth, e.words)) for s in run.variants()), default=0) \
-        if "freeness" in e.studies else 0
-    cells = [(study, spec.with_width(m), run.sweep.trials) for study in e.studies
-             for spec in run.variants() for m in run.sweep.widths]
-    estimate = budget.estimate(cells, workers(run), eigenvalues=e.eigenvalues,
-                               n_moments=e.moments, n_words=n_words)
+    cells = []
+    for name in e.studies:
+        study = STUDIES[name]
+        for spec in run.variants():
+            for m in run.sweep.widths:
+                cell_spec = spec.with_width(m)
+                cells.append(budget.CellCost(cell_spec, run.sweep.trials,
+                                             study.rows_per_trial(cell_spec, e),
+                                             study.time_factor))
+    estimate = budget.estimate(cells, workers(run))
     dominant = "network.depth" if max(s.depth for s in run.variants()) > max(
         run.sweep.widths) else "sweep.widths"
     budget.check_budget(estimate, dominant_field=dominant)
-
-
-def _check_freeness(run: RunConfig) -> None:
-    """The freeness study needs two widths, two trials and words valid at every depth."""
-    from freeness_lab.harness.freeness_study import study_words
-
-    if len(run.sweep.widths) < 2:
-        raise SpecError("sweep.widths", "the freeness study fits a decay in M: give at least "
-                        "2 widths")
-    if run.sweep.trials < 2:
-        raise SpecError("sweep.trials", "the freeness study needs >= 2 trials (standard errors)")
-    for spec in run.variants():
-        try:
-            study_words(spec.depth, run.experiment.words)
-        except ValueError as err:
-            field = "experiment.words" if run.experiment.words else "network.depth"
-            raise SpecError(field, f"{err} (depth {spec.depth})") from None

@@ -1,7 +1,8 @@
 """Run a validated experiment into an output directory: cells, tables, plots, summary.
 
 This is the library entry point behind the Hydra app; it takes the output directory as an
-argument (Hydra's runtime config is unset under the compose API, ``DESIGN.md`` section 5)::
+argument (Hydra's runtime config is unset under the compose API, ``docs/conventions.md``
+section 5)::
 
     >>> from freeness_lab.harness import run_experiment, validate_config
     >>> run = validate_config({"sweep": {"widths": [32, 64], "trials": 2}})
@@ -17,8 +18,8 @@ Outputs in ``out_dir`` (tables are tidy parquet, provenance in the schema metada
 ``freeness.parquet``        one row per cell x trial x word: trace and paired free prediction
 ``freeness_check.parquet``  per variant x word x ensemble x M: defect, SE, z (freeness module)
 ``freeness_fits.parquet``   per variant x word x ensemble: decay slope in M and verdict
-``plots/*.png``             histograms over densities; freeness defects vs M
-``summary.md``              verdict of each check
+``plots/*.png``             histograms over densities; freeness defects vs M, all words
+``summary.md``              each study's section: verdicts, PASS/FAIL claims
 ``metadata.json``           resolved config, seeds, versions, git state, cell counts
 ==========================  ==============================================================
 """
@@ -32,29 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from freeness_lab.harness import storage
 from freeness_lab.harness.cells import CELL_FORMAT, Cell, plan_cells
-from freeness_lab.harness.compare import VARIANT_COLUMNS, compare, verdicts
-from freeness_lab.harness.config import RunConfig
-from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
-from freeness_lab.harness.freeness_study import freeness_report
 from freeness_lab.harness.locking import run_folder_lock
-from freeness_lab.harness.plots import spectrum_histogram
 from freeness_lab.harness.provenance import git_state, package_versions
 from freeness_lab.harness.runner import RunStats, run_cells
-from freeness_lab.harness.spectrum import MATRICES
+from freeness_lab.harness.schema import RunConfig
+from freeness_lab.harness.studies import STUDIES, ReportInput
 from freeness_lab.harness.summary import write_summary
-from freeness_lab.harness.theory_side import stage, theory_density, theory_table
 from freeness_lab.harness.workers import sigterm_as_interrupt
-
-#: points of the theory density drawn under each histogram
-DENSITY_POINTS = 400
-#: each density drawn under a histogram may take the cells' computing time divided by the
-#: number of plots, and at least this long (then the plot says it was cut short)
-MIN_DENSITY_SECONDS = 15.0
 
 
 @dataclass
@@ -100,49 +89,6 @@ def _assemble(out_dir: Path, cells: list[Cell]) -> dict[str, pd.DataFrame]:
         for name, df in storage.read_cell(out_dir, cell.key).items():
             parts.setdefault(name, []).append(df)
     return {name: pd.concat(dfs, ignore_index=True) for name, dfs in parts.items()}
-
-
-def _slug(spec: Any) -> str:
-    return (f"{spec.activation}-{spec.weights}-L{spec.depth}-sw{spec.sigma_w:.4g}"
-            f"-sb{spec.sigma_b:g}-q{spec.q0:g}").replace("(", "").replace(")", "")
-
-
-def _spectrum_plots(run: RunConfig, eigs: pd.DataFrame, raw: dict, plot_dir: Path,
-                    cells_seconds: float) -> tuple[list[Path], list[str]]:
-    """Histograms over the theory densities; returns the plots and the theory errors.
-
-    Each density gets ``max(MIN_DENSITY_SECONDS, cells_seconds / number of plots)`` of wall
-    time (:func:`~freeness_lab.harness.deadline.time_limit`): past it the plot is drawn
-    without the curve and says so, so that drawing stays proportionate to computing.
-    """
-    width = max(run.sweep.widths)
-    jobs = [(i, spec, matrix) for i, spec in enumerate(run.variants()) for matrix in MATRICES]
-    seconds = max(MIN_DENSITY_SECONDS, cells_seconds / max(1, len(jobs)))
-    paths, errors = [], []
-    for i, spec, matrix in stage(jobs, "plots", run.progress):
-        label = {c: getattr(spec, c) for c in VARIANT_COLUMNS}
-        sel = eigs[(eigs["width"] == width)
-                   & np.logical_and.reduce([eigs[c] == v for c, v in label.items()])]
-        values = sel.loc[sel["matrix"] == matrix, "value"].to_numpy()
-        if values.size == 0:
-            continue
-        lo, hi = float(values.min()), float(np.quantile(values, 0.995))
-        x = np.linspace(lo, hi, DENSITY_POINTS)
-        title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
-                 f"sigma_w={spec.sigma_w:.4g}, sigma_b={spec.sigma_b:g}, M={width}")
-        try:
-            with time_limit(seconds):
-                f, note, status = theory_density(spec.with_width(width), matrix, x)
-        except TimeLimitExceeded:
-            f, note, status = None, f"density not drawn: it took over {seconds:.3g} s", "ok"
-        if status == "error":
-            errors.append(f"{title}: {note}")
-        theory = raw[(i, matrix)]
-        path = plot_dir / f"spectrum_{matrix}_{_slug(spec)}.png"
-        paths.append(spectrum_histogram(values, path, title=title,
-                                        density=None if f is None else (x, f),
-                                        atoms=theory.atoms, note=note or theory.note))
-    return paths, errors
 
 
 def run_experiment(run: RunConfig, out_dir: Path | str, *,
@@ -194,31 +140,21 @@ def run_experiment(run: RunConfig, out_dir: Path | str, *,
         tables = _assemble(out_dir, cells)
         plot_dir = out_dir / "plots"
         plot_dir.mkdir(exist_ok=True)
-        spectrum_verdicts = freeness_verdicts = None
-        theory_errors: list[str] = []
-        if "spectrum" in tables:
-            theory, raw = theory_table(run.variants(), MATRICES, run.experiment.moments,
-                                       progress=run.progress)
-            check = compare(tables["spectrum"], theory)
-            tables["theory"], tables["spectrum_check"] = theory, check
-            spectrum_verdicts = verdicts(check, run.experiment.z_max)
-            spectrum_verdicts.attrs["notes"] = sorted({r.note for r in raw.values() if r.note})
-            if "eigenvalues" in tables:
-                plots, theory_errors = _spectrum_plots(run, tables["eigenvalues"], raw, plot_dir,
-                                                       cells_seconds)
-                result.plots += plots
-        if "freeness" in tables:
-            extra, freeness_verdicts, paths = freeness_report(tables["freeness"], plot_dir)
-            tables.update(extra)
-            result.plots += paths
+        reports = []
+        for name in run.experiment.studies:
+            report = STUDIES[name].report(ReportInput(run=run, tables=dict(tables),
+                                                      plot_dir=plot_dir,
+                                                      cells_seconds=cells_seconds))
+            tables.update(report.tables)
+            result.plots += report.plots
+            reports.append(report)
         for name, df in tables.items():
             path = out_dir / f"{name}.parquet"
             storage.write_table(path, df, prov)
             result.tables[name] = path
         result.summary, result.failed_checks = write_summary(
             out_dir / "summary.md", run=run, stats=stats, tables=result.tables, plots=result.plots,
-            spectrum_verdicts=spectrum_verdicts, freeness_verdicts=freeness_verdicts,
-            theory_errors=theory_errors)
+            reports=reports)
         meta["finished"] = dt.datetime.now(dt.UTC).isoformat()
         meta["failed_checks"] = result.failed_checks
         storage.write_json(out_dir / "metadata.json", meta)

@@ -1,15 +1,9 @@
 """Shared helpers of the paper-figure experiments (``experiments/fig*/run.py``).
 
-Statistics (each with the formula it implements):
-
-- :func:`linear_fit`: (weighted) least squares y = a + b x with standard errors; the
-  covariance (X^T W X)^-1 is scaled by max(1, chi^2 / dof) (Birge ratio) so that a fit worse
-  than its stated errors widens the SEs instead of hiding the misfit.
-- :func:`correlation`: Pearson or Spearman correlation with a confidence interval by Fisher's
-  z-transform, atanh(r) +- z_{1-alpha/2} s, s = 1 / sqrt(n - 3) (Pearson) or
-  sqrt(1.06 / (n - 3)) (Spearman; Fieller, Hartley & Pearson, Biometrika 44, 1957).
-- :func:`sup_cdf_distance`: sup_x |F(x) - G(x)| on a grid (Kolmogorov distance).
-- :func:`empirical_cdf`: the right-continuous empirical cdf of a sample.
+The statistics the figures use (least squares, correlations with Fisher-z intervals,
+empirical cdfs and Kolmogorov distances) are those of :mod:`freeness_lab.harness.stats`,
+re-exported here for the figure scripts, as is
+:func:`freeness_lab.theory.predictions.critical_point`.
 
 Output: one folder per run, ``results/<figure>/<run>/`` (:func:`output_dir`), holding the
 PNGs, the CSVs behind them (:func:`write_csv`), ``metadata.json`` (config, git state,
@@ -20,7 +14,6 @@ claim (:func:`write_summary`). Files are written atomically (temporary name, the
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,11 +22,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from freeness_lab.harness.provenance import git_state, package_versions
+from freeness_lab.harness.stats import (
+    Correlation,
+    LinearFit,
+    correlation,
+    empirical_cdf,
+    linear_fit,
+    sup_cdf_distance,
+    weighted_lstsq,
+)
 from freeness_lab.harness.storage import write_json
-from freeness_lab.theory import meanfield
+from freeness_lab.theory.predictions import critical_point
 
 __all__ = ["Check", "Correlation", "LinearFit", "check_config_keys", "correlation",
            "critical_point", "run_figure", "run_seeds", "spectrum_panel",
@@ -63,129 +64,6 @@ class Check:
     def line(self) -> str:
         """``PASS: name -- detail`` (or ``FAIL``)."""
         return f"{'PASS' if self.passed else 'FAIL'}: {self.name} -- {self.detail}"
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    """y = intercept + slope x, with standard errors (:func:`linear_fit`)."""
-
-    intercept: float
-    slope: float
-    intercept_se: float
-    slope_se: float
-    chi2_dof: float
-
-
-def weighted_lstsq(design: np.ndarray, y: Sequence[float],
-                   se: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Least squares y ~ design @ beta, weighted by 1 / se^2 when ``se`` is given.
-
-    beta = (X^T W X)^-1 X^T W y; Cov(beta) = (X^T W X)^-1 times max(1, chi^2 / dof)
-    (weighted; Birge ratio) or times the residual variance chi^2 / dof (unweighted, W = I).
-
-    Returns
-    -------
-    (beta, se_beta, chi2_dof)
-
-    Raises
-    ------
-    ValueError
-        With no degree of freedom left, or non-positive ``se``.
-    """
-    design = np.asarray(design, float)
-    y = np.asarray(y, float)
-    n, k = design.shape
-    if y.shape != (n,) or n <= k:
-        raise ValueError(f"y: need more points than parameters ({k}), got {y.shape}")
-    if se is None:
-        w = np.ones(n)
-    else:
-        s = np.asarray(se, float)
-        if s.shape != (n,) or not np.all(s > 0):
-            raise ValueError("se: must be positive, one per point")
-        w = 1.0 / s**2
-    cov = np.linalg.inv(design.T @ (w[:, None] * design))
-    beta = cov @ (design.T @ (w * y))
-    chi2_dof = float(np.sum(w * (y - design @ beta) ** 2)) / (n - k)
-    cov = cov * (chi2_dof if se is None else max(1.0, chi2_dof))
-    return beta, np.sqrt(np.diag(cov)), chi2_dof
-
-
-def linear_fit(x: Sequence[float], y: Sequence[float],
-               se: Sequence[float] | None = None) -> LinearFit:
-    """Least-squares line y = a + b x through (x, y) (:func:`weighted_lstsq`, X = [1, x]).
-
-    Raises
-    ------
-    ValueError
-        With fewer than three points (no standard error), or non-positive ``se``.
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 3:
-        raise ValueError(f"x, y: need two 1-D arrays of equal length >= 3, got {x.shape} and "
-                         f"{y.shape}")
-    beta, err, chi2_dof = weighted_lstsq(np.column_stack([np.ones_like(x), x]), y, se)
-    return LinearFit(float(beta[0]), float(beta[1]), float(err[0]), float(err[1]), chi2_dof)
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """A correlation coefficient with its confidence interval (:func:`correlation`)."""
-
-    method: str
-    r: float
-    low: float
-    high: float
-    n: int
-    p_value: float
-    level: float
-
-    def __str__(self) -> str:
-        return (f"{self.method} r = {self.r:+.3f}, {100 * self.level:.0f}% CI "
-                f"[{self.low:+.3f}, {self.high:+.3f}], n = {self.n}, p = {self.p_value:.2g}")
-
-
-def correlation(x: Sequence[float], y: Sequence[float], *, method: str = "pearson",
-                level: float = 0.95) -> Correlation:
-    """Pearson or Spearman correlation of (x, y) with a Fisher-z confidence interval.
-
-    CI = tanh(atanh(r) +- z_{(1+level)/2} s), s = 1/sqrt(n-3) for Pearson and
-    sqrt(1.06/(n-3)) for Spearman (Fieller, Hartley & Pearson 1957). Non-finite pairs are
-    refused (the caller reports what it excluded).
-
-    Raises
-    ------
-    ValueError
-        For an unknown ``method``, fewer than 4 pairs, or non-finite values.
-    """
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method: must be 'pearson' or 'spearman', got {method!r}")
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 4:
-        raise ValueError(f"x, y: need two 1-D arrays of equal length >= 4, got {x.shape} and "
-                         f"{y.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("x, y: must be finite (exclude and report failed runs first)")
-    if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level!r}")
-    res = stats.pearsonr(x, y) if method == "pearson" else stats.spearmanr(x, y)
-    r, p = float(res[0]), float(res[1])
-    n = x.size
-    s = (1.0 if method == "pearson" else math.sqrt(1.06)) / math.sqrt(n - 3)
-    zq = float(stats.norm.ppf(0.5 + level / 2))
-    zr = math.atanh(max(-1 + 1e-15, min(1 - 1e-15, r)))
-    return Correlation(method, r, math.tanh(zr - zq * s), math.tanh(zr + zq * s), n, p, level)
-
-
-def empirical_cdf(sample: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """F_n(x) = #{sample <= x} / n."""
-    s = np.sort(np.asarray(sample, float))
-    return np.searchsorted(s, np.asarray(x, float), side="right") / s.size
-
-
-def sup_cdf_distance(f: np.ndarray, g: np.ndarray) -> float:
-    """Kolmogorov distance sup |F - G| of two cdfs tabulated on the same grid."""
-    return float(np.max(np.abs(np.asarray(f, float) - np.asarray(g, float))))
 
 
 def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str = "") -> None:
@@ -260,30 +138,12 @@ def write_summary(out_dir: Path, title: str, checks: Sequence[Check],
     return path
 
 
-def critical_point(activation: str, q_star: float) -> tuple[float, float, float]:
-    """(sigma_w, sigma_b, q0) of a network at the edge of chaos with every layer at q*.
-
-    chi = sigma_w^2 mu_1(q*) = 1 gives sigma_w^2 = 1 / mu_1(q*); the fixed-point equation
-    q* = sigma_w^2 qhat(q*) + sigma_b^2 gives sigma_b^2 = q* - qhat(q*) / mu_1(q*)
-    (Pennington, Schoenholz, Ganguli 2017). The input must have q0 = ||x^0||^2 / N_0 =
-    qhat(q*) (a post-activation moment) so that q^1 = sigma_w^2 q0 + sigma_b^2 = q*.
-
-    Raises
-    ------
-    ValueError
-        When sigma_b^2 would be negative (no critical network has this q*).
-    """
-    mu1 = float(meanfield.d2_moments(activation, q_star, 1)[0])
-    qhat = meanfield.post_activation_moment(activation, q_star)
-    sb2 = q_star - qhat / mu1
-    if sb2 < -1e-12 * q_star:
-        raise ValueError(f"q_star: {activation} has no critical point with q* = {q_star:g} "
-                         f"(sigma_b^2 = {sb2:.3g} < 0)")
-    return 1.0 / math.sqrt(mu1), math.sqrt(max(sb2, 0.0)), qhat
-
-
 def run_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
-    """``SeedSequence(seed).spawn(n)``: one child per (cell, trial); store ``spawn_key``."""
+    """``SeedSequence(seed).spawn(n)``: one child per (cell, trial); store ``spawn_key``.
+
+    The figure scripts' positional scheme, kept so that their numbers do not change; new
+    code seeds by content (:func:`freeness_lab.rng.content_seed`, as the app's cells do).
+    """
     return np.random.SeedSequence(seed).spawn(n)
 
 

@@ -53,9 +53,10 @@ as free (they commute and are classically independent); a deterministic weight (
 cyclic permutation) in place of Haar, treated as Haar; and (W_1, W_1^T) treated as two free
 copies.
 
-Seeding: ``numpy.random.SeedSequence(seed).spawn(len(widths) * trials)``, one child per
-(M, trial) (the same child for every ensemble: common random numbers), BLAS pinned to one
-thread in every trial, so the table is identical for any ``n_jobs``.
+The study runs inside the harness's cells (:mod:`freeness_lab.harness.studies.freeness`):
+one cell per network variant (the ensemble included) and width M, each trial seeded by its
+cell's content-keyed SeedSequence child (:mod:`freeness_lab.harness.cells`), BLAS pinned to
+one thread in every trial, so the tables are identical for any ``n_jobs``.
 """
 
 from __future__ import annotations
@@ -63,28 +64,18 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
-import joblib
 import numpy as np
 import pandas as pd
-from scipy import special
 
+from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.ensembles import single_blas_thread
-from freeness_lab.simulate.network import SampledNetwork, sample_network
+from freeness_lab.simulate.network import sample_network
 from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
-from freeness_lab.spec import WEIGHT_ENSEMBLES, NetworkSpec
-from freeness_lab.theory import fim_dual_law, meanfield
-from freeness_lab.theory.free_cumulants import (
-    Element,
-    Family,
-    circular_family,
-    commutative_family,
-    free_moment,
-    haar_unitary_family,
-    univariate_family,
-)
+from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory.free_cumulants import Element, Family, free_moment
+from freeness_lab.theory.predictions import limit_family
 
 __all__ = [
     "SLOPE_SIGNIFICANCE",
@@ -94,10 +85,8 @@ __all__ = [
     "default_words",
     "fit_decay",
     "negative_controls",
-    "plot_defect_decay",
-    "run_freeness_study",
+    "study_words",
     "trial_values",
-    "write_freeness_outputs",
 ]
 
 #: |z_inf| below this: the defect extrapolated to M = infinity is within noise
@@ -210,6 +199,24 @@ def negative_controls(depth: int) -> tuple[StudyWord, ...]:
     )
 
 
+def study_words(depth: int, words: Sequence[str] | None) -> tuple[StudyWord, ...]:
+    """Words of the study: :func:`default_words` and :func:`negative_controls`, or ``words``
+    (each tested under the Collins-Hayase families, expected free).
+
+    Raises
+    ------
+    ValueError
+        For a depth below 2 (default words), a malformed word, or a letter of a layer
+        beyond ``depth``.
+    """
+    if words is None:
+        return default_words(depth) + negative_controls(depth)
+    out = tuple(StudyWord(w, "custom") for w in words)
+    for sw in out:
+        parse_word(sw.word, depth)
+    return out
+
+
 # --------------------------------------------------------------------------- families
 
 
@@ -247,61 +254,21 @@ def _empirical_law(trace: Callable[[str], float]) -> Callable[..., Family]:
     return law
 
 
-def _dphi_moment(spec: NetworkSpec, q: float, k: int) -> float:
-    """E[phi'(h)^k], h ~ N(0, q): exact on the pieces of a piecewise-linear phi, quadrature
-    (:func:`freeness_lab.theory.meanfield.gaussian_expectation`) for a smooth one."""
-    act = spec.act
-    if act.pieces is None:
-        return float(meanfield.gaussian_expectation(lambda h: act.dphi(h) ** k, q))
-    s = math.sqrt(q)
-    return float(sum((special.ndtr(b / s) - special.ndtr(a / s)) * slope**k
-                     for a, b, slope in act.pieces))
-
-
 def _limit_law(spec: NetworkSpec, weights: str | None,
                letters: Sequence[Letter]) -> Callable[..., Family]:
-    """Family laws at the limit marginals (mean field, Haar unitary / circular, H_l's law)."""
-    q = meanfield.preactivation_variances(spec)
+    """Family laws at the limit marginals (:func:`freeness_lab.theory.predictions.
+    limit_family`); a deterministic weight is treated as Haar."""
     haar = weights is not None or spec.weights == "orthogonal"
 
     def law(key: tuple[object, ...], bases: list[Letter]) -> Family:
-        names = [str(b) for b in bases]
-        if key[0] == "W":
-            u, ut = f"W{key[1]}", f"W{key[1]}^T"
-            pair = (haar_unitary_family(u, ut, spec.sigma_w) if haar
-                    else circular_family(u, ut, spec.sigma_w))
-            # a family holding only one of the pair (split "transpose"): the same law
-            return Family(names, pair.moment)
-        if key[0] == "D":
-            layers = [b.layer for b in bases]
-
-            @functools.cache
-            def joint(exps: tuple[int, ...]) -> float:
-                return math.prod(_dphi_moment(spec, q[ell - 1], e)
-                                 for ell, e in zip(layers, exps, strict=True) if e)
-            return commutative_family(names, joint)
         order = sum(x.power for x in letters if _family_key(x, "none") == key)
-        h_law = fim_dual_law(replace(spec, depth=int(key[1])))
-        return univariate_family(names[0], h_law.moments(order))
+        return limit_family(spec, str(key[0]), [str(b) for b in bases],
+                            [b.layer for b in bases], haar=haar, order=order)
 
     return law
 
 
 # --------------------------------------------------------------------------- one trial
-
-
-def _permuted(net: SampledNetwork) -> SampledNetwork:
-    """The same input and biases with every W^l = sigma_w P, P the cyclic shift."""
-    spec, m = net.spec, net.spec.width
-    weights = [spec.sigma_w * np.roll(np.eye(m), 1, axis=0) for _ in range(spec.depth)]
-    x, hs, xs, ds = net.activations[0], [], [net.activations[0]], []
-    for w, b in zip(weights, net.biases, strict=True):
-        h = w @ x + b
-        x = spec.act.phi(h)
-        hs.append(h)
-        xs.append(x)
-        ds.append(spec.act.dphi(h))
-    return SampledNetwork(spec, weights, list(net.biases), hs, xs, ds)
 
 
 def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
@@ -324,7 +291,7 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
         traces: dict[str | None, Callable[[str], float]] = {}
         for i, sw in enumerate(words):
             if sw.weights not in evaluators:
-                evaluators[sw.weights] = WordEvaluator(_permuted(net))
+                evaluators[sw.weights] = WordEvaluator(net.permuted())
             if sw.weights not in traces:
                 traces[sw.weights] = functools.cache(evaluators[sw.weights])
             letters = parse_word(sw.word, spec.depth)
@@ -344,126 +311,20 @@ def limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
 # --------------------------------------------------------------------------- the study
 
 
-def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
-    ws = tuple(widths)
-    if len(ws) < 2 or any(isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1
-                          for w in ws) or len(set(ws)) != len(ws):
-        raise ValueError(f"widths: must be at least 2 distinct integers >= 1 (the M sweep), "
-                         f"got {widths!r}")
-    return tuple(sorted(int(w) for w in ws))
-
-
 def cell_statistics(values: np.ndarray) -> dict[str, float]:
     """Summary statistics of one (word, ensemble, M) cell from per-trial (e_t, p_t)."""
     e, p = values[:, 0], values[:, 1]
     delta = e - p
-    t = len(delta)
-    mean, se = float(delta.mean()), float(delta.std(ddof=1) / math.sqrt(t))
-    sq = delta**2
-    ms, ms_se = float(sq.mean()), float(sq.std(ddof=1) / math.sqrt(t))
+    mean, se = map(float, mean_se(delta))
+    ms, ms_se = map(float, mean_se(delta**2))
     z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    e_mean, e_se = map(float, mean_se(e))
     return {
-        "empirical": float(e.mean()), "empirical_se": float(e.std(ddof=1) / math.sqrt(t)),
+        "empirical": e_mean, "empirical_se": e_se,
         "free_value": float(p.mean()), "defect": abs(mean), "signed_defect": mean, "se": se,
         "z": z, "rms_defect": math.sqrt(ms),
         "rms_se": 0.5 * ms_se / math.sqrt(ms) if ms > 0 else 0.0,
     }
-
-
-def run_freeness_study(spec: NetworkSpec, widths: Sequence[int], trials: int, seed: int,
-                       words: Sequence[StudyWord] | None = None, *,
-                       ensembles: Sequence[str] = WEIGHT_ENSEMBLES,
-                       n_jobs: int = 1) -> pd.DataFrame:
-    """Run the freeness study: every word x ensemble x width M, ``trials`` networks each.
-
-    Parameters
-    ----------
-    spec : NetworkSpec
-        Template (activation, depth, sigma_w, sigma_b, q0); its width and weight ensemble are
-        replaced by each M of ``widths`` and each of ``ensembles``. Square networks only.
-    widths : sequence of int
-        The M sweep (at least two distinct widths).
-    trials : int
-        Networks per (ensemble, M), >= 2.
-    seed : int
-        Root entropy: ``SeedSequence(seed).spawn(len(widths) * trials)``, child
-        i_M * trials + t for (M, trial t), shared by the ensembles.
-    words : sequence of StudyWord, optional
-        Default: :func:`default_words` followed by :func:`negative_controls`.
-    ensembles : sequence of {"orthogonal", "gaussian"}
-        Weight ensembles to compare.
-    n_jobs : int
-        joblib workers over the (ensemble, M, trial) tasks; the table does not depend on it.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (word, ensemble, M): ``word, group, split, weights, expected, ensemble,
-        M, trials, empirical, empirical_se, free_value`` (mean paired prediction at the
-        empirical marginals), ``free_limit`` (prediction at the limit marginals),
-        ``defect`` (|mean paired defect|), ``signed_defect, se, z, rms_defect, rms_se,
-        limit_defect`` (|empirical - free_limit|) and ``limit_z``. ``attrs`` records the
-        seed, widths and trials.
-    """
-    widths = _check_widths(widths)
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 2:
-        raise ValueError(f"trials: must be an integer >= 2, got {trials!r}")
-    if not spec.is_square:
-        raise ValueError("spec: the freeness study needs a square network (widths=None)")
-    bad = [e for e in ensembles if e not in WEIGHT_ENSEMBLES]
-    if bad or not ensembles:
-        raise ValueError(f"ensembles: must be a non-empty subset of "
-                         f"{', '.join(WEIGHT_ENSEMBLES)}, got {list(ensembles)!r}")
-    words = tuple(words) if words is not None else (
-        default_words(spec.depth) + negative_controls(spec.depth))
-    for sw in words:
-        parse_word(sw.word, spec.depth)
-    children = np.random.SeedSequence(seed).spawn(len(widths) * trials)
-    tasks = [(ens, i, t) for ens in ensembles for i in range(len(widths)) for t in range(trials)]
-    specs = {(ens, m): replace(spec, weights=ens, width=m, widths=None)
-             for ens in ensembles for m in widths}
-    results = joblib.Parallel(n_jobs=n_jobs)(
-        joblib.delayed(trial_values)(specs[ens, widths[i]], words, children[i * trials + t])
-        for ens, i, t in tasks)
-    per_cell: dict[tuple[str, int], list[np.ndarray]] = {}
-    for (ens, i, _), res in zip(tasks, results, strict=True):
-        per_cell.setdefault((ens, widths[i]), []).append(res)
-    rows = []
-    for ens in ensembles:
-        limits = [limit_prediction(specs[ens, widths[0]], sw) for sw in words]
-        for m in widths:
-            stacked = np.stack(per_cell[ens, m])  # (trials, words, 2)
-            for j, sw in enumerate(words):
-                row = {"word": sw.label, "group": sw.group,
-                       "split": sw.split, "weights": sw.weights or "random",
-                       "expected": sw.expected, "ensemble": ens, "M": m, "trials": trials,
-                       **cell_statistics(stacked[:, j, :]), "free_limit": limits[j]}
-                row["limit_defect"] = abs(row["empirical"] - limits[j])
-                row["limit_z"] = ((row["empirical"] - limits[j]) / row["empirical_se"]
-                                  if row["empirical_se"] > 0 else math.nan)
-                rows.append(row)
-    table = pd.DataFrame(rows)
-    table.attrs.update({"seed": int(seed), "widths": list(widths), "trials": trials,
-                        "seeding": "SeedSequence(seed).spawn(len(widths) * trials); child "
-                                   "i_M * trials + t for (M, trial t), shared by ensembles"})
-    return table
-
-
-def _weighted_line(x: np.ndarray, y: np.ndarray,
-                   var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least-squares line y = a + s x: (a, s) and their SEs (Birge-ratio inflated).
-
-    Weights 1 / var; the covariance (X^T W X)^-1 is scaled by max(1, chi^2 / dof) so that a
-    fit worse than its stated errors widens the SEs rather than hiding the misfit.
-    """
-    w = 1.0 / var
-    design = np.column_stack([np.ones_like(x), x])
-    cov = np.linalg.inv(design.T @ (w[:, None] * design))
-    beta = cov @ (design.T @ (w * y))
-    dof = len(x) - 2
-    chi2 = float(np.sum(w * (y - design @ beta) ** 2))
-    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
-    return beta, np.sqrt(np.diag(cov) * scale)
 
 
 def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
@@ -488,10 +349,12 @@ def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
         mean, se = cell["signed_defect"].to_numpy(), cell["se"].to_numpy()
         slope = slope_se = delta_inf = se_inf = bias = math.nan
         if np.all(rms > 0) and np.all(rms_se > 0):
-            beta, err = _weighted_line(np.log(m), np.log(rms), (rms_se / rms) ** 2)
+            beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
+                                          np.log(rms), var=(rms_se / rms) ** 2)
             slope, slope_se = float(beta[1]), float(err[1])
         if np.all(se > 0):
-            beta, err = _weighted_line(1.0 / m, mean, se**2)
+            beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), 1.0 / m]), mean,
+                                          var=se**2)
             delta_inf, se_inf, bias = float(beta[0]), float(err[0]), float(beta[1])
         z_inf = delta_inf / se_inf if se_inf > 0 else math.nan
         last = cell.iloc[-1]
@@ -510,70 +373,3 @@ def fit_decay(table: pd.DataFrame) -> pd.DataFrame:
                      "defect_last": float(last["defect"]), "se_last": float(last["se"]),
                      "verdict": verdict})
     return pd.DataFrame(rows)
-
-
-def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
-    """Log-log plot of the RMS paired defect vs M, one panel per word family, fitted slopes.
-
-    Orthogonal weights solid, Gaussian dashed; the legend gives each word's slope +- SE.
-    Writes a PNG (matplotlib Agg) to ``path`` and returns it.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = list(dict.fromkeys(table["group"]))
-    ncol = min(3, len(groups))
-    nrow = math.ceil(len(groups) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 4.2 * nrow), squeeze=False)
-    slopes = {(r.word, r.ensemble): (r.slope, r.slope_se) for r in fits.itertuples()}
-    for ax, group in zip(axes.ravel(), groups, strict=False):
-        sub = table[table["group"] == group]
-        for k, word in enumerate(dict.fromkeys(sub["word"])):
-            color = f"C{k % 10}"
-            for ens, style in (("orthogonal", "-o"), ("gaussian", "--s")):
-                cell = sub[(sub["word"] == word) & (sub["ensemble"] == ens)].sort_values("M")
-                if cell.empty:
-                    continue
-                slope, se = slopes.get((word, ens), (math.nan, math.nan))
-                ax.errorbar(cell["M"], cell["rms_defect"], yerr=cell["rms_se"], fmt=style,
-                            color=color, ms=4, capsize=2,
-                            label=f"{word} [{ens[:4]}] slope {slope:.2f}±{se:.2f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(group)
-        ax.set_xlabel("M")
-        ax.set_ylabel("RMS paired defect")
-        ax.legend(fontsize=6)
-    for ax in axes.ravel()[len(groups):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_freeness_outputs(table: pd.DataFrame, out_dir: Path | str,
-                           fits: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write the table, the fits (parquet and CSV) and the defect plot (PNG) to ``out_dir``.
-
-    Returns
-    -------
-    dict of str to Path
-        Keys ``table``, ``table_csv``, ``fits``, ``fits_csv``, ``plot``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fits = fit_decay(table) if fits is None else fits
-    paths = {"table": out / "freeness_table.parquet", "table_csv": out / "freeness_table.csv",
-             "fits": out / "freeness_fits.parquet", "fits_csv": out / "freeness_fits.csv",
-             "plot": out / "freeness_defects.png"}
-    table.to_parquet(paths["table"])
-    table.to_csv(paths["table_csv"], index=False)
-    fits.to_parquet(paths["fits"])
-    fits.to_csv(paths["fits_csv"], index=False)
-    plot_defect_decay(table, fits, paths["plot"])
-    return paths

@@ -1,8 +1,10 @@
-"""Plots of the ``spectrum`` study: Monte Carlo histograms over the theory density.
+"""Plots of the studies: spectrum histograms over the theory density
+(:func:`spectrum_histogram`), freeness defects vs M (:func:`plot_defect_decay`,
+:func:`freeness_overlay`).
 
-One figure per network variant and matrix (J J^T, H_L), at the largest width of the sweep,
-eigenvalues pooled over trials. The histogram is normalised by the TOTAL number of
-eigenvalues, so that its area over the window is the fraction of the spectrum in it and it
+Spectrum histograms: one figure per network variant and matrix (J J^T, H_L), at the largest
+width of the sweep, eigenvalues pooled over trials. The histogram is normalised by the TOTAL
+number of eigenvalues, so that its area over the window is the fraction of the spectrum in it and it
 sits on the density of the continuous part of the limit law (which integrates to one minus the
 atoms' mass); atoms of the limit law are drawn as vertical lines labelled with their mass.
 The window is [min, 99.5 % quantile] of the sample: heavy tails (deep ReLU) are cut, and the
@@ -11,6 +13,7 @@ cut mass is written in the title.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 #: quantile of the sample closing the histogram window
 UPPER_QUANTILE = 0.995
@@ -73,6 +77,77 @@ def spectrum_histogram(eigs: np.ndarray, path: Path, *, title: str,
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
+    """Log-log plot of the RMS paired defect vs M, one panel per word family, fitted slopes.
+
+    Orthogonal weights solid, Gaussian dashed; the legend gives each word's slope +- SE.
+    Writes a PNG (matplotlib Agg) to ``path`` and returns it.
+    """
+    groups = list(dict.fromkeys(table["group"]))
+    ncol = min(3, len(groups))
+    nrow = math.ceil(len(groups) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 4.2 * nrow), squeeze=False)
+    slopes = {(r.word, r.ensemble): (r.slope, r.slope_se) for r in fits.itertuples()}
+    for ax, group in zip(axes.ravel(), groups, strict=False):
+        sub = table[table["group"] == group]
+        for k, word in enumerate(dict.fromkeys(sub["word"])):
+            color = f"C{k % 10}"
+            for ens, style in (("orthogonal", "-o"), ("gaussian", "--s")):
+                cell = sub[(sub["word"] == word) & (sub["ensemble"] == ens)].sort_values("M")
+                if cell.empty:
+                    continue
+                slope, se = slopes.get((word, ens), (math.nan, math.nan))
+                ax.errorbar(cell["M"], cell["rms_defect"], yerr=cell["rms_se"], fmt=style,
+                            color=color, ms=4, capsize=2,
+                            label=f"{word} [{ens[:4]}] slope {slope:.2f}±{se:.2f}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(group)
+        ax.set_xlabel("M")
+        ax.set_ylabel("RMS paired defect")
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def freeness_overlay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
+    """Every word of the freeness study on one log-log axis (RMS paired defect vs M).
+
+    Words expected free blue, negative controls red; orthogonal weights solid, Gaussian
+    dashed; the legend gives the median fitted slope of each kind. Writes a PNG to ``path``
+    and returns it.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (_word, ens), cell in table.groupby(["word", "ensemble"], sort=False):
+        cell = cell.sort_values("M")
+        control = cell["expected"].iloc[0] == "not free"
+        ax.plot(cell["M"], cell["rms_defect"], "-" if ens == "orthogonal" else "--",
+                color="C3" if control else "C0", alpha=0.7, lw=1, marker=".")
+    for expected, color in (("free", "C0"), ("not free", "C3")):
+        sub = fits[fits["expected"] == expected]
+        kind = "theorem words" if expected == "free" else "controls"
+        ax.plot([], [], color=color, label=f"{kind}: median slope {sub['slope'].median():.2f} "
+                f"({len(sub)} fits)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("M")
+    ax.set_ylabel("RMS paired freeness defect")
+    ax.set_title("orthogonal (solid) and Gaussian (dashed) weights", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -1,7 +1,7 @@
 """Provenance of a run: git commit and dirty flag, package versions.
 
 Stored in every table's pyarrow schema metadata and in ``metadata.json`` so that a table
-carries its own story (``DESIGN.md`` section 5).
+carries its own story (``docs/conventions.md`` section 5).
 """
 
 from __future__ import annotations

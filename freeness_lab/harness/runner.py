@@ -1,6 +1,6 @@
 """Execute the cells of a run in parallel, write each finished cell atomically, resume.
 
-One place parallelises (``DESIGN.md`` section 4): a flat joblib pool over the tasks of all
+One place parallelises (``docs/conventions.md`` section 4): a flat joblib pool over the tasks of all
 unfinished cells (a task is one trial of a cell), with
 BLAS pinned to one thread in every worker and in the sequential path alike -- so that n_jobs
 changes the wall time and nothing else. Each task seeds itself from its own
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +36,9 @@ from tqdm.auto import tqdm
 
 from freeness_lab.harness import storage
 from freeness_lab.harness.cells import Cell
-from freeness_lab.harness.freeness_study import freeness_trials
 from freeness_lab.harness.locking import run_folder_lock
-from freeness_lab.harness.spectrum import spectrum_trial
+from freeness_lab.harness.studies import STUDIES
+from freeness_lab.harness.studies.base import Columns
 from freeness_lab.harness.workers import sigterm_as_interrupt, worker_pool
 from freeness_lab.simulate import single_blas_thread
 
@@ -47,32 +47,29 @@ log = logging.getLogger(__name__)
 #: one line per cell computed (not reused) by any run in this folder
 COMPUTED_LOG = "computed_cells.log"
 
-Columns = dict[str, Any]
 Task = tuple[Cell, tuple[int, ...]]
 #: (cell key, trials, task output)
 Result = tuple[str, tuple[int, ...], Any]
 
 
-def _spectrum_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
+def run_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
+    """The trials of one task of a cell: the study's per-trial columns, each with its
+    ``trial`` and ``spawn_key`` in front (:attr:`~freeness_lab.harness.studies.base.Study.
+    trial`)."""
+    study = STUDIES[cell.study]
     params = dict(cell.params)
     parts: dict[str, list[Columns]] = {}
     for t in trials:
-        for name, cols in spectrum_trial(cell.spec, cell.seed_sequence(t), params).items():
+        for name, cols in study.trial(cell.spec, cell.seed_sequence(t), params).items():
             cols = {"trial": t, "spawn_key": ",".join(map(str, cell.spawn_key(t))), **cols}
             parts.setdefault(name, []).append(cols)
     return parts
 
 
-def _freeness_task(cell: Cell, trials: tuple[int, ...]) -> dict[str, list[Columns]]:
-    return {"freeness": [freeness_trials(cell, trials)]}
+def cell_tasks(cell: Cell) -> list[tuple[int, ...]]:
+    """A cell's tasks: one per trial."""
+    return [(t,) for t in range(cell.trials)]
 
-
-#: study -> (split of a cell's trials into tasks, task function)
-STUDY_TASKS: dict[str, tuple[Callable[[Cell], list[tuple[int, ...]]],
-                             Callable[[Cell, tuple[int, ...]], dict[str, list[Columns]]]]] = {
-    "spectrum": (lambda c: [(t,) for t in range(c.trials)], _spectrum_task),
-    "freeness": (lambda c: [(t,) for t in range(c.trials)], _freeness_task),
-}
 
 _PINNED: list[Any] = []
 
@@ -81,7 +78,7 @@ def _run_in_worker(cell: Cell, trials: tuple[int, ...]) -> tuple[str, tuple[int,
     """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime."""
     if not _PINNED:
         _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
-    return cell.key, trials, STUDY_TASKS[cell.study][1](cell, trials)
+    return cell.key, trials, run_task(cell, trials)
 
 
 def _concat_columns(chunks: list[Columns]) -> dict[str, Any]:
@@ -132,7 +129,7 @@ def _results(tasks: list[Task], n_jobs: int) -> Generator[Result, None, None]:
     if joblib.effective_n_jobs(n_jobs) == 1:
         with single_blas_thread():
             for cell, trials in tasks:
-                yield cell.key, trials, STUDY_TASKS[cell.study][1](cell, trials)
+                yield cell.key, trials, run_task(cell, trials)
         return
     with worker_pool(n_jobs) as parallel:
         yield from parallel(joblib.delayed(_run_in_worker)(c, t) for c, t in tasks)
@@ -216,8 +213,8 @@ def _run_locked(cells: list[Cell], out_dir: Path, *, n_jobs: int, progress: bool
     reused = len(cells) - len(todo)
     if max_new_cells is not None:
         todo = todo[:max_new_cells]
-    tasks = [(c, trials) for c in todo for trials in STUDY_TASKS[c.study][0](c)]
-    pending = {c.key: len(STUDY_TASKS[c.study][0](c)) for c in todo}
+    tasks = [(c, trials) for c in todo for trials in cell_tasks(c)]
+    pending = {c.key: len(cell_tasks(c)) for c in todo}
     by_key = {c.key: c for c in todo}
     parts: dict[str, list[tuple[tuple[int, ...], Any]]] = {k: [] for k in pending}
     computed = 0

@@ -9,9 +9,9 @@ Layout of a run folder ``out_dir``::
     metadata.json                          resolved config, seeds, versions, git state
 
 A cell folder is written under a unique temporary name, its manifest last, and renamed into
-place with ``os.replace``: it either exists complete or not at all (``DESIGN.md`` section 5).
-A cell counts as finished only when its manifest is present and parseable, names the cell's
-key, and matches every file (size and checksum) with no unlisted parquet file beside them
+place with ``os.replace``: it either exists complete or not at all (``docs/conventions.md``
+section 5). A cell counts as finished only when its manifest is present and parseable, names the
+cell's key, and matches every file (size and checksum) with no unlisted parquet file beside them
 (:func:`verify_cell`); anything else -- a missing, truncated or foreign file, no manifest --
 is a damaged cell (:class:`CellDamaged`, one line), which the runner reports, moves aside
 (:func:`discard_cell`) and recomputes.
@@ -32,7 +32,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,22 @@ TMP_PREFIX = ".tmp-"
 DAMAGED_PREFIX = "damaged-"
 
 FileEntry = dict[str, Any]
+
+#: the named points of a write at which :data:`FAULT_HOOK` is called
+FAULT_POINTS: tuple[str, ...] = ("parquet", "manifest", "publish", "json")
+#: Testing hook, ``None`` outside tests: when set, every writer of this module calls
+#: ``FAULT_HOOK(point, path)`` at each point of :data:`FAULT_POINTS` -- ``"parquet"`` after a
+#: parquet file (a cell's table or a run table) is written to its temporary ``path``,
+#: ``"manifest"`` after a cell's manifest is written, ``"publish"`` just before a complete
+#: temporary cell folder ``path`` is renamed into place, ``"json"`` after a JSON file is
+#: written to its temporary ``path``. A test injects a fault by raising there (or truncating
+#: ``path`` first), e.g. ``monkeypatch.setattr(storage, "FAULT_HOOK", hook)``.
+FAULT_HOOK: Callable[[str, Path], None] | None = None
+
+
+def _fault_point(point: str, path: Path) -> None:
+    if FAULT_HOOK is not None:
+        FAULT_HOOK(point, path)
 
 
 class CellDamaged(ValueError):
@@ -138,6 +154,7 @@ def _write_parquet(path: Path, df: pd.DataFrame, provenance: Mapping[str, Any] |
         meta[METADATA_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata(meta)
     pq.write_table(table, path)
+    _fault_point("parquet", path)
 
 
 def _write_cell_file(folder: Path, name: str, df: pd.DataFrame) -> tuple[str, FileEntry]:
@@ -150,10 +167,12 @@ def _write_cell_file(folder: Path, name: str, df: pd.DataFrame) -> tuple[str, Fi
 def _write_manifest(folder: Path, key: str, files: Mapping[str, FileEntry]) -> None:
     manifest = {"format": MANIFEST_FORMAT, "key": key, "files": dict(sorted(files.items()))}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _fault_point("manifest", folder / MANIFEST)
 
 
 def _publish(tmp: Path, final: Path) -> None:
     """Rename a complete temporary cell folder onto its final name."""
+    _fault_point("publish", tmp)
     if final.exists():  # only without the run-folder lock: a concurrent writer got there first
         if is_finished(final.parent.parent, final.name):
             shutil.rmtree(tmp)
@@ -362,6 +381,7 @@ def write_json(path: Path, obj: Mapping[str, Any]) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     with _atomic_path(path) as tmp:
         tmp.write_text(text)
+        _fault_point("json", tmp)
 
 
 def read_provenance(path: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from freeness_lab.harness.spectrum import (
     shape_moments,
 )
 from freeness_lab.spec import NetworkSpec
-from freeness_lab.theory import WEIGHT_TRACE_ORDERS, TheoryUnavailable, weight_trace_means
+from freeness_lab.theory import WEIGHT_TRACE_ORDERS, TheoryUnavailable, limits, weight_trace_means
 
 #: status of a prediction: there, deliberately not covered, or failed
 STATUSES: tuple[str, ...] = ("ok", "unavailable", "error")
@@ -38,8 +38,6 @@ STATUSES: tuple[str, ...] = ("ok", "unavailable", "error")
 
 def limit_law(spec: NetworkSpec, matrix: str):
     """The law object of ``matrix`` (``"JJT"`` or ``"H_L"``) for ``spec``'s network."""
-    from freeness_lab.theory import limits
-
     factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
     return factory(spec)
 

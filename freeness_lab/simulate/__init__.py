@@ -1,7 +1,7 @@
 """Monte Carlo side of freeness-lab: weight ensembles, random MLPs, Jacobians, H_L and
 empirical spectral moments.
 
-Never imports :mod:`freeness_lab.theory` (``DESIGN.md`` section 3).
+Never imports :mod:`freeness_lab.theory` (``docs/conventions.md`` section 3).
 """
 
 from freeness_lab.simulate.ensembles import (

@@ -7,7 +7,7 @@ LAPACK's Householder convention ties the signs of diag(R) to G, so e.g. Q[0, 0] 
 and det Q = (-1)^(n-1) always. :func:`plain_qr_orthogonal` keeps that wrong sampler so the
 tests can prove they tell it apart from the right one.
 
-Conventions (``DESIGN.md`` section 2 and :class:`freeness_lab.spec.NetworkSpec`):
+Conventions (``docs/conventions.md`` section 2 and :class:`freeness_lab.spec.NetworkSpec`):
 
 - Gaussian weights: W_ij ~ N(0, sigma^2 / N_in), shape (N_out, N_in).
 - Orthogonal weights: W = sigma * sqrt(max(1, N_out / N_in)) * O with O the N_out x N_in
@@ -39,6 +39,7 @@ from freeness_lab.spec import WEIGHT_ENSEMBLES
 
 __all__ = [
     "gaussian_matrix",
+    "haar_columns",
     "haar_orthogonal",
     "haar_unitary",
     "orthogonal_block",
@@ -94,13 +95,32 @@ def _ginibre_q(n: int, k: int, gen: np.random.Generator, batch: int | None,
     return q, np.diagonal(r, axis1=-2, axis2=-1)
 
 
-def _haar_columns(n: int, k: int, gen: np.random.Generator, batch: int | None, *,
+def haar_columns(n: int, k: int, gen: np.random.Generator, batch: int | None, *,
                   scale: float = 1.0, complex_: bool = False,
                   fix_signs: bool = True) -> np.ndarray:
     """``scale`` times the first k columns of a Haar orthogonal (unitary) n x n matrix.
 
     Q diag(r_ii / |r_ii|) (Mezzadri 2007); with ``fix_signs=False`` the plain, non-Haar Q.
-    The phases and the scale are applied in one in-place pass.
+    The phases and the scale are applied in one in-place pass. Every Haar sampler of this
+    module draws through it (the one place a test replaces to break them all).
+
+    Parameters
+    ----------
+    n, k : int
+        Rows, and columns kept (k <= n).
+    gen : numpy.random.Generator
+    batch : int or None
+        Leading batch dimension (None: a single matrix).
+    scale : float
+    complex_ : bool
+        Haar unitary instead of orthogonal.
+    fix_signs : bool
+        Apply the phase fix that makes Q Haar distributed.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n, k), or (batch, n, k).
     """
     q, r_diag = _ginibre_q(n, k, gen, batch, complex_)
     if fix_signs:
@@ -141,7 +161,7 @@ def haar_orthogonal(n: int, rng: RngLike, *, batch: int | None = None) -> np.nda
     True
     """
     n = _check_size("n", n)
-    return _haar_columns(n, n, as_generator(rng), _check_batch(batch))
+    return haar_columns(n, n, as_generator(rng), _check_batch(batch))
 
 
 def plain_qr_orthogonal(n: int, rng: RngLike, *, batch: int | None = None) -> np.ndarray:
@@ -152,7 +172,7 @@ def plain_qr_orthogonal(n: int, rng: RngLike, *, batch: int | None = None) -> np
     same arguments as :func:`haar_orthogonal`.
     """
     n = _check_size("n", n)
-    return _haar_columns(n, n, as_generator(rng), _check_batch(batch), fix_signs=False)
+    return haar_columns(n, n, as_generator(rng), _check_batch(batch), fix_signs=False)
 
 
 def haar_unitary(n: int, rng: RngLike, *, batch: int | None = None) -> np.ndarray:
@@ -162,7 +182,7 @@ def haar_unitary(n: int, rng: RngLike, *, batch: int | None = None) -> np.ndarra
     Gaussian entries). Same arguments as :func:`haar_orthogonal`; complex128 result.
     """
     n = _check_size("n", n)
-    return _haar_columns(n, n, as_generator(rng), _check_batch(batch), complex_=True)
+    return haar_columns(n, n, as_generator(rng), _check_batch(batch), complex_=True)
 
 
 def orthogonal_block(n_out: int, n_in: int, rng: RngLike, *, scale: float = 1.0,
@@ -188,8 +208,8 @@ def orthogonal_block(n_out: int, n_in: int, rng: RngLike, *, scale: float = 1.0,
     scale, batch = _check_scale("scale", scale), _check_batch(batch)
     gen = as_generator(rng)
     if n_out >= n_in:
-        return _haar_columns(n_out, n_in, gen, batch, scale=scale)
-    return np.swapaxes(_haar_columns(n_in, n_out, gen, batch, scale=scale), -1, -2)
+        return haar_columns(n_out, n_in, gen, batch, scale=scale)
+    return np.swapaxes(haar_columns(n_in, n_out, gen, batch, scale=scale), -1, -2)
 
 
 def gaussian_matrix(n_out: int, n_in: int, rng: RngLike, *, sigma: float = 1.0,
@@ -242,7 +262,7 @@ def sample_weight(ensemble: str, n_out: int, n_in: int, sigma_w: float,
 def single_blas_thread() -> Iterator[None]:
     """Pin BLAS/LAPACK to one thread inside the block (``threadpoolctl``).
 
-    Use it inside each parallel worker that runs trials (``DESIGN.md`` section 4: two loky
+    Use it inside each parallel worker that runs trials (``docs/conventions.md`` section 4: two loky
     workers with two OpenBLAS threads each ran 60x slower than one thread each here).
 
     Examples

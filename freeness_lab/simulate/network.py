@@ -1,6 +1,6 @@
 """A sampled random MLP: forward pass, input-output Jacobian and the FIM dual H_L.
 
-The network of a :class:`~freeness_lab.spec.NetworkSpec` (``DESIGN.md`` section 2)::
+The network of a :class:`~freeness_lab.spec.NetworkSpec` (``docs/conventions.md`` section 2)::
 
     h^l = W^l x^{l-1} + b^l,   x^l = phi(h^l),   D^l = diag(phi'(h^l)),   l = 1..L,
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.linalg
 
+from freeness_lab.activations import Activation
 from freeness_lab.rng import RngLike, as_generator
 from freeness_lab.simulate.ensembles import sample_weight
 from freeness_lab.spec import NetworkSpec
@@ -56,11 +57,17 @@ def _layers(spec: NetworkSpec, gen: np.random.Generator,
         w = sample_weight(spec.weights, n_out, n_in, spec.sigma_w, gen)
         b = gen.standard_normal(n_out)
         b *= spec.sigma_b
-        h = w @ x
-        h += b
-        x = act.phi(h)
-        yield w, b, h, x, act.dphi(h)
+        h, x, d = _step(act, w, b, x)
+        yield w, b, h, x, d
         del w  # the caller decides whether W^l outlives this step
+
+
+def _step(act: Activation, w: np.ndarray, b: np.ndarray,
+          x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One layer of the forward pass: h = W x + b, phi(h), phi'(h)."""
+    h = w @ x
+    h += b
+    return h, act.phi(h), act.dphi(h)
 
 
 def _accumulate(a: np.ndarray | None, w: np.ndarray, d: np.ndarray, *,
@@ -239,6 +246,42 @@ class SampledNetwork:
         """Eigenvalues of :meth:`fim_dual` (ascending; ``eigvalsh``, H_L >= qhat_{L-1} I)."""
         return np.linalg.eigvalsh(self.fim_dual(include_bias))
 
+    def with_weights(self, weights: list[np.ndarray]) -> SampledNetwork:
+        """The same input and biases with other weights, the forward pass run again.
+
+        Parameters
+        ----------
+        weights : list of numpy.ndarray
+            One matrix W^l per layer, of the shapes of :attr:`weights`.
+
+        Returns
+        -------
+        SampledNetwork
+        """
+        if len(weights) != len(self.weights) or any(
+                w.shape != v.shape for w, v in zip(weights, self.weights, strict=True)):
+            raise ValueError("weights: must have the number and shapes of the network's own")
+        x = self.activations[0]
+        net = SampledNetwork(self.spec, list(weights), list(self.biases), [], [x], [])
+        for w, b in zip(weights, self.biases, strict=True):
+            h, x, d = _step(self.spec.act, w, b, x)
+            net.preactivations.append(h)
+            net.activations.append(x)
+            net.derivatives.append(d)
+        return net
+
+    def permuted(self) -> SampledNetwork:
+        """:meth:`with_weights` every W^l = sigma_w P, P the cyclic shift P e_i = e_(i+1).
+
+        A deterministic weight whose *-moments are those of a Haar unitary (the negative
+        control of the freeness study). Square networks only.
+        """
+        if not self.spec.is_square:
+            raise ValueError("permuted: needs a square network (widths=None)")
+        m = self.spec.width
+        return self.with_weights([self.spec.sigma_w * np.roll(np.eye(m), 1, axis=0)
+                                  for _ in range(self.spec.depth)])
+
     def truncated(self, depth: int) -> SampledNetwork:
         """The sub-network made of layers 1..depth of this draw (shares the arrays).
 
@@ -279,7 +322,7 @@ def sample_network(spec: NetworkSpec, rng: RngLike,
     --------
     >>> spec = NetworkSpec("relu", "orthogonal", depth=3, width=200, sigma_w=2 ** 0.5)
     >>> net = sample_network(spec, rng=0)
-    >>> eigs = net.jacobian_spectrum()    # mean ~ 1, variance ~ L = 3 (DESIGN.md section 2)
+    >>> eigs = net.jacobian_spectrum()    # mean ~ 1, variance ~ L = 3 (docs/conventions.md s. 2)
     """
     gen = as_generator(rng)
     x = _input(spec, gen, x0)

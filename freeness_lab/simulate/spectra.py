@@ -1,7 +1,7 @@
 """Empirical spectral moments: normalized-trace moments of sampled spectra and their errors.
 
 For a spectrum lambda_1..lambda_M (eigenvalues of an M x M matrix A) the k-th moment is the
-normalized trace m_k = tr(A^k) = (1/M) sum_i lambda_i^k (``DESIGN.md`` section 2). Across
+normalized trace m_k = tr(A^k) = (1/M) sum_i lambda_i^k (``docs/conventions.md`` section 2). Across
 independent trials each m_k is averaged and given its standard error
 SE = s / sqrt(T) (s the sample standard deviation, ddof = 1, over T trials).
 """

@@ -1,6 +1,6 @@
 """Plain numpy training of the MLP of a :class:`~freeness_lab.spec.NetworkSpec`.
 
-The trained network is the spec's MLP with a linear readout (``DESIGN.md`` section 2)::
+The trained network is the spec's MLP with a linear readout (``docs/conventions.md`` section 2)::
 
     h^l = W^l x^{l-1} + b^l,   x^l = phi(h^l)  (l < L),   output f(x^0) = h^L,
 

@@ -1,0 +1,188 @@
+"""The schema of a harness run: frozen dataclasses, one per config section.
+
+:func:`freeness_lab.harness.config.validate_config` checks a composed Hydra config against
+these classes, field by field, and returns a :class:`RunConfig`. This module is the bottom of
+the harness's configuration: it imports only :mod:`freeness_lab.spec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from freeness_lab.spec import NetworkSpec
+
+#: the studies of a run by default (``experiment.studies``; every registered study is
+#: allowed, :data:`freeness_lab.harness.studies.STUDIES`)
+DEFAULT_STUDIES: tuple[str, ...] = ("spectrum", "freeness")
+#: network fields that ``sweep.axes`` may vary inside one run (the width has ``sweep.widths``);
+#: with ``network.q_star`` set, sigma_w, sigma_b and q0 are the critical point's and not swept
+AXIS_FIELDS: tuple[str, ...] = ("activation", "weights", "depth", "sigma_w", "sigma_b", "q0")
+#: deepest network a run accepts: the mean field, the series moments and the Newton solver are
+#: linear in depth, and a trial keeps its L weight matrices (``harness.budget``)
+MAX_DEPTH = 10_000
+#: most spectral moments per matrix: m_k^(1/k) tends to the top of the support, so higher
+#: moments measure a handful of top eigenvalues (an SE that no longer means anything) and
+#: leave the float64 range within a few hundred orders
+MAX_MOMENTS = 16
+#: seeds are stored in the int64 ``seed`` column of every table
+MAX_SEED = 2**63 - 1
+#: every study needs a standard error, hence at least this many trials per cell
+MIN_TRIALS = 2
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The base network of a run (a square :class:`~freeness_lab.NetworkSpec` minus its width).
+
+    Attributes
+    ----------
+    q_star : float or None
+        When set, the network sits at the edge of chaos with every layer at this fixed point
+        q*: validation replaces ``sigma_w``, ``sigma_b`` and ``q0`` by
+        :func:`freeness_lab.theory.predictions.critical_point` (activation, q*).
+    """
+
+    activation: str = "relu"
+    weights: str = "orthogonal"
+    depth: int = 3
+    sigma_w: float = math.sqrt(2.0)
+    sigma_b: float = 0.0
+    q0: float = 1.0
+    q_star: float | None = None
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The fields of the :class:`~freeness_lab.NetworkSpec` (all but ``q_star``)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("q_star")
+        return fields
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The cells of a run: the product of ``axes`` (network fields) and ``widths`` (M).
+
+    Attributes
+    ----------
+    widths : tuple of int
+        Widths M, one cell per width and network variant.
+    trials : int
+        Independent networks per cell.
+    axes : dict of str to tuple
+        Network fields varied inside the run, e.g. ``{"weights": ("orthogonal", "gaussian")}``;
+        each value replaces the field of :class:`NetworkConfig`. In the YAML every field of
+        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept".
+    """
+
+    widths: tuple[int, ...] = (64, 128, 256)
+    trials: int = 8
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What each cell computes and how the run is judged.
+
+    Attributes
+    ----------
+    name : str
+        Label of the experiment (names the results folder).
+    studies : tuple of str
+        Registered studies (:data:`freeness_lab.harness.studies.STUDIES`): ``spectrum``
+        (moments and eigenvalues of J J^T and H_L vs the free-probability limit laws) and
+        ``freeness`` (mixed-moment defects vs M).
+    moments : int
+        Number of spectral moments m_1..m_n recorded per matrix and trial.
+    eigenvalues : bool
+        Also store every eigenvalue (needed for the histograms).
+    fim_include_bias : bool
+        Bias parameters in theta for H_L (an O(1/M) term the limit law does not have).
+    words : tuple of str or None
+        Words of the freeness study; ``None``: its default set.
+    z_max : float
+        A Monte Carlo mean agrees with theory when within ``z_max`` standard errors.
+    fail_on_disagreement : bool
+        Exit non-zero when a check disagrees (regression-suite mode).
+    """
+
+    name: str = "default"
+    studies: tuple[str, ...] = DEFAULT_STUDIES
+    moments: int = 4
+    eigenvalues: bool = True
+    fim_include_bias: bool = False
+    words: tuple[str, ...] | None = None
+    z_max: float = 4.0
+    fail_on_disagreement: bool = False
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where runs are written (runtime-only: no number depends on it).
+
+    Attributes
+    ----------
+    results : str
+        The results root: a run goes to ``<results>/<experiment.name>/<config hash>/``
+        (``conf/config.yaml``; the library entry point takes its folder as an argument).
+    """
+
+    results: str = "results"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated harness run.
+
+    Attributes
+    ----------
+    seed : int
+        Root entropy of the run's ``numpy.random.SeedSequence``.
+    n_jobs : int
+        joblib workers for the (cell, trial) tasks; -1 uses every core. Runtime-only: it does
+        not change any number.
+    progress : bool
+        Show a progress bar (runtime-only).
+    max_new_cells : int or None
+        Stop after computing this many new cells (a budget for time-limited jobs; re-run to
+        continue). Runtime-only.
+    force : bool
+        Run even when the estimated memory or time (:mod:`freeness_lab.harness.budget`)
+        exceeds this machine's limits. Runtime-only.
+    """
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    n_jobs: int = -1
+    progress: bool = True
+    max_new_cells: int | None = None
+    force: bool = False
+
+    def variants(self) -> list[NetworkSpec]:
+        """The network variants of the sweep (product of ``sweep.axes``), width 1 placeholder."""
+        base = self.network.spec_fields()
+        names = list(self.sweep.axes)
+        specs = []
+        for values in itertools.product(*(self.sweep.axes[n] for n in names)):
+            specs.append(NetworkSpec(**{**base, **dict(zip(names, values, strict=True))},
+                                     width=1))
+        return specs
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the run's numbers (not ``n_jobs``, ``progress``...)."""
+        network = dataclasses.asdict(self.network)
+        if self.network.q_star is None:  # not part of the identity unless used
+            network.pop("q_star")
+        return {"network": network,
+                "sweep": dataclasses.asdict(self.sweep),
+                "experiment": dataclasses.asdict(self.experiment),
+                "seed": self.seed}
+
+
+#: fields that change how a run executes, never what it computes
+RUNTIME_FIELDS: tuple[str, ...] = ("n_jobs", "progress", "max_new_cells", "force", "paths")

@@ -1,0 +1,15 @@
+"""The registry of studies: name -> :class:`~freeness_lab.harness.studies.base.Study`.
+
+Adding a study is one module defining its ``STUDY`` (see :mod:`.base`) and one line below.
+"""
+
+from freeness_lab.harness.studies import freeness, spectrum
+from freeness_lab.harness.studies.base import ReportInput, Study, StudyReport
+
+#: every study a run may contain (``experiment.studies``), by name
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    spectrum.STUDY,
+    freeness.STUDY,
+)}
+
+__all__ = ["STUDIES", "ReportInput", "Study", "StudyReport"]

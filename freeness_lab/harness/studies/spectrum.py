@@ -1,0 +1,139 @@
+"""The ``spectrum`` study: Monte Carlo spectra of J J^T and H_L against their limit laws.
+
+Per trial: :func:`freeness_lab.harness.spectrum.spectrum_trial` (moments, variance, scale-free
+moments, the weight-sampler traces, optionally every eigenvalue). Report: the limit-law
+moments (:func:`~freeness_lab.harness.theory_side.theory_table`), the Monte Carlo table joined
+with them and the verdicts (:mod:`freeness_lab.harness.compare`), histograms over the theory
+densities (each density under a time budget, :data:`MIN_DENSITY_SECONDS`), and its section of
+``summary.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from freeness_lab.harness.compare import VARIANT_COLUMNS, compare, failing, verdicts
+from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
+from freeness_lab.harness.markdown import compact, counts, markdown_table
+from freeness_lab.harness.plots import spectrum_histogram
+from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
+from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
+from freeness_lab.harness.theory_side import TheoryMoments, stage, theory_density, theory_table
+from freeness_lab.spec import NetworkSpec
+
+#: points of the theory density drawn under each histogram
+DENSITY_POINTS = 400
+#: each density drawn under a histogram may take the cells' computing time divided by the
+#: number of plots, and at least this long (then the plot says it was cut short)
+MIN_DENSITY_SECONDS = 15.0
+
+
+def params(e: ExperimentConfig) -> Params:
+    """Moments, eigenvalues and the bias option of H_L: what a spectrum cell depends on."""
+    return (("moments", e.moments), ("eigenvalues", e.eigenvalues),
+            ("fim_include_bias", e.fim_include_bias))
+
+
+def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
+    """Moment rows of both matrices, and 2 M eigenvalue rows when they are stored."""
+    return 2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
+
+
+def range_moments(e: ExperimentConfig) -> int:
+    """The spectrum study records m_1..m_n of J J^T and H_L."""
+    return e.moments
+
+
+def _slug(spec: Any) -> str:
+    return (f"{spec.activation}-{spec.weights}-L{spec.depth}-sw{spec.sigma_w:.4g}"
+            f"-sb{spec.sigma_b:g}-q{spec.q0:g}").replace("(", "").replace(")", "")
+
+
+def spectrum_plots(run: RunConfig, eigs: pd.DataFrame, raw: dict[tuple[int, str], TheoryMoments],
+                   plot_dir: Path, cells_seconds: float) -> tuple[list[Path], list[str]]:
+    """Histograms over the theory densities; returns the plots and the theory errors.
+
+    Each density gets ``max(MIN_DENSITY_SECONDS, cells_seconds / number of plots)`` of wall
+    time (:func:`~freeness_lab.harness.deadline.time_limit`): past it the plot is drawn
+    without the curve and says so, so that drawing stays proportionate to computing.
+    """
+    width = max(run.sweep.widths)
+    jobs = [(i, spec, matrix) for i, spec in enumerate(run.variants()) for matrix in MATRICES]
+    seconds = max(MIN_DENSITY_SECONDS, cells_seconds / max(1, len(jobs)))
+    paths, errors = [], []
+    for i, spec, matrix in stage(jobs, "plots", run.progress):
+        label = {c: getattr(spec, c) for c in VARIANT_COLUMNS}
+        sel = eigs[(eigs["width"] == width)
+                   & np.logical_and.reduce([eigs[c] == v for c, v in label.items()])]
+        values = sel.loc[sel["matrix"] == matrix, "value"].to_numpy()
+        if values.size == 0:
+            continue
+        lo, hi = float(values.min()), float(np.quantile(values, 0.995))
+        x = np.linspace(lo, hi, DENSITY_POINTS)
+        title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
+                 f"sigma_w={spec.sigma_w:.4g}, sigma_b={spec.sigma_b:g}, M={width}")
+        try:
+            with time_limit(seconds):
+                f, note, status = theory_density(spec.with_width(width), matrix, x)
+        except TimeLimitExceeded:
+            f, note, status = None, f"density not drawn: it took over {seconds:.3g} s", "ok"
+        if status == "error":
+            errors.append(f"{title}: {note}")
+        theory = raw[(i, matrix)]
+        path = plot_dir / f"spectrum_{matrix}_{_slug(spec)}.png"
+        paths.append(spectrum_histogram(values, path, title=title,
+                                        density=None if f is None else (x, f),
+                                        atoms=theory.atoms, note=note or theory.note))
+    return paths, errors
+
+
+def section(run: RunConfig, spectrum_verdicts: pd.DataFrame, notes: list[str]
+            ) -> tuple[list[str], int]:
+    """The spectrum section of ``summary.md`` and its number of failing checks
+    (:func:`~freeness_lab.harness.compare.failing`)."""
+    e = run.experiment
+    strict = e.fail_on_disagreement
+    failed = int(failing(spectrum_verdicts["verdict"], strict).sum())
+    lines = ["## Spectrum: Monte Carlo moments vs limit law (largest M)", "",
+             f"Verdicts: {counts(spectrum_verdicts['verdict'])}. "
+             f"`agrees`: |z| <= {e.z_max:g} at the largest M, or its Student-t p-value "
+             f"times the number of checks (Bonferroni) above 2 Phi(-{e.z_max:g}); "
+             "`converging`: the defect "
+             "shrinks at every M with log-log slope <= -1/2 (finite-M bias); "
+             "`disagrees`: neither; `no theory`: not covered by the theory side "
+             f"({'failing' if strict else 'not failing'} in this run); "
+             "`theory error`, `invalid`: the theory raised or gave non-finite moments, "
+             "or the Monte Carlo values are not finite (failing).", ""]
+    lines += markdown_table(compact(spectrum_verdicts, ["matrix", "quantity", "width", "mean",
+                                                        "se", "theory", "z", "p_familywise",
+                                                        "slope", "verdict"]))
+    for note in notes:
+        lines.append(f"\nTheory note: {note}")
+    lines.append("")
+    return lines, failed
+
+
+def report(inp: ReportInput) -> StudyReport:
+    """Theory table, checks, verdicts, histograms and summary section of the study."""
+    run = inp.run
+    theory, raw = theory_table(run.variants(), MATRICES, run.experiment.moments,
+                               progress=run.progress)
+    check = compare(inp.tables["spectrum"], theory)
+    out = StudyReport(tables={"theory": theory, "spectrum_check": check})
+    spectrum_verdicts = verdicts(check, run.experiment.z_max)
+    if "eigenvalues" in inp.tables:
+        out.plots, out.errors = spectrum_plots(run, inp.tables["eigenvalues"], raw,
+                                               inp.plot_dir, inp.cells_seconds)
+    notes = sorted({r.note for r in raw.values() if r.note})
+    out.section, out.failed = section(run, spectrum_verdicts, notes)
+    return out
+
+
+STUDY = Study(name="spectrum", params=params, trial=spectrum_trial,
+              tables=("spectrum", "eigenvalues"), report_tables=("theory", "spectrum_check"),
+              report=report, rows_per_trial=rows_per_trial, range_moments=range_moments)

@@ -1,0 +1,63 @@
+"""The study registry: a study is one module's ``Study`` and one registry entry; nothing else
+in the harness names it (config, cells, runner, budget, experiment, summary, collect)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from freeness_lab import SpecError
+from freeness_lab.harness import run_experiment, validate_config
+from freeness_lab.harness.studies import STUDIES, ReportInput, Study, StudyReport
+
+
+def _trial(spec, seed, params):
+    x = np.random.default_rng(seed).standard_normal(spec.width)
+    return {"toy": {"quantity": ["mean", "max"], "value": [float(x.mean()), float(x.max())]}}
+
+
+def _report(inp: ReportInput) -> StudyReport:
+    toy = inp.tables["toy"]
+    means = toy[toy["quantity"] == "mean"].groupby("width")["value"].mean().reset_index()
+    bad = int((means["value"].abs() > 1).sum())
+    return StudyReport(tables={"toy_check": means}, failed=bad,
+                       section=["## Toy: means of Gaussian vectors", "",
+                                f"{len(means)} widths, {bad} failing", ""])
+
+
+def _validate(run):
+    if run.sweep.trials < 3:
+        raise SpecError("sweep.trials", "the toy study needs >= 3 trials")
+
+
+TOY = Study(name="toy", params=lambda e: (("version", 1),), trial=_trial, tables=("toy",),
+            report_tables=("toy_check",), report=_report, rows_per_trial=lambda s, e: 2,
+            validate=_validate)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(STUDIES, "toy", TOY)
+
+
+def test_a_registered_study_runs_end_to_end(toy, tmp_path):
+    run = validate_config({"experiment": {"studies": ["toy"], "name": "toy"},
+                           "sweep": {"widths": [8, 16], "trials": 3}, "n_jobs": 1,
+                           "progress": False})
+    result = run_experiment(run, tmp_path / "run")
+    assert set(result.tables) == {"toy", "toy_check"}
+    toy_table = pd.read_parquet(result.tables["toy"])
+    assert len(toy_table) == 2 * 3 * 2 and (toy_table["study"] == "toy").all()
+    assert {"trial", "spawn_key", "seed", "width"} <= set(toy_table.columns)
+    text = result.summary.read_text()
+    assert "## Toy: means of Gaussian vectors" in text and "**PASS**" in text
+    again = run_experiment(run, tmp_path / "run")
+    assert (again.stats.computed, again.stats.reused) == (0, 2)
+
+
+def test_a_registered_study_brings_its_own_config_rules(toy):
+    with pytest.raises(SpecError, match=r"sweep\.trials.*toy study"):
+        validate_config({"experiment": {"studies": ["toy"]}, "sweep": {"trials": 2}})
+    with pytest.raises(SpecError, match=r"experiment\.studies.*allowed: spectrum, freeness, toy"):
+        validate_config({"experiment": {"studies": ["toys"]}})
