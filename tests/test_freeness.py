@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from montecarlo import assert_mean_within
 from scipy import integrate
 
 from freeness_lab import NetworkSpec, SpecError
@@ -140,17 +141,17 @@ def test_limit_predictions_closed_forms(weights):
         m_h[1] * e[1][1] ** 2 + m_h[0] ** 2 * e[1][2] - m_h[0] ** 2 * e[1][1] ** 2, rel=1e-10)
 
 
-def test_h_limit_moments_against_monte_carlo():
+def test_h_limit_moments_against_monte_carlo(global_seed):
     # H_2 = qhat_1 + W2 D1 H1 D1 W2^T: limit m_2 vs the empirical tr(H2^2) at M = 400
     from freeness_lab.simulate.network import sample_network
     from freeness_lab.simulate.words import word_trace
 
     spec = NetworkSpec("tanh", "gaussian", depth=2, width=400, sigma_w=1.2, sigma_b=0.1)
-    vals = [word_trace(sample_network(spec, rng=s), "H2 H2") for s in range(8)]
-    mean, se = np.mean(vals), np.std(vals, ddof=1) / math.sqrt(len(vals))
+    vals = [word_trace(sample_network(spec, rng=s + 100 * global_seed), "H2 H2")
+            for s in range(8)]
     limit = fim_dual_law(spec).moments(2)[1]
     # the 1/M bias term of H and O(1/M) finite-size effects: allow 3/M besides 4 SE
-    assert abs(mean - limit) < 4 * se + 3 / 400 * limit
+    assert_mean_within(vals, limit, bias=3 / 400 * limit)
 
 
 def test_results_identical_for_any_n_jobs_and_width_order(tmp_path):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from montecarlo import assert_mean_within
 from spectral_distance import d2_distance, kolmogorov, rigidity
 
 from freeness_lab import NetworkSpec
@@ -138,21 +139,18 @@ def test_empirical_spectrum_against_limit_cdf(kind):
     assert dist[1000] < dist[250], dist
 
 
-def test_fim_mean_and_variance_against_monte_carlo():
+def test_fim_mean_and_variance_against_monte_carlo(global_seed):
     """tr H_L and the spectral variance tr H_L^2 - (tr H_L)^2 over trials at M = 400, against
     m_1(l+1) = qhat_l + chi_l m_1(l) and its variance analogue, within 4 standard errors plus
     the O(1/M) finite-width bias (bounded by 2/M relative)."""
     spec = NetworkSpec("tanh", "gaussian", depth=3, width=400, sigma_w=1.2, sigma_b=0.2, q0=1.0)
     mean, var = fim_dual_mean_variance(spec)[-1]
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(7 + global_seed)
     stats = []
     for child in rng.spawn(16):
         e = sample_network(spec, child).fim_dual_spectrum(include_bias=False)
         stats.append((e.mean(), e.var()))
-    stats = np.array(stats)
-    mc, se = stats.mean(0), stats.std(0, ddof=1) / np.sqrt(len(stats))
-    tol = 4 * se + 2.0 / spec.width * np.abs([mean, var])
-    assert np.all(np.abs(mc - [mean, var]) <= tol), (mc, [mean, var], se)
+    assert_mean_within(stats, [mean, var], bias=2.0 / spec.width * np.abs([mean, var]))
 
 
 def test_fim_relu_orthogonal_depth3_is_an_arcsine_law():
@@ -203,7 +201,7 @@ def test_fim_hard_tanh_orthogonal_depth3_support_from_free_projections():
 
 
 @pytest.mark.parametrize("act", ["silu", "gelu"])
-def test_silu_gelu_spectral_moments_against_monte_carlo(act):
+def test_silu_gelu_spectral_moments_against_monte_carlo(act, global_seed):
     """J J^T with orthogonal weights (phi' has a zero: three stationary points of phi'^2):
     the spectral mean tr(J J^T) and variance tr((J J^T)^2) - tr(J J^T)^2 over 16 trials at
     M = 400 against m_1 and m_2 - m_1^2 of jacobian_law, within 4 standard errors plus the
@@ -213,17 +211,14 @@ def test_silu_gelu_spectral_moments_against_monte_carlo(act):
     m = jacobian_law(spec).moments(2)
     mean, var = m[0], m[1] - m[0] ** 2
     stats = []
-    for child in np.random.default_rng(11).spawn(16):
+    for child in np.random.default_rng(11 + global_seed).spawn(16):
         e = sample_network(spec, child).jacobian_spectrum()
         stats.append((e.mean(), e.var()))
-    stats = np.array(stats)
-    mc, se = stats.mean(0), stats.std(0, ddof=1) / np.sqrt(len(stats))
-    tol = 4 * se + 2.0 / spec.width * np.abs([mean, var])
-    assert np.all(np.abs(mc - [mean, var]) <= tol), (mc, [mean, var], se)
+    assert_mean_within(stats, [mean, var], bias=2.0 / spec.width * np.abs([mean, var]))
 
 
 @pytest.mark.parametrize("act", ["silu", "gelu"])
-def test_silu_gelu_fim_cdf_against_monte_carlo(act):
+def test_silu_gelu_fim_cdf_against_monte_carlo(act, global_seed):
     """H_3 with orthogonal weights (a shift chain through two D^2 laws whose phi' has a zero;
     its density bends at products of their singular values and has mass within 1e-11 of its
     base): the fraction of eigenvalues of the sampled H_3 below the law's 10/30/50/70/90 %
@@ -236,10 +231,7 @@ def test_silu_gelu_fim_cdf_against_monte_carlo(act):
     t = law.quantile(p)
     np.testing.assert_allclose(law.cdf(t), p, atol=1e-9)
     fractions = []
-    for child in np.random.default_rng(13).spawn(16):
+    for child in np.random.default_rng(13 + global_seed).spawn(16):
         e = sample_network(spec, child).fim_dual_spectrum()
         fractions.append((e[:, None] <= t).mean(0))
-    fractions = np.array(fractions)
-    mc, se = fractions.mean(0), fractions.std(0, ddof=1) / np.sqrt(len(fractions))
-    tol = 4 * se + 4 * np.log(spec.width) / spec.width
-    assert np.all(np.abs(mc - p) <= tol), (mc, p, se)
+    assert_mean_within(fractions, p, bias=4 * np.log(spec.width) / spec.width)

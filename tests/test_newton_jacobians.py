@@ -73,7 +73,7 @@ def _solved(name: str):
 
 
 def contraction(system, v: np.ndarray, zeta: np.ndarray, size: float, seed: int = 0) -> float:
-    """max over points of |v* - (w + step(w))| / |w - v*| with w = v* + delta, |delta| ~ size |v*|."""
+    """max over points of |v* - (w + step(w))| / |w - v*|, w = v* + delta, |delta| ~ size |v*|."""
     rng = np.random.default_rng(seed)
     delta = size * np.abs(v) * (rng.standard_normal(v.shape) + 1j * rng.standard_normal(v.shape))
     w = v + delta
