@@ -22,8 +22,8 @@ Run: ``python benchmarks/bench_simulate.py`` (about 3 minutes on 2 quiet cores;
 BLAS threads (``--blas-threads``, sections 1 and 2): by default the library's own count on a
 quiet machine, but 1 when the load average already reaches the CPU count -- two OpenBLAS threads
 competing with other processes on a shared 2-core machine ran 10-20x slower here and drowned
-the ratios (DESIGN.md section 4). For the same reason section 3 skips its unpinned sequential
-run on a busy machine.
+the ratios (``docs/conventions.md``, "Numerics": BLAS threads). For the same reason section 3
+skips its unpinned sequential run on a busy machine.
 """
 
 import argparse

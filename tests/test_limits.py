@@ -35,7 +35,8 @@ def test_relu_critical_hand_checks(depth):
 @pytest.mark.parametrize("act, sigma_w, sigma_b", [("tanh", 1.3, 0.2), ("hard_tanh", 1.1, 0.05),
                                                    ("erf", 0.9, 0.3)])
 def test_variance_identity_identical_layers(act, sigma_w, sigma_b, weights, s1):
-    """m_2/m_1^2 - 1 = L (mu_2/mu_1^2 - 1 - s_1) at the fixed point (DESIGN.md section 2)."""
+    """m_2/m_1^2 - 1 = L (mu_2/mu_1^2 - 1 - s_1) at the fixed point (``docs/conventions.md``,
+    "Objects and conventions")."""
     depth = 7
     spec = NetworkSpec(act, weights, depth=depth, width=1, sigma_w=sigma_w, sigma_b=sigma_b)
     law = jacobian_law(spec, at_fixed_point=True)
