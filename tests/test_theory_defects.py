@@ -22,7 +22,8 @@ from freeness_lab.theory import bernoulli, fim_dual_law, free_product, jacobian_
 def _relu_h3_closed_form(sigma_w, sigma_b, q0):
     """(atom, lo, width) of H_3 for ReLU with orthogonal weights (Hayase-Karakida recursion,
     ``docs/conventions.md``, "Objects and conventions"): mu_1 = delta_{q0},
-    mu_{l+1} = qhat_l + s (D_l^2 boxtimes mu_l), s = sigma_w^2. D_l^2 = P_l, free projections of trace P(h > 0) = 1/2 (Collins-Hayase), so
+    mu_{l+1} = qhat_l + s (D_l^2 boxtimes mu_l), s = sigma_w^2. D_l^2 = P_l, free projections
+    of trace P(h > 0) = 1/2 (Collins-Hayase), so
     mu_2 = qhat_1 + s q0 Bernoulli(1/2) (two atoms) and H_3 = qhat_2 + s P (qhat_1 + s q0 Q) P
     = qhat_2 + s qhat_1 P + s^2 q0 PQP. On the range of P (trace 1/2), PQP of two free
     projections of trace 1/2 has the arcsine law on [0, 1] (Voiculescu; density
