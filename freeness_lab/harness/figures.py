@@ -36,7 +36,8 @@ from freeness_lab.harness.stats import (
 from freeness_lab.harness.storage import write_json
 from freeness_lab.theory.predictions import critical_point
 
-__all__ = ["Check", "Correlation", "LinearFit", "check_config_keys", "correlation",
+__all__ = ["Check", "Correlation", "LinearFit", "app_arguments", "check_config_keys",
+           "correlation",
            "critical_point", "run_figure", "run_seeds", "spectrum_panel",
            "weighted_lstsq",
            "empirical_cdf", "linear_fit", "output_dir", "sup_cdf_distance", "write_csv",
@@ -78,6 +79,31 @@ def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str
     for key in cfg:
         if key not in allowed and key != "hydra":
             raise ValueError(f"{where}{key}: unknown config key; allowed: {', '.join(allowed)}")
+
+
+def app_arguments(preset: str, argv: Sequence[str]) -> list[str]:
+    """The app's command line of a figure alias (``experiments/<fig>/run.py``).
+
+    ``size=small`` selects the CI-size preset ``<preset>_small``, ``size=full`` (the default)
+    the preset itself; every other argument is passed on: ``experiment=<preset>[_small]
+    [argv...]``.
+
+    Raises
+    ------
+    ValueError
+        For a ``size`` other than ``small`` or ``full``.
+    """
+    sizes = {"small": f"{preset}_small", "full": preset}
+    out, chosen = [], preset
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if key == "size" and eq:
+            if value not in sizes:
+                raise ValueError(f"size: must be one of {', '.join(sizes)}, got {value!r}")
+            chosen = sizes[value]
+        else:
+            out.append(arg)
+    return [f"experiment={chosen}", *out]
 
 
 def output_dir(root: str | Path, figure: str, run: str) -> Path:
