@@ -3,7 +3,7 @@
 Adding a study is one module defining its ``STUDY`` (see :mod:`.base`) and one line below.
 """
 
-from freeness_lab.harness.studies import freeness, pennington2017, spectrum
+from freeness_lab.harness.studies import freeness, pennington2017, pennington2018, spectrum
 from freeness_lab.harness.studies.base import ReportInput, Study, StudyReport
 
 #: every study a run may contain (``experiment.studies``), by name
@@ -11,6 +11,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     spectrum.STUDY,
     freeness.STUDY,
     pennington2017.STUDY,
+    pennington2018.STUDY,
 )}
 
 __all__ = ["STUDIES", "ReportInput", "Study", "StudyReport"]
