@@ -23,8 +23,8 @@ from scipy import stats
 
 from freeness_lab import SpecError
 from freeness_lab.harness import figures as F
-from freeness_lab.harness import validate_config
 from freeness_lab.harness import stats as S
+from freeness_lab.harness import validate_config
 from freeness_lab.harness.storage import read_provenance
 from freeness_lab.theory import meanfield
 from freeness_lab.theory.predictions import critical_point

@@ -3,7 +3,8 @@
     python experiments/fig4_collins_hayase/run.py [size=small|full] [overrides...]
 
 runs ``freeness-lab experiment=collins_hayase2023[_small] [overrides...]``
-(``conf/experiment/collins_hayase2023.yaml``; ``_small`` is ``sweep=collins_hayase2023_small``): the freeness study of the app
+(``conf/experiment/collins_hayase2023.yaml``; ``_small`` is
+``sweep=collins_hayase2023_small``): the freeness study of the app
 (:mod:`freeness_lab.harness.studies.freeness`), tanh at the edge of chaos with every layer
 at q* = 0.5 (``network.q_star``), depth 2, Haar orthogonal and Gaussian weights. For each word
 in (W_l, W_l^T) and D_l (and H_l), the paired defect between the empirical trace and the free

@@ -36,7 +36,6 @@ from scipy import stats
 
 from freeness_lab.harness.figures import Check, save_figure, spectrum_panel
 from freeness_lab.harness.markdown import markdown_table
-
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.simulate import jacobian_spectrum

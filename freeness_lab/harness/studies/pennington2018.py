@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from freeness_lab.harness.figures import Check, empirical_cdf, save_figure, sup_cdf_distance
+from freeness_lab.harness.figures import Check, save_figure
 from freeness_lab.harness.markdown import markdown_table
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.stats import empirical_cdf, sup_cdf_distance
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.simulate import jacobian_spectrum
 from freeness_lab.spec import NetworkSpec, SpecError
