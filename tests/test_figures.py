@@ -1,12 +1,17 @@
-"""Tests of freeness_lab.harness.figures and small-size runs of every paper figure
-(experiments/fig*/run.py) through Hydra's compose API; full sizes under ``slow``."""
+"""Tests of freeness_lab.harness.figures and small-size runs of every paper figure: the app's
+figure presets (every ``conf/experiment/<name>.yaml`` with a CI-size ``<name>_small.yaml``)
+through the app, the figures not yet moved (experiments/fig*/run.py) through Hydra's compose
+API; full sizes under ``slow``."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +21,20 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy import stats
 
+from freeness_lab import SpecError
 from freeness_lab.harness import figures as F
 from freeness_lab.harness import stats as S
+from freeness_lab.harness import validate_config
 from freeness_lab.harness.storage import read_provenance
 from freeness_lab.theory import meanfield
 from freeness_lab.theory.predictions import critical_point
 
 ROOT = Path(__file__).resolve().parents[1]
-#: figures with their own Hydra config (figure 4 is a preset of the app, tested below)
-FIGURES = ("fig1_pennington2017", "fig2_pennington2018", "fig3_hayase2021",
-           "fig5_chhaibi2022")
+#: figures with their own Hydra config (the others are presets of the app, :data:`PRESETS`)
+FIGURES = ("fig5_chhaibi2022",)
+#: the app's figure presets: every experiment preset with a CI-size preset beside it
+PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")
+                 if p.with_name(f"{p.stem}_small.yaml").is_file())
 FIG4 = "experiments/fig4_collins_hayase/run.py"
 
 
@@ -125,15 +134,6 @@ def _summary_lines(out: Path) -> list[str]:
             if ln.startswith(("- PASS", "- FAIL"))]
 
 
-@pytest.mark.parametrize("figure", FIGURES[:3])
-def test_small_figure_runs_and_its_checks_pass(figure, tmp_path):
-    status, out = _run_small(figure, tmp_path)
-    lines = _summary_lines(out)
-    assert lines and status == 0, "\n".join(ln for ln in lines if "FAIL" in ln)
-    assert list(out.glob("*.png")) and list(out.glob("*.csv"))
-    assert (out / "metadata.json").is_file()
-
-
 def test_small_fig5_runs_trains_and_reports_every_correlation(tmp_path):
     """At CI size (10 architectures) the correlation claim has little power: the test checks
     the density checks, the bookkeeping of runs and that every correlation has a finite
@@ -176,6 +176,132 @@ def test_full_size_figure_command(figure, tmp_path):
     assert "ALL CHECKS PASS" in (tmp_path / figure / "slow-test" / "summary.md").read_text()
 
 
+def _app(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "freeness_lab", *args, f"hydra.run.dir={out}",
+            "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory):
+    """Each figure preset run once at its small size: name -> (completed process, folder)."""
+    runs = {}
+
+    def run(name: str) -> tuple[subprocess.CompletedProcess, Path]:
+        if name not in runs:
+            out = tmp_path_factory.mktemp(name) / "run"
+            proc = subprocess.run(_app(out, f"experiment={name}_small"),
+                                  cwd=ROOT, capture_output=True, text=True, timeout=1800)
+            runs[name] = proc, out
+        return runs[name]
+
+    return run
+
+
+def test_figure_parameters_are_validated_naming_the_field():
+    base = {"sweep": {"widths": [16], "trials": 2, "axes": {"depth": [1, 2, 3]}},
+            "progress": False}
+
+    def figure(**fields):
+        return validate_config({**base, "experiment": {"studies": ["pennington2017"],
+                                                       "figure": fields}})
+
+    assert figure().experiment.figure == {}
+    with pytest.raises(SpecError, match=r"experiment\.figure\.bnad: unknown key"):
+        figure(bnad=2.0)
+    with pytest.raises(SpecError, match=r"experiment\.figure\.cases\[0\]"):
+        figure(cases=[{"activation": "relu"}])
+    with pytest.raises(SpecError, match=r"experiment\.figure\.band"):
+        figure(band=0.5)
+    with pytest.raises(SpecError, match=r"experiment\.figure\.spectra_depths"):
+        figure(spectra_depths=[7])
+    with pytest.raises(SpecError, match=r"sweep\.axes\.depth"):
+        validate_config({**base, "sweep": {"widths": [16], "trials": 2},
+                         "experiment": {"studies": ["pennington2017"]}})
+    with pytest.raises(SpecError, match=r"experiment\.figure: must be null or a mapping"):
+        validate_config({**base, "experiment": {"figure": [1]}})
+
+
+def test_every_figure_preset_is_found():
+    assert {"collins_hayase2023", "pennington2017", "pennington2018",
+            "hayase_karakida2021"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_small_figure_preset_runs_through_the_app_and_its_claims_pass(preset, small_runs):
+    proc, out = small_runs(preset)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = _summary_lines(out)
+    assert lines and all(ln.startswith("- PASS") for ln in lines), lines
+    assert "**PASS**" in (out / "summary.md").read_text()
+    plots = list((out / "plots").glob("*.png"))
+    assert plots and all(p.read_bytes()[:4] == b"\x89PNG" for p in plots)
+    tables = list(out.glob("*.parquet"))
+    assert tables
+    for table in tables:
+        assert read_provenance(table)["config"]["experiment"]["name"] == preset
+
+
+def test_small_fig1_checks_every_case(small_runs):
+    _, out = small_runs("pennington2017")
+    lines = _summary_lines(out)
+    assert sum("variance slope" in ln for ln in lines) == 8
+    assert sum("series law = closed form" in ln for ln in lines) == 8
+    assert sum("near isometry at L=16" in ln for ln in lines) == 1
+    trials = pd.read_parquet(out / "fig1_trials.parquet")
+    assert len(trials) == 8 * 4 * 8 and set(trials["activation"]) == {"relu", "hard_tanh", "erf"}
+    assert {p.name for p in (out / "plots").glob("*.png")} == {"fig1_spectra.png",
+                                                                "fig1_variance.png"}
+
+
+def test_small_fig2_checks_both_classes_and_reports_every_pair(small_runs):
+    _, out = small_runs("pennington2018")
+    lines = _summary_lines(out)
+    assert len(lines) == 3 and sum("class -> S-transform limit" in ln for ln in lines) == 2
+    distances = pd.read_parquet(out / "fig2_mc_cdf_distances.parquet")
+    assert len(distances) == 2 * 3 and distances["sup_cdf_distance"].between(0, 1).all()
+    eigs = pd.read_parquet(out / "fig2_eigenvalues.parquet")
+    assert len(eigs) == 2 * 2 * 3 * 150 and (eigs["weights"] == "orthogonal").all()
+
+
+def test_small_fig3_checks_spectra_atoms_means_and_the_threshold(small_runs):
+    _, out = small_runs("hayase_karakida2021")
+    lines = _summary_lines(out)
+    assert sum("atom at" in ln for ln in lines) == 3
+    assert sum("mean of H_l grows" in ln for ln in lines) == 2
+    assert sum("divergence boundary" in ln for ln in lines) == 1 and len(lines) == 12
+    runs = pd.read_parquet(out / "fig3_training.parquet")
+    assert len(runs) == 2 * 8 * 3 * 6 and runs["diverged"].dtype == bool
+    bounds = pd.read_parquet(out / "fig3_boundary.parquet")
+    assert len(bounds) == 2 * 8 * 3 and bounds["monotone"].all()
+
+
+def test_a_killed_figure_run_resumes_to_the_same_tables(small_runs, tmp_path):
+    """Figure 2 killed (SIGKILL) once its first cell is written, then run again: the
+    finished cell is reused and the tables equal those of the uninterrupted run."""
+    _, reference = small_runs("pennington2018")
+    out = tmp_path / "run"
+    args = _app(out, "experiment=pennington2018_small", "n_jobs=1")
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    log = out / "computed_cells.log"
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and not (
+            log.is_file() and log.read_text().splitlines()):
+        time.sleep(0.2)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed, "the run finished before it could be killed"
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    reused = int(re.search(r"reused (\d+)", again.stderr + again.stdout).group(1))
+    assert reused == 1
+    for name in ("fig2_eigenvalues", "fig2_moments", "fig2_mc_cdf_distances"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / f"{name}.parquet"),
+                                      pd.read_parquet(reference / f"{name}.parquet"))
+
+
 def _fig4(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, FIG4, *args, f"hydra.run.dir={out}",
@@ -184,33 +310,37 @@ def _fig4(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path
     return proc, out
 
 
-def test_small_fig4_is_the_app_preset_its_claims_pass_and_it_resumes(tmp_path):
-    proc, out = _fig4(tmp_path, "size=small")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+def test_small_fig4_claims_and_its_alias_resumes_the_app_run(small_runs, tmp_path):
+    proc, out = small_runs("collins_hayase2023")
     lines = _summary_lines(out)
-    assert len(lines) == 2 * 14 and all(ln.startswith("- PASS") for ln in lines), lines
-    assert sum(" is not free -- " in ln for ln in lines) == 2 * 3
-    assert "**PASS**" in (out / "summary.md").read_text()
-    plots = list((out / "plots").glob("*.png"))
-    assert len(plots) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in plots)
+    assert len(lines) == 2 * 14 and sum(" is not free -- " in ln for ln in lines) == 2 * 3
+    assert len(list((out / "plots").glob("*.png"))) == 2
     prov = read_provenance(out / "freeness_fits.parquet")
     assert prov["config"]["network"]["q_star"] == 0.5
-    assert prov["config"]["experiment"]["name"] == "collins_hayase2023"
     fits = pd.read_parquet(out / "freeness_fits.parquet")
     assert (fits["verdict"] == fits["expected"]).all()
-    again, _ = _fig4(tmp_path, "size=small")  # every cell reused, the same tables
+    # the alias runs the same command: every cell reused, the same tables
+    again = subprocess.run([sys.executable, FIG4, "size=small", f"hydra.run.dir={out}",
+                            "progress=false"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=1800)
     assert again.returncode == 0 and "computed 0, reused 6" in again.stderr + again.stdout
     pd.testing.assert_frame_equal(pd.read_parquet(out / "freeness_fits.parquet"), fits)
 
 
-def test_fig4_alias_refuses_an_unknown_size(tmp_path):
+def test_figure_alias_refuses_an_unknown_size(tmp_path):
     proc, out = _fig4(tmp_path, "size=huge")
     assert proc.returncode == 2 and "size: must be one of small, full" in proc.stderr
     assert not out.exists()
+    assert F.app_arguments("pennington2017", ["size=small", "seed=1"]) == [
+        "experiment=pennington2017_small", "seed=1"]
 
 
 @pytest.mark.slow
-def test_full_size_fig4_command(tmp_path):
-    proc, out = _fig4(tmp_path)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_full_size_figure_preset(preset, tmp_path):
+    """The documented command, full size (see experiments/README.md for runtimes)."""
+    out = tmp_path / "run"
+    proc = subprocess.run(_app(out, f"experiment={preset}"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=7200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "**PASS**" in (out / "summary.md").read_text()

@@ -203,8 +203,12 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     z_max = node.get("z_max", d.z_max)
     if isinstance(z_max, bool) or not isinstance(z_max, Real) or not 0 < z_max < math.inf:
         raise SpecError("experiment.z_max", f"must be a finite number > 0, got {z_max!r}")
+    figure = node.get("figure", d.figure)
+    if figure is not None and not isinstance(figure, Mapping):
+        raise SpecError("experiment.figure", f"must be null or a mapping of the figure "
+                        f"study's parameters, got {figure!r}")
     return ExperimentConfig(
-        name=name, studies=studies,
+        name=name, studies=studies, figure=None if figure is None else dict(figure),
         moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
                      "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),

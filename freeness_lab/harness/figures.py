@@ -1,11 +1,12 @@
-"""Shared helpers of the paper-figure experiments (``experiments/fig*/run.py``).
+"""Shared helpers of the paper figures.
 
-The statistics the figures use (least squares, correlations with Fisher-z intervals,
-empirical cdfs and Kolmogorov distances) are those of :mod:`freeness_lab.harness.stats`,
-re-exported here for the figure scripts, as is
-:func:`freeness_lab.theory.predictions.critical_point`.
+For the figure studies of the app (:mod:`freeness_lab.harness.studies`): :class:`Check` (one
+PASS/FAIL claim), :func:`save_figure`, :func:`spectrum_panel`, and :func:`app_arguments` (the
+command line of the ``experiments/<fig>/run.py`` aliases).
 
-Output: one folder per run, ``results/<figure>/<run>/`` (:func:`output_dir`), holding the
+For the figure still run as a standalone Hydra app (figure 5, ``experiments/fig5_*``;
+:func:`figure_app`, :func:`run_figure`), with :func:`freeness_lab.harness.stats.correlation`
+re-exported: one folder per run, ``results/<figure>/<run>/`` (:func:`output_dir`), holding the
 PNGs, the CSVs behind them (:func:`write_csv`), ``metadata.json`` (config, git state,
 package versions; :func:`write_metadata`) and ``summary.md`` with one PASS/FAIL line per
 claim (:func:`write_summary`). Files are written atomically (temporary name, then
@@ -24,22 +25,11 @@ import numpy as np
 import pandas as pd
 
 from freeness_lab.harness.provenance import git_state, package_versions
-from freeness_lab.harness.stats import (
-    Correlation,
-    LinearFit,
-    correlation,
-    empirical_cdf,
-    linear_fit,
-    sup_cdf_distance,
-    weighted_lstsq,
-)
+from freeness_lab.harness.stats import correlation
 from freeness_lab.harness.storage import write_json
-from freeness_lab.theory.predictions import critical_point
 
-__all__ = ["Check", "Correlation", "LinearFit", "check_config_keys", "correlation",
-           "critical_point", "run_figure", "run_seeds", "spectrum_panel",
-           "weighted_lstsq",
-           "empirical_cdf", "linear_fit", "output_dir", "sup_cdf_distance", "write_csv",
+__all__ = ["Check", "app_arguments", "check_config_keys", "correlation", "figure_app",
+           "output_dir", "run_figure", "save_figure", "spectrum_panel", "write_csv",
            "write_metadata", "write_summary"]
 
 
@@ -78,6 +68,31 @@ def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str
     for key in cfg:
         if key not in allowed and key != "hydra":
             raise ValueError(f"{where}{key}: unknown config key; allowed: {', '.join(allowed)}")
+
+
+def app_arguments(preset: str, argv: Sequence[str]) -> list[str]:
+    """The app's command line of a figure alias (``experiments/<fig>/run.py``).
+
+    ``size=small`` selects the CI-size preset ``<preset>_small``, ``size=full`` (the default)
+    the preset itself; every other argument is passed on: ``experiment=<preset>[_small]
+    [argv...]``.
+
+    Raises
+    ------
+    ValueError
+        For a ``size`` other than ``small`` or ``full``.
+    """
+    sizes = {"small": f"{preset}_small", "full": preset}
+    out, chosen = [], preset
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if key == "size" and eq:
+            if value not in sizes:
+                raise ValueError(f"size: must be one of {', '.join(sizes)}, got {value!r}")
+            chosen = sizes[value]
+        else:
+            out.append(arg)
+    return [f"experiment={chosen}", *out]
 
 
 def output_dir(root: str | Path, figure: str, run: str) -> Path:
@@ -136,15 +151,6 @@ def write_summary(out_dir: Path, title: str, checks: Sequence[Check],
     _atomic_text(path, text)
     print(text)
     return path
-
-
-def run_seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
-    """``SeedSequence(seed).spawn(n)``: one child per (cell, trial); store ``spawn_key``.
-
-    The figure scripts' positional scheme, kept so that their numbers do not change; new
-    code seeds by content (:func:`freeness_lab.rng.content_seed`, as the app's cells do).
-    """
-    return np.random.SeedSequence(seed).spawn(n)
 
 
 #: top-level keys of every figure config (experiments/fig*/config.yaml)

@@ -106,6 +106,11 @@ class ExperimentConfig:
         A Monte Carlo mean agrees with theory when within ``z_max`` standard errors.
     fail_on_disagreement : bool
         Exit non-zero when a check disagrees (regression-suite mode).
+    figure : dict or None
+        Parameters of a paper-figure study (``conf/experiment/<paper>.yaml``): its cases,
+        grids and claim thresholds; ``None``: the study's defaults. Its keys are the study's
+        own and are checked by the study's ``validate`` (each error names
+        ``experiment.figure.<key>``).
     """
 
     name: str = "default"
@@ -116,6 +121,7 @@ class ExperimentConfig:
     words: tuple[str, ...] | None = None
     z_max: float = 4.0
     fail_on_disagreement: bool = False
+    figure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
