@@ -50,7 +50,7 @@ LAWS = {
     # depth 2: a ShiftedLaw (MP x Bernoulli, shifted by qhat_1)
     "shifted": (lambda: fim_dual_law(NetworkSpec("relu", "gaussian", depth=2, width=1,
                                                  sigma_w=1.3, sigma_b=0.3)), "dcq"),
-    # the class fim_dual_law returns from depth 3 on (tests/test_theory_defects.py checks
+    # the class fim_dual_law returns from depth 3 on (tests/theory/test_theory_defects.py checks
     # one against its closed form); one layer here, 0.4 + (MP x Bernoulli(1/2) x delta_0.7):
     # an atom at its base 0.4, then a gap before the continuous part
     "shift_chain": (lambda: ShiftChainLaw(0.7, [ShiftLayer(

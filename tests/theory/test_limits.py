@@ -225,7 +225,7 @@ def test_silu_gelu_fim_cdf_against_monte_carlo(act, global_seed):
     base): the fraction of eigenvalues of the sampled H_3 below the law's 10/30/50/70/90 %
     quantiles (the law's cdf, from its density quadrature) over 16 trials at M = 400, within
     4 standard errors of the trial means plus the finite-width bias 4 log(M) / M of the
-    Kolmogorov distance (tests/spectral_distance.py)."""
+    Kolmogorov distance (tests/theory/spectral_distance.py)."""
     spec = NetworkSpec(act, "orthogonal", depth=3, width=400, sigma_w=1.6, sigma_b=0.1)
     law = fim_dual_law(spec)
     p = np.array([0.1, 0.3, 0.5, 0.7, 0.9])

@@ -1,4 +1,4 @@
-"""Tests of freeness_lab.harness.stats beyond the figure helpers (tests/test_figures.py)."""
+"""Tests of freeness_lab.harness.stats beyond the figure helpers (tests/harness/test_figures.py)."""
 
 from __future__ import annotations
 

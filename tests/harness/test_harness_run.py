@@ -160,7 +160,7 @@ def test_killed_run_resumes_and_recomputes_only_unfinished_cells(tmp_path):
     assert "computed 0, reused 6" in again.stdout
 
 
-# every other bad override is covered in-process by tests/test_harness_config.py
+# every other bad override is covered in-process by tests/harness/test_harness_config.py
 @pytest.mark.parametrize("bad", [["network.activation=foo"], ["+misspelled=1"]])
 def test_bad_override_exits_nonzero_with_one_line_and_no_folder(tmp_path, bad):
     proc = _cli(bad, tmp_path)
@@ -209,7 +209,7 @@ def test_wheel_ships_the_config_tree_and_runs_from_it(tmp_path):
     """A regular (non-editable) install: the wheel carries conf/ as freeness_lab/conf."""
     import zipfile
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps",
                             "-w", str(tmp_path / "dist"), "-q"],
                            capture_output=True, text=True, timeout=300)

@@ -29,7 +29,7 @@ from freeness_lab.harness.storage import read_provenance
 from freeness_lab.theory import meanfield
 from freeness_lab.theory.predictions import critical_point
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: figures with their own Hydra config (the others are presets of the app, :data:`PRESETS`)
 FIGURES = ("fig5_chhaibi2022",)
 #: the app's figure presets: every experiment preset with a CI-size preset beside it
