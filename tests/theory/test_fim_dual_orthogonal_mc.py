@@ -32,8 +32,8 @@ does not enter H_L), and F_nuhat for the recursion run with nuhat_l in place of 
    free, Collins-Hayase), whose eigenvalues are rigid (within M^(-1+eps) of their classical
    locations: local laws for Haar-rotated sums and products, Bao, Erdos, Schnelli), so the ESD
    is O(log M / M) from the free convolution of its own marginals; the constant 4 is that of
-   ``tests/theory/test_limits.py::test_empirical_spectrum_against_limit_cdf``. Checked directly for hard
-   tanh, where F_nuhat is a ``ShiftChainLaw`` with Bernoulli factors
+   ``tests/theory/test_limits.py::test_empirical_spectrum_against_limit_cdf``. Checked directly
+   for hard tanh, where F_nuhat is a ``ShiftChainLaw`` with Bernoulli factors
    (:func:`test_hard_tanh_given_its_projections`; measured M d_K / log M ~ 0.4 at both widths).
 2. d_K(F_nuhat, F) <= sum_l Delta_l, from the lemma: for laws mu, mu', nu on [0, inf),
    d_K(mu boxtimes nu, mu' boxtimes nu) <= d_K(mu, mu'). Proof: realize nu as B = U diag U^T
