@@ -13,13 +13,7 @@ isometry of orthogonal hard tanh). Outputs, resume and provenance are the app's 
 
 import sys
 
-from freeness_lab.harness.app import main
-from freeness_lab.harness.figures import app_arguments
+from freeness_lab.harness.app import figure_main
 
 if __name__ == "__main__":
-    try:
-        arguments = app_arguments("pennington2017", sys.argv[1:])
-    except ValueError as err:
-        print(f"run.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(arguments))
+    sys.exit(figure_main("pennington2017"))

@@ -13,13 +13,7 @@ resume and provenance are the app's (README, "Outputs"); claims in ``summary.md`
 
 import sys
 
-from freeness_lab.harness.app import main
-from freeness_lab.harness.figures import app_arguments
+from freeness_lab.harness.app import figure_main
 
 if __name__ == "__main__":
-    try:
-        arguments = app_arguments("hayase_karakida2021", sys.argv[1:])
-    except ValueError as err:
-        print(f"run.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(arguments))
+    sys.exit(figure_main("hayase_karakida2021"))

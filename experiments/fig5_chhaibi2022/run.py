@@ -40,6 +40,7 @@ import pandas as pd  # noqa: E402
 
 from freeness_lab import NetworkSpec  # noqa: E402
 from freeness_lab.harness import figures as F  # noqa: E402
+from freeness_lab.harness.plots import save_figure  # noqa: E402
 from freeness_lab.simulate import jacobian_spectrum  # noqa: E402
 from freeness_lab.simulate.training import accuracy, init_mlp, train  # noqa: E402
 from freeness_lab.theory.limits import jacobian_law  # noqa: E402
@@ -206,7 +207,7 @@ def _densities(p: dict, ss: np.random.SeedSequence, out: Path) -> list[F.Check]:
         ax.set_title(f"{panel['widths']}, sigma_w={spec.sigma_w:.2f}", fontsize=8)
         ax.set_xlabel("log10 eigenvalue of J J^T")
         ax.legend(fontsize=6)
-    F.save_figure(fig, out / "fig5_densities.png")
+    save_figure(fig, out / "fig5_densities.png")
     F.write_csv(pd.DataFrame(rows), out / "fig5_density_moments.csv")
     return checks
 
@@ -220,7 +221,7 @@ def _plot_training(per_arch: pd.DataFrame, corr: pd.DataFrame, path: Path) -> No
         ax.set_title(f"Pearson r = {r.r:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]", fontsize=9)
         ax.set_xlabel("log10 q_0.9 of J J^T at init (theory)")
         ax.set_ylabel(f"{target} (mean over runs)")
-    F.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 #: Hydra entry point: ``python experiments/fig5_chhaibi2022/run.py [size=small]``

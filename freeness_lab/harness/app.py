@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 import freeness_lab
 from freeness_lab.harness.config import RUNTIME_FIELDS, validate_config
 from freeness_lab.harness.experiment import run_experiment
+from freeness_lab.harness.figures import app_arguments
 from freeness_lab.harness.locking import RunFolderBusy
 from freeness_lab.harness.storage import CellDamaged
 from freeness_lab.spec import SpecError
@@ -294,3 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.argv = saved
     return 1 if _FAILED_CHECKS else 0
+
+
+def figure_main(preset: str, argv: list[str] | None = None) -> int:
+    """Entry point of a figure alias (``experiments/<fig>/run.py``): ``size=small|full`` picks
+    ``<preset>_small`` or ``<preset>`` (:func:`~freeness_lab.harness.figures.app_arguments`),
+    every other argument goes to :func:`main`; exit status 2 for a bad ``size``."""
+    try:
+        arguments = app_arguments(preset, list(sys.argv[1:] if argv is None else argv))
+    except ValueError as err:
+        print(f"run.py: error: {err}", file=sys.stderr)
+        return 2
+    return main(arguments)

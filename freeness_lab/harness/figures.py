@@ -1,7 +1,7 @@
 """Shared helpers of the paper figures.
 
 For the figure studies of the app (:mod:`freeness_lab.harness.studies`): :class:`Check` (one
-PASS/FAIL claim), :func:`save_figure`, :func:`spectrum_panel`, and :func:`app_arguments` (the
+PASS/FAIL claim), :func:`spectrum_panel`, and :func:`app_arguments` (the
 command line of the ``experiments/<fig>/run.py`` aliases).
 
 For the figure still run as a standalone Hydra app (figure 5, ``experiments/fig5_*``;
@@ -29,7 +29,7 @@ from freeness_lab.harness.stats import correlation
 from freeness_lab.harness.storage import write_json
 
 __all__ = ["Check", "app_arguments", "check_config_keys", "correlation", "figure_app",
-           "output_dir", "run_figure", "save_figure", "spectrum_panel", "write_csv",
+           "output_dir", "run_figure", "spectrum_panel", "write_csv",
            "write_metadata", "write_summary"]
 
 
@@ -106,19 +106,6 @@ def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def save_figure(fig: Any, path: Path | str, *, dpi: int = 110) -> Path:
-    """Lay out, write atomically as PNG and close a matplotlib figure; returns the path."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
 
 
 def write_csv(df: pd.DataFrame, path: Path | str) -> Path:

@@ -14,6 +14,7 @@ cut mass is written in the title.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +28,22 @@ import pandas as pd  # noqa: E402
 UPPER_QUANTILE = 0.995
 BINS = 80
 
+
+
+def save_figure(fig: plt.Figure, path: Path | str, *, dpi: int = 110) -> Path:
+    """Lay out, write as PNG and close a matplotlib figure; returns the path.
+
+    The folder is created if missing; the PNG is written to a temporary name beside it and
+    moved into place with ``os.replace``, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 def spectrum_histogram(eigs: np.ndarray, path: Path, *, title: str,
                        density: tuple[np.ndarray, np.ndarray] | None = None,
@@ -75,11 +92,7 @@ def spectrum_histogram(eigs: np.ndarray, path: Path, *, title: str,
     ax.set_xlabel(f"eigenvalue (window cuts {cut:.1%} of the sample)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
@@ -113,12 +126,7 @@ def plot_defect_decay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str)
         ax.legend(fontsize=6)
     for ax in axes.ravel()[len(groups):]:
         ax.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def freeness_overlay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) -> Path:
@@ -145,9 +153,4 @@ def freeness_overlay(table: pd.DataFrame, fits: pd.DataFrame, path: Path | str) 
     ax.set_ylabel("RMS paired freeness defect")
     ax.set_title("orthogonal (solid) and Gaussian (dashed) weights", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

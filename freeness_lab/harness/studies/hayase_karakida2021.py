@@ -50,7 +50,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.figures import Check, save_figure, spectrum_panel
+from freeness_lab.harness.figures import Check, spectrum_panel
+from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.simulate import sample_network

@@ -36,7 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.figures import Check, save_figure
+from freeness_lab.harness.figures import Check
+from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.stats import weighted_lstsq
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport

@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from freeness_lab.harness.figures import Check, save_figure, spectrum_panel
+from freeness_lab.harness.figures import Check, spectrum_panel
 from freeness_lab.harness.markdown import markdown_table
+from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.simulate import jacobian_spectrum

@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from freeness_lab.harness.figures import Check, save_figure
+from freeness_lab.harness.figures import Check
 from freeness_lab.harness.markdown import markdown_table
+from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.stats import empirical_cdf, sup_cdf_distance
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
