@@ -212,6 +212,8 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
         moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
                      "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),
+        spectral_distances=_bool("experiment.spectral_distances",
+                                 node.get("spectral_distances", d.spectral_distances)),
         fim_include_bias=_bool("experiment.fim_include_bias",
                                node.get("fim_include_bias", d.fim_include_bias)),
         words=words, z_max=float(z_max),

@@ -98,6 +98,10 @@ class ExperimentConfig:
         Number of spectral moments m_1..m_n recorded per matrix and trial.
     eigenvalues : bool
         Also store every eigenvalue (needed for the histograms).
+    spectral_distances : bool
+        Spectrum study: also compare each trial's whole spectrum with the limit law and
+        with the free product of its own marginals (Kolmogorov and Wasserstein-1 distances
+        vs M, the controls; :mod:`freeness_lab.harness.spectral_check`).
     fim_include_bias : bool
         Bias parameters in theta for H_L (an O(1/M) term the limit law does not have).
     words : tuple of str or None
@@ -117,6 +121,7 @@ class ExperimentConfig:
     studies: tuple[str, ...] = DEFAULT_STUDIES
     moments: int = 4
     eigenvalues: bool = True
+    spectral_distances: bool = True
     fim_include_bias: bool = False
     words: tuple[str, ...] | None = None
     z_max: float = 4.0

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.simulate import sample_network, spectral_moments, weight_traces
 from freeness_lab.spec import NetworkSpec
 
@@ -59,14 +60,16 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
     seed : numpy.random.SeedSequence
         This (cell, trial)'s child sequence.
     params : dict
-        ``moments`` (int), ``eigenvalues`` (bool), ``fim_include_bias`` (bool).
+        ``moments`` (int), ``eigenvalues`` (bool), ``fim_include_bias`` (bool),
+        ``spectral_distances`` (bool).
 
     Returns
     -------
     dict
         Column dicts: ``"spectrum"`` (matrix, quantity, value; the matrices of
         :data:`MATRICES` and :data:`WEIGHTS`) and, when requested,
-        ``"eigenvalues"`` (matrix, index, value).
+        ``"eigenvalues"`` (matrix, index, value) and ``"spectral_distance"``
+        (:func:`freeness_lab.harness.spectral_check.trial_rows`).
     """
     net = sample_network(spec, np.random.default_rng(seed))
     spectra = {"JJT": net.jacobian_spectrum(),
@@ -88,4 +91,6 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
             "matrix": np.repeat(list(spectra), [e.size for e in spectra.values()]),
             "index": np.concatenate([np.arange(e.size) for e in spectra.values()]),
             "value": np.concatenate(list(spectra.values()))}
+    if params.get("spectral_distances"):
+        out["spectral_distance"] = trial_rows(net, spectra, seed, params["fim_include_bias"])
     return out

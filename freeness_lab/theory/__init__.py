@@ -35,7 +35,13 @@ from freeness_lab.theory.laws import (
     d2_factor,
     delta,
 )
-from freeness_lab.theory.limits import fim_dual_law, fim_dual_mean_variance, jacobian_law
+from freeness_lab.theory.limits import (
+    fim_dual_chain_law,
+    fim_dual_law,
+    fim_dual_mean_variance,
+    jacobian_law,
+    jacobian_product_law,
+)
 from freeness_lab.theory.meanfield import (
     D2Law,
     MeanFieldError,
@@ -78,10 +84,12 @@ __all__ = [
     "bernoulli",
     "d2_factor",
     "delta",
+    "fim_dual_chain_law",
     "fim_dual_law",
     "fim_dual_mean_variance",
     "free_product",
     "jacobian_law",
+    "jacobian_product_law",
     "power_atoms",
     "product_atoms",
     "Element",

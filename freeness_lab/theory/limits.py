@@ -39,6 +39,8 @@ chi_l = sigma_w^2 mu_1(q^l), mu_k = E phi'(h^l)^{2k}, s = 0 (orthogonal) or 1 (G
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from freeness_lab.spec import NetworkSpec, SpecError
@@ -101,8 +103,7 @@ def _d2_groups(spec: NetworkSpec, qs: np.ndarray) -> list[tuple[SpectralLaw, lis
 
 
 def _weight_law(spec: NetworkSpec) -> SpectralLaw:
-    s = spec.sigma_w**2
-    return delta(s) if spec.weights == "orthogonal" else MarchenkoPastur(1.0, s)
+    return _ensemble_weight_law(spec.weights, spec.sigma_w)
 
 
 def _wtw_law(spec: NetworkSpec, n_out: int, n_in: int) -> SpectralLaw:
@@ -201,20 +202,87 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
     if qhat.shape[0] < spec.depth or not np.all(qhat[: spec.depth] > 0):
         raise ValueError(f"qhat: must hold depth = {spec.depth} positive values "
                          f"qhat_0..qhat_(L-1)")
-    if spec.depth == 1:
-        return delta(float(qhat[0]))
     qs = preactivation_variances(spec)
-    w = _weight_law(spec)
     near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
-    label = f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}"
-    if spec.depth == 2:
-        nu = d2_factor(d2_law(spec.activation, qs[0]), near_support=near)
-        product = FreeProduct([Factor(nu), Factor(w), Factor(delta(float(qhat[0])))])
-        return ShiftedLaw(FreeProductLaw(product), float(qhat[1]), label=label)
-    layers = [ShiftLayer((Factor(d2_factor(d2_law(spec.activation, qs[l - 1]),
-                                           near_support=near)), Factor(w)), float(qhat[l]))
-              for l in range(1, spec.depth)]
-    return ShiftChainLaw(float(qhat[0]), layers, label=label)
+    nus = [d2_factor(d2_law(spec.activation, q), near_support=near) for q in qs[:-1]]
+    return fim_dual_chain_law(nus, qhat[: spec.depth], spec.weights, spec.sigma_w,
+                              label=f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}")
+
+
+def _ensemble_weight_law(weights: str, sigma_w: float) -> SpectralLaw:
+    """Law of W W^T for square W: delta_{sigma_w^2} (orthogonal) or Marchenko-Pastur."""
+    if weights not in ("orthogonal", "gaussian"):
+        raise ValueError(f"weights: must be 'orthogonal' or 'gaussian', got {weights!r}")
+    if not sigma_w > 0:
+        raise ValueError(f"sigma_w: must be > 0, got {sigma_w!r}")
+    s = float(sigma_w) ** 2
+    return delta(s) if weights == "orthogonal" else MarchenkoPastur(1.0, s)
+
+
+def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: float, *,
+                         label: str = "") -> FreeProductLaw:
+    """Law of J J^T for square layers whose D_l^2 have the given laws, free from each other
+    and from the weights: nu_1 boxtimes ... boxtimes nu_L boxtimes w^(boxtimes L).
+
+    With the mean-field laws of D_l^2 this is :func:`jacobian_law`; with the empirical laws
+    of one sampled network's D_l^2 (a :class:`DiscreteLaw` of its M values per layer) it is
+    the free product of that network's own marginals, the reference against which its
+    spectrum measures freeness rather than the convergence of its marginals.
+
+    Parameters
+    ----------
+    d2_laws : sequence of SpectralLaw
+        nu_l, l = 1..L.
+    weights : {"orthogonal", "gaussian"}
+        w = delta_{sigma_w^2} or Marchenko-Pastur(1, sigma_w^2).
+    sigma_w : float
+        > 0.
+    label : str
+    """
+    if not len(d2_laws):
+        raise ValueError("d2_laws: must hold at least one law")
+    w = _ensemble_weight_law(weights, sigma_w)
+    factors = [Factor(nu) for nu in d2_laws] + [Factor(w, len(d2_laws))]
+    return FreeProductLaw(FreeProduct(factors), label=label)
+
+
+def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], weights: str,
+                       sigma_w: float, *, label: str = ""
+                       ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
+    """Law of H_L by the Hayase-Karakida recursion from given laws of D_l^2 and shifts:
+    mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w boxtimes mu_l), l = 1..L-1.
+
+    With the mean-field nu_l and c_l = qhat_l this is :func:`fim_dual_law`; with one sampled
+    network's empirical laws of D_l^2 and its own shifts c_l = (||x^l||^2 + beta) / M
+    (beta = 1 with the bias parameters) it is the free prediction at that network's marginals.
+
+    Parameters
+    ----------
+    d2_laws : sequence of L - 1 SpectralLaw
+        nu_1..nu_{L-1} (D_L does not enter H_L).
+    shifts : sequence of L floats
+        c_0..c_{L-1} > 0.
+    weights : {"orthogonal", "gaussian"}
+    sigma_w : float
+    label : str
+
+    Returns
+    -------
+    DiscreteLaw (L = 1), ShiftedLaw (L = 2) or ShiftChainLaw
+    """
+    shifts = np.asarray(shifts, dtype=float)
+    if shifts.shape != (len(d2_laws) + 1,) or not np.all(shifts > 0):
+        raise ValueError(f"shifts: must hold len(d2_laws) + 1 = {len(d2_laws) + 1} positive "
+                         f"values, got {shifts.tolist()}")
+    w = _ensemble_weight_law(weights, sigma_w)
+    if not len(d2_laws):
+        return delta(float(shifts[0]))
+    if len(d2_laws) == 1:
+        product = FreeProduct([Factor(d2_laws[0]), Factor(w), Factor(delta(float(shifts[0])))])
+        return ShiftedLaw(FreeProductLaw(product), float(shifts[1]), label=label)
+    layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
+              for nu, c in zip(d2_laws, shifts[1:], strict=True)]
+    return ShiftChainLaw(float(shifts[0]), layers, label=label)
 
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:

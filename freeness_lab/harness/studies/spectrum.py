@@ -21,11 +21,14 @@ from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import spectrum_histogram
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.spectral_report import spectral_report
 from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
 from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
 from freeness_lab.harness.theory_side import TheoryMoments, stage, theory_density, theory_table
 from freeness_lab.spec import NetworkSpec
 
+#: rows of the spectral_distance table per trial (6 comparisons x about 16 metrics)
+SPECTRAL_ROWS = 100
 #: points of the theory density drawn under each histogram
 DENSITY_POINTS = 400
 #: each density drawn under a histogram may take the cells' computing time divided by the
@@ -34,14 +37,18 @@ MIN_DENSITY_SECONDS = 15.0
 
 
 def params(e: ExperimentConfig) -> Params:
-    """Moments, eigenvalues and the bias option of H_L: what a spectrum cell depends on."""
+    """Moments, eigenvalues, the bias option of H_L and the spectral distances: what a
+    spectrum cell depends on."""
     return (("moments", e.moments), ("eigenvalues", e.eigenvalues),
-            ("fim_include_bias", e.fim_include_bias))
+            ("fim_include_bias", e.fim_include_bias),
+            ("spectral_distances", e.spectral_distances))
 
 
 def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
-    """Moment rows of both matrices, and 2 M eigenvalue rows when they are stored."""
-    return 2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
+    """Moment rows of both matrices, 2 M eigenvalue rows when they are stored, and the
+    spectral-distance rows (:data:`SPECTRAL_ROWS`)."""
+    return (2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
+            + (SPECTRAL_ROWS if e.spectral_distances else 0))
 
 
 def range_moments(e: ExperimentConfig) -> int:
@@ -131,9 +138,17 @@ def report(inp: ReportInput) -> StudyReport:
                                                inp.plot_dir, inp.cells_seconds)
     notes = sorted({r.note for r in raw.values() if r.note})
     out.section, out.failed = section(run, spectrum_verdicts, notes)
+    if "spectral_distance" in inp.tables:
+        fits, plots, lines, failed = spectral_report(run, inp.tables["spectral_distance"],
+                                                     inp.plot_dir)
+        out.tables["spectral_fits"] = fits
+        out.plots += plots
+        out.section += lines
+        out.failed += failed
     return out
 
 
 STUDY = Study(name="spectrum", params=params, trial=spectrum_trial,
-              tables=("spectrum", "eigenvalues"), report_tables=("theory", "spectrum_check"),
+              tables=("spectrum", "eigenvalues", "spectral_distance"),
+              report_tables=("theory", "spectrum_check", "spectral_fits"),
               report=report, rows_per_trial=rows_per_trial, range_moments=range_moments)

@@ -1,8 +1,9 @@
-"""The cdf and quantiles of a solved law, from its support quadrature.
+"""The cdf, partial means and quantiles of a solved law, from its support quadrature.
 
 Whole panels come from the quadrature; the partial panel at x from the antiderivative of the
 Legendre interpolant of the integrand at that panel's Gauss-Legendre nodes
-(:func:`panel_antiderivatives`), kept monotone (:func:`panel_turning_points`). Quantiles
+(:func:`panel_antiderivatives`), kept monotone (:func:`panel_turning_points`). The partial
+mean E[X; X <= x] integrates t rho(t) the same way (:func:`partial_mean`). Quantiles
 bracket p with the panel table and bisect on the cdf.
 """
 
@@ -12,17 +13,19 @@ import numpy as np
 
 from freeness_lab.theory.density.panels import gauss_legendre, panel_var
 
-__all__ = ["cdf", "panel_antiderivatives", "panel_turning_points", "quantile"]
+__all__ = ["cdf", "panel_antiderivatives", "panel_turning_points", "partial_mean", "quantile"]
 
 
-def panel_antiderivatives(law) -> np.ndarray:
-    """Legendre coefficients (columns: panels) of t -> int_{-1}^t of the panel integrand,
-    from its values at the Gauss-Legendre nodes (discrete Legendre transform, exact for
-    polynomials of degree < n_gl; the cdf is then as accurate as the quadrature)."""
+def panel_antiderivatives(law, power: int = 0) -> np.ndarray:
+    """Legendre coefficients (columns: panels) of t -> int_{-1}^t of the panel integrand
+    x^power rho(x) dx/dt, from its values at the Gauss-Legendre nodes (discrete Legendre
+    transform, exact for polynomials of degree < n_gl; the cdf (power 0) and the partial
+    mean (power 1) are then as accurate as the quadrature)."""
     x, w, rho, panels, _ = law.support_quadrature
     n = law.n_gl
     t, wt = gauss_legendre(n)
-    f = (w * rho).reshape(len(panels), n) / wt  # integrand values in the panel variable
+    # integrand values in the panel variable
+    f = (x**power * w * rho).reshape(len(panels), n) / wt
     V = np.polynomial.legendre.legvander(t, n - 1)
     coef = (V.T * wt) @ f.T * ((2 * np.arange(n) + 1) / 2)[:, None]
     return np.polynomial.legendre.legint(coef, lbnd=-1, axis=0)
@@ -81,6 +84,42 @@ def cdf(law, x: np.ndarray) -> np.ndarray:
         # monotone within the panel (:func:`panel_turning_points`), and in [0, mass]
         roots, values = (a[full[idx]] for a in law.panel_turning_points)
         part = np.maximum(part, np.where(roots < tau[:, None], values, -np.inf).max(1))
+        out[idx] += np.clip(part, 0.0, pm[full[idx]])
+    return out.reshape(x.shape)
+
+
+def partial_mean(law, x: np.ndarray) -> np.ndarray:
+    """E[X; X <= x] = int_{[0, x]} t dmu(t): the atoms at locations <= x, whole panels from
+    the support quadrature and the partial panel from the Legendre antiderivative of
+    t rho(t) (:func:`panel_antiderivatives`, power 1), as in :func:`cdf`. The mass below the
+    lowest log panels (below 1e-280 of the interval) counts at the lower end of its panel.
+
+    With it, int_0^x F(t) dt = x F(x) - E[X; X <= x] (integration by parts), which gives
+    Wasserstein distances to an empirical law exactly."""
+    flat = x.ravel()
+    out = np.zeros(flat.shape)
+    if len(law.atoms):
+        out += (law.atoms[:, 0] * law.atoms[:, 1]
+                * (flat[:, None] >= law.atoms[:, 0])).sum(-1)
+    xq, w, rho, panels, tail = law.support_quadrature
+    if not len(panels):
+        return out.reshape(x.shape)
+    pm = np.maximum((xq * w * rho).reshape(len(panels), -1).sum(1), 0.0)
+    tail_mean = tail * panels[:, 0]
+    cum = np.concatenate([[0.0], np.cumsum(pm + tail_mean)])
+    full = np.searchsorted(panels[:, 1], flat, side="right")
+    last = np.minimum(full, len(panels) - 1)
+    started = (full < len(panels)) & (flat >= panels[last, 0])
+    out = out + cum[full] + np.where(started, tail_mean[last], 0.0)
+    inside = (full < len(panels)) & (flat > panels[last, 0])
+    if inside.any():
+        idx = np.nonzero(inside)[0]
+        pan = panels[full[idx]]
+        lo, hi, at = (panel_var(v, pan[:, 2], pan[:, 3])
+                      for v in (pan[:, 0], pan[:, 1], flat[idx]))
+        tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
+        C = law.panel_mean_antiderivatives[:, full[idx]]
+        part = (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
         out[idx] += np.clip(part, 0.0, pm[full[idx]])
     return out.reshape(x.shape)
 

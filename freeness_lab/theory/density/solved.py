@@ -21,6 +21,7 @@ from freeness_lab.theory.density.cdf import (
     cdf,
     panel_antiderivatives,
     panel_turning_points,
+    partial_mean,
     quantile,
 )
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE, solve_chained
@@ -263,6 +264,12 @@ class SolvedLaw(SpectralLaw):
         return panel_antiderivatives(self)
 
     @functools.cached_property
+    def panel_mean_antiderivatives(self) -> np.ndarray:
+        """:func:`~freeness_lab.theory.density.cdf.panel_antiderivatives` of t rho(t),
+        computed once."""
+        return panel_antiderivatives(self, power=1)
+
+    @functools.cached_property
     def panel_turning_points(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~freeness_lab.theory.density.cdf.panel_turning_points`, computed once."""
         return panel_turning_points(self.panel_antiderivatives)
@@ -270,6 +277,10 @@ class SolvedLaw(SpectralLaw):
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         """P(X <= x) (:func:`~freeness_lab.theory.density.cdf.cdf`)."""
         return cdf(self, x)
+
+    def _partial_mean(self, x: np.ndarray) -> np.ndarray:
+        """E[X; X <= x] (:func:`~freeness_lab.theory.density.cdf.partial_mean`)."""
+        return partial_mean(self, x)
 
     def _quantile(self, p: np.ndarray) -> np.ndarray:
         """Inverse cdf (:func:`~freeness_lab.theory.density.cdf.quantile`)."""

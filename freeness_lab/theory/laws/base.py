@@ -45,19 +45,21 @@ class SpectralLaw:
     The public methods -- :meth:`moments`, :meth:`cauchy`, :meth:`density`, :meth:`cdf`,
     :meth:`quantile` -- check their arguments here, once for every law
     (:mod:`freeness_lab.theory.checks`), and call the hooks a subclass implements:
-    ``_moments(n)``, ``_cauchy(zeta)``, ``_density(x)``, ``_cdf(x)``, ``_quantile(p)`` and
+    ``_moments(n)``, ``_cauchy(zeta)``, ``_density(x)``, ``_cdf(x)``, ``_partial_mean(x)``,
+    ``_quantile(p)`` and
     ``_continuous_intervals()``. The contract they then guarantee:
 
     * ``moments(n)``: n an integer >= 1, else a ``ValueError`` naming ``n``;
-    * NaN in gives NaN out, elementwise, in ``cauchy``, ``density``, ``cdf`` and
-      ``quantile`` (the hooks never see it); ``density(+-inf) = 0``, ``cdf(-inf) = 0``,
-      ``cdf(inf) = 1``;
+    * NaN in gives NaN out, elementwise, in ``cauchy``, ``density``, ``cdf``,
+      ``partial_mean`` and ``quantile`` (the hooks never see it); ``density(+-inf) = 0``,
+      ``cdf(-inf) = 0``, ``cdf(inf) = 1``, ``partial_mean(-inf) = 0``,
+      ``partial_mean(inf) = m_1``;
     * ``density`` is exactly 0 outside the support of the continuous part: at x < 0, in the
       gaps between its intervals and beyond its top edge (the hooks see only points inside);
     * ``cdf`` lies in [0, 1] (rounding of the hooks' quadratures is clipped);
     * ``quantile(p)``: p outside [0, 1] is a ``ValueError`` naming ``p`` (a number that is
       not a probability is the caller's mistake; NaN is a missing value);
-    * a law without a density, cdf or quantile raises
+    * a law without a density, cdf, partial mean or quantile raises
       :class:`~freeness_lab.theory.errors.TheoryUnavailable`, whatever the argument.
 
     Subclasses provide ``_moments``, ``_cauchy`` and :attr:`atoms`; the others are optional.
@@ -167,6 +169,30 @@ class SpectralLaw:
         out[finite] = np.clip(self._cdf(flat[finite]), 0.0, 1.0)
         return out.reshape(x.shape)
 
+    def partial_mean(self, x: np.ndarray) -> np.ndarray:
+        """E[X; X <= x] = int_{[0, x]} t dmu(t), the first moment of the law below x.
+
+        With it int_0^x F(t) dt = x F(x) - E[X; X <= x] (integration by parts), which gives
+        the Wasserstein-1 distance of the law to an empirical law exactly.
+
+        Parameters
+        ----------
+        x : array_like of float
+            Points; NaN gives NaN, x = -inf gives 0, x = inf the mean.
+
+        Returns
+        -------
+        ndarray of the shape of ``x``, in [0, m_1]
+        """
+        x = real_points(x)
+        flat = x.ravel()
+        finite = np.isfinite(flat)
+        out = np.where(flat > 0, float(self.moments(1)[0]), 0.0)  # +-inf
+        out[np.isnan(flat)] = np.nan
+        # called even with no finite point: a law without it says so for any x
+        out[finite] = np.clip(self._partial_mean(flat[finite]), 0.0, None)
+        return out.reshape(x.shape)
+
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """The inverse cdf: the smallest x with cdf(x) >= p.
 
@@ -205,6 +231,10 @@ class SpectralLaw:
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         """P(X <= x) at finite points x."""
         raise TheoryUnavailable(f"{type(self).__name__}: no cdf")
+
+    def _partial_mean(self, x: np.ndarray) -> np.ndarray:
+        """E[X; X <= x] at finite points x."""
+        raise TheoryUnavailable(f"{type(self).__name__}: no partial mean")
 
     def _quantile(self, p: np.ndarray) -> np.ndarray:
         """The inverse cdf at p in [0, 1] (1-d)."""

@@ -55,7 +55,19 @@ class DiscreteLaw(SpectralLaw):
     def __init__(self, locations: np.ndarray, masses: np.ndarray):
         self.atoms = check_atoms(locations, masses)
 
+    @classmethod
+    def empirical(cls, values: np.ndarray) -> DiscreteLaw:
+        """The empirical law (1/n) sum_i delta_{v_i} of n values >= 0, equal values merged
+        (an atom of mass k/n each: a two-valued phi'^2 gives an exact two-atom law)."""
+        loc, count = np.unique(np.asarray(values, dtype=float).ravel(), return_counts=True)
+        if not loc.size:
+            raise ValueError("values: must hold at least one value")
+        return cls(loc, count / count.sum())
+
     def __repr__(self) -> str:
+        if len(self.atoms) > 8:
+            return f"DiscreteLaw({len(self.atoms)} atoms in [{self.atoms[0, 0]:.6g}, " \
+                   f"{self.atoms[-1, 0]:.6g}])"
         return f"DiscreteLaw(atoms={self.atoms.tolist()})"
 
     @property
@@ -76,8 +88,17 @@ class DiscreteLaw(SpectralLaw):
     def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(x.shape), np.ones(x.shape, dtype=bool)
 
+    def _below(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """sum of ``weights`` over the atoms at locations <= x (sorted atoms: one
+        ``searchsorted``, so that an empirical law of many atoms costs O(log K) per point)."""
+        cum = np.concatenate([[0.0], np.cumsum(weights)])
+        return cum[np.searchsorted(self.atoms[:, 0], x, side="right")]
+
     def _cdf(self, x: np.ndarray) -> np.ndarray:
-        return self.atom_cdf(x)
+        return self._below(x, self.atoms[:, 1])
+
+    def _partial_mean(self, x: np.ndarray) -> np.ndarray:
+        return self._below(x, self.atoms[:, 0] * self.atoms[:, 1])
 
     def _quantile(self, p: np.ndarray) -> np.ndarray:
         """The smallest atom whose cumulative mass reaches p (p = 0: the smallest atom)."""

@@ -70,6 +70,11 @@ class ShiftedLaw(SpectralLaw):
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         return self.inner._cdf(x - self.shift)
 
+    def _partial_mean(self, x: np.ndarray) -> np.ndarray:
+        # E[c + Y; c + Y <= x] = c F_Y(x - c) + E[Y; Y <= x - c]
+        return (self.shift * self.inner._cdf(x - self.shift)
+                + self.inner._partial_mean(x - self.shift))
+
     def _quantile(self, p: np.ndarray) -> np.ndarray:
         return self.inner._quantile(p) + self.shift
 

@@ -1,0 +1,230 @@
+"""The spectral check: each trial's ESD against the limit and the paired law, and its decay in M.
+
+Per trial (:func:`trial_rows`, called by the spectrum study's trial): the comparisons of
+:data:`COMPARISONS` -- (network, matrix, reference) -- each as rows (metric, point, value,
+law) of the table ``spectral_distance`` (:mod:`~freeness_lab.harness.spectral_distance`,
+:mod:`~freeness_lab.harness.spectral_references`):
+
+============  =====  ===============================================================
+metric        point  value / law
+============  =====  ===============================================================
+kolmogorov    x*     d_K above the floor (attained at x*) / NaN
+wasserstein1         W_1 above the floor / NaN
+floor         f      ESD fraction below the floor f / F(f)
+atom          a      ESD fraction counted at the atom a / its mass
+quantile      p      ESD quantile / law quantile (p = 0.1 .. 0.9)
+top                  largest eigenvalue / top of the law's support
+============  =====  ===============================================================
+
+``status``: ``ok``; ``unavailable`` (the theory does not cover it:
+:class:`~freeness_lab.theory.TheoryUnavailable`) or ``error`` (the reference could not be
+built or solved), with NaN values.
+
+Per (variant, network, matrix, reference, metric) over the widths (:func:`fit_distances`),
+in the style of the freeness words (:mod:`freeness_lab.harness.freeness`):
+
+* the root-mean-square distance over the trials at each M, its SE by the delta method
+  (se(mean d^2) / (2 rms)), and the weighted least-squares slope of log rms on log M with
+  its SE (Birge-inflated, :func:`~freeness_lab.harness.stats.weighted_lstsq`);
+* the distance extrapolated to M = infinity by the weighted fit mean d(M) = d_inf +
+  b M^(-1/2): the slowest decay a mere convergence of the marginals gives, so that under
+  freeness (faster decay) d_inf is at most noise (or negative), and a distance tending to a
+  positive constant gives d_inf > 0 by many SEs; ``z_inf`` = d_inf / se;
+* the verdict, for the paired, classical and cyclic comparisons: ``free`` when the slope is
+  below -1/2 by ``SLOPE_SIGNIFICANCE`` SEs and z_inf < ``Z_WITHIN_NOISE``; ``not free`` when
+  z_inf >= ``Z_NOT_FREE``; ``inconclusive`` otherwise. The limit reference gets its slope
+  (about -1/2 for smooth phi) and no verdict: it measures the marginals, not freeness.
+  Expected (the claims, on the Kolmogorov distance): ``free`` for the paired law of the
+  sampled networks, ``not free`` for the classical product and for the cyclic control; a
+  check fails when the verdict contradicts it. W_1 verdicts are reported, not claimed.
+* the top eigenvalue's gap to the top of the support, |lambda_max - top|: its fitted rate
+  (metric ``top``; expected near M^(-2/3) at a square-root edge), no verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITHIN_NOISE
+from freeness_lab.harness.spectral_distance import compare, noise_floor
+from freeness_lab.harness.spectral_references import classical_law, limit_law, paired_law
+from freeness_lab.harness.stats import mean_se, weighted_lstsq
+from freeness_lab.simulate.network import SampledNetwork
+from freeness_lab.theory import TheoryUnavailable
+
+__all__ = ["COMPARISONS", "EXPECTED", "fit_distances", "trial_rows"]
+
+#: (network, matrix, reference) compared in every trial
+COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    ("sampled", "JJT", "limit"), ("sampled", "JJT", "paired"),
+    ("sampled", "JJT", "classical"), ("sampled", "H_L", "limit"),
+    ("sampled", "H_L", "paired"), ("cyclic", "JJT", "paired"))
+#: the verdict a sound harness must reach, per (network, reference)
+EXPECTED = {("sampled", "paired"): "free", ("sampled", "classical"): "not free",
+            ("cyclic", "paired"): "not free"}
+#: distance metrics fitted against M
+DISTANCES = ("kolmogorov", "wasserstein1")
+#: the metric whose verdicts are the claims (W_1 weighs the heavy upper tail of the Gaussian
+#: products, whose fluctuations decay with the top edge: its verdicts are shown, not claimed)
+CLAIMED_METRIC = "kolmogorov"
+#: per-trial table columns besides the cell's label
+COLUMNS = ("network", "matrix", "reference", "metric", "point", "value", "law", "status")
+
+
+def _reference(net: SampledNetwork, cyclic: SampledNetwork, seed: np.random.SeedSequence,
+               network: str, matrix: str, reference: str, include_bias: bool
+               ) -> Callable[[], Any]:
+    if reference == "limit":
+        return lambda: limit_law(net.spec, matrix)
+    if reference == "classical":
+        return lambda: classical_law(net, seed)
+    if network == "cyclic":
+        return lambda: paired_law(cyclic, matrix, include_bias, weights="orthogonal")
+    return lambda: paired_law(net, matrix, include_bias)
+
+
+def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
+               seed: np.random.SeedSequence, include_bias: bool) -> dict[str, list]:
+    """The ``spectral_distance`` columns of one trial (module docstring).
+
+    Parameters
+    ----------
+    net : SampledNetwork
+        The trial's network.
+    spectra : dict
+        Its eigenvalues by matrix ("JJT", "H_L").
+    seed : numpy.random.SeedSequence
+        The trial's sequence (the classical product draws from a stream of its own).
+    include_bias : bool
+        Whether H_L includes the bias parameters.
+    """
+    cyclic = net.permuted()
+    eigs = {("sampled", m): e for m, e in spectra.items()}
+    eigs[("cyclic", "JJT")] = cyclic.jacobian_spectrum()
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+
+    def add(key: tuple[str, str, str], metric: str, point: float, value: float, law: float,
+            status: str) -> None:
+        for c, v in zip(COLUMNS, (*key, metric, point, value, law, status), strict=True):
+            cols[c].append(v)
+
+    for key in COMPARISONS:
+        network, matrix, reference = key
+        e = eigs[(network, matrix)]
+        floor = noise_floor(e, net.spec.width, net.spec.depth)
+        try:
+            c = compare(e, _reference(net, cyclic, seed, network, matrix, reference,
+                                      include_bias)(), floor)
+        except TheoryUnavailable:
+            status = "unavailable"
+        except Exception:  # noqa: BLE001 -- any other failure of the theory side is an error
+            status = "error"
+        else:
+            add(key, "kolmogorov", c.kolmogorov_at, c.kolmogorov, math.nan, "ok")
+            add(key, "wasserstein1", math.nan, c.wasserstein1, math.nan, "ok")
+            add(key, "floor", c.floor, *c.below_floor, "ok")
+            for loc, frac, mass in c.atoms:
+                add(key, "atom", loc, frac, mass, "ok")
+            for p, esd_q, law_q in c.quantiles:
+                add(key, "quantile", p, esd_q, law_q, "ok")
+            add(key, "top", math.nan, *c.top, "ok")
+            continue
+        for metric in DISTANCES:
+            add(key, metric, math.nan, math.nan, math.nan, status)
+    return cols
+
+
+def _slope(m: np.ndarray, rms: np.ndarray, rms_se: np.ndarray) -> tuple[float, float]:
+    """Weighted slope of log rms on log M and its SE; NaN when a point has no spread."""
+    if len(m) < 2 or not (np.all(rms > 0) and np.all(rms_se > 0)):
+        return math.nan, math.nan
+    beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
+                                  np.log(rms), var=(rms_se / rms) ** 2)
+    return float(beta[1]), float(err[1])
+
+
+def _extrapolate(m: np.ndarray, mean: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """d_inf and its SE from mean d(M) = d_inf + b M^-1/2 (weights 1 / se^2)."""
+    if len(m) < 2 or not np.all(se > 0):
+        return math.nan, math.nan
+    beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), m**-0.5]), mean,
+                                  var=se**2)
+    return float(beta[0]), float(err[0])
+
+
+def verdict(slope: float, slope_se: float, z_inf: float) -> str:
+    """``free``, ``not free`` or ``inconclusive`` (module docstring)."""
+    if z_inf < Z_WITHIN_NOISE and (slope + 0.5) < -SLOPE_SIGNIFICANCE * slope_se:
+        return "free"
+    if z_inf >= Z_NOT_FREE:
+        return "not free"
+    return "inconclusive"
+
+
+def per_width(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per (keys, width) of the distance rows: trials, mean, se, rms and its SE, and the
+    number of rows that are not ``ok``."""
+    rows = []
+    for key, cell in table.groupby([*keys, "width"], sort=False):
+        ok = cell[cell["status"] == "ok"]["value"].to_numpy(float)
+        bad = int((cell["status"] != "ok").sum() + (~np.isfinite(ok)).sum())
+        ok = ok[np.isfinite(ok)]
+        mean, se = (map(float, mean_se(ok)) if ok.size > 1 else (math.nan, math.nan))
+        ms, ms_se = (map(float, mean_se(ok**2)) if ok.size > 1 else (math.nan, math.nan))
+        rms = math.sqrt(ms) if ms == ms else math.nan
+        rows.append({**dict(zip([*keys, "width"], key, strict=True)), "trials": ok.size,
+                     "not_ok": bad, "mean": mean, "se": se, "rms": rms,
+                     "rms_se": 0.5 * ms_se / rms if rms > 0 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFrame:
+    """Slope, extrapolated distance and verdict per (variant, network, matrix, reference,
+    metric) (module docstring), from the per-trial ``spectral_distance`` table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: the variant's, ``network, matrix, reference, metric, widths, slope,
+        slope_se, d_inf, se_inf, z_inf, rms_last, se_last, not_ok, expected, verdict``
+        (``expected`` and ``verdict`` empty for the limit reference and the top edge; a
+        comparison with rows that are not ``ok`` gets the verdict ``theory error`` or
+        ``no theory``).
+    """
+    keys = [*variant_columns, "network", "matrix", "reference", "metric"]
+    dist = table[table["metric"].isin(DISTANCES)]
+    top = table[(table["metric"] == "top") & (table["status"] == "ok")].copy()
+    top["value"] = np.abs(top["value"] - top["law"])
+    stats = pd.concat([per_width(dist, keys), per_width(top, keys)], ignore_index=True)
+    rows = []
+    for key, g in stats.groupby(keys, sort=False):
+        g = g.sort_values("width")
+        good = g[np.isfinite(g["rms"])]
+        m = good["width"].to_numpy(float)
+        slope, slope_se = _slope(m, good["rms"].to_numpy(), good["rms_se"].to_numpy())
+        d_inf, se_inf = _extrapolate(m, good["mean"].to_numpy(), good["se"].to_numpy())
+        z_inf = d_inf / se_inf if se_inf > 0 else math.nan
+        label = dict(zip(keys, key, strict=True))
+        expected = EXPECTED.get((label["network"], label["reference"]), "")
+        statuses = set(table.loc[(table[keys] == pd.Series(label)).all(axis=1), "status"])
+        if not expected or label["metric"] == "top":
+            word = ""
+        elif "error" in statuses:
+            word = "theory error"
+        elif "unavailable" in statuses:
+            word = "no theory"
+        else:
+            word = verdict(slope, slope_se, z_inf)
+        last = g.iloc[-1]
+        claimed = label["metric"] == CLAIMED_METRIC
+        rows.append({**label, "widths": len(g), "slope": slope, "slope_se": slope_se,
+                     "d_inf": d_inf, "se_inf": se_inf, "z_inf": z_inf,
+                     "rms_last": float(last["rms"]), "se_last": float(last["rms_se"]),
+                     "not_ok": int(g["not_ok"].sum()),
+                     "expected": expected if claimed else "", "verdict": word})
+    return pd.DataFrame(rows)

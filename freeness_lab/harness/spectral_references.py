@@ -1,0 +1,111 @@
+"""The laws each sampled spectrum is compared with (:mod:`freeness_lab.harness.spectral_distance`).
+
+For one trial (one sampled network ``net``) and each matrix (J J^T, H_L):
+
+* ``limit``: the limit law (:func:`freeness_lab.theory.jacobian_law`,
+  :func:`freeness_lab.theory.fim_dual_law`), the same for every trial of a spec (built once per
+  process). Its distance to the ESD is dominated by how far each sampled D_l^2 law is from its
+  mean-field law, an O(M^-1/2) effect that says nothing about freeness.
+* ``paired``: the free product of the trial's OWN marginals, by the same Newton solver: for
+  J J^T the empirical laws of D_l^2 (a :class:`~freeness_lab.theory.DiscreteLaw` of the M
+  values phi'(h_i^l)^2, an exact two-atom law where phi' takes two values) with the weight
+  factors (:func:`freeness_lab.theory.jacobian_product_law`); for H_L the Hayase-Karakida chain
+  with the same empirical D_l^2 laws and the trial's own shifts (||x^l||^2 + beta) / M
+  (:func:`freeness_lab.theory.fim_dual_chain_law`). If the layerwise Jacobians are
+  asymptotically free, the ESD's distance to it decays like 1/M up to logarithms (the
+  optimal-scale local laws of free convolutions of fixed matrices rotated by Haar matrices:
+  Bao, Erdos & Schnelli, *Adv. Math.* 319 (2017), for sums; their multiplicative analogues
+  for products, e.g. Ji, *IMRN* (2021)), i.e. much faster than to the limit law. (Here D_l
+  depends on W_l, through the rank-one constraint W_l x^{l-1} = h^l - b^l: the rate is
+  measured, not assumed.)
+* ``classical``: a wrong theory, as a control: the law of the product of INDEPENDENT draws
+  from the same marginals, as if the factors commuted -- sigma_w^(2L) prod_l d_l^2 (orthogonal)
+  or prod_l d_l^2 lambda_l (Gaussian, lambda_l an eigenvalue of this trial's W_l W_l^T), as an
+  empirical law of ``CLASSICAL_SAMPLE`` x M draws (J J^T only).
+
+And the spectral negative control ``cyclic``: the same input and biases with every W_l
+replaced by sigma_w times the cyclic shift P (:meth:`~freeness_lab.simulate.network.
+SampledNetwork.permuted`), whose J J^T is diagonal, compared with ITS paired free product
+(J J^T only): not free at any M.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from freeness_lab.simulate.network import SampledNetwork
+from freeness_lab.spec import NetworkSpec
+from freeness_lab.theory import (
+    DiscreteLaw,
+    SpectralLaw,
+    fim_dual_chain_law,
+    fim_dual_law,
+    jacobian_law,
+    jacobian_product_law,
+)
+
+__all__ = ["CLASSICAL_SAMPLE", "classical_law", "limit_law", "paired_law"]
+
+#: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
+CLASSICAL_SAMPLE = 8
+
+
+@functools.lru_cache(maxsize=32)
+def _limit_law(spec: NetworkSpec, matrix: str) -> SpectralLaw:
+    return jacobian_law(spec) if matrix == "JJT" else fim_dual_law(spec)
+
+
+def limit_law(spec: NetworkSpec, matrix: str) -> SpectralLaw:
+    """The limit law of ``matrix`` ("JJT" or "H_L") for ``spec`` (its width ignored), built
+    once per process: its support quadrature, once solved, serves every trial."""
+    return _limit_law(spec.with_width(1), matrix)
+
+
+def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
+    """The empirical law of D_l^2 = phi'(h^l)^2 of each layer of one sampled network."""
+    return [DiscreteLaw.empirical(d**2) for d in net.derivatives]
+
+
+def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
+               weights: str | None = None) -> SpectralLaw:
+    """The free product of ``net``'s own marginals for ``matrix`` (module docstring).
+
+    Parameters
+    ----------
+    net : SampledNetwork
+        One trial's network (square).
+    matrix : {"JJT", "H_L"}
+    include_bias : bool
+        H_L with the bias parameters: each shift is (||x^l||^2 + 1) / M.
+    weights : {"orthogonal", "gaussian"}, optional
+        The law of W_l W_l^T assumed; default the spec's ensemble ("orthogonal" for the
+        cyclic control, whose sigma_w P is orthogonal).
+    """
+    spec = net.spec
+    weights = spec.weights if weights is None else weights
+    d2 = empirical_d2_laws(net)
+    if matrix == "JJT":
+        return jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T")
+    beta = 1.0 if include_bias else 0.0
+    shifts = [(float(x @ x) + beta) / spec.width for x in net.activations[:-1]]
+    return fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L")
+
+
+def classical_law(net: SampledNetwork, seed: np.random.SeedSequence) -> DiscreteLaw:
+    """The classical (commuting, independent) product of ``net``'s marginals for J J^T, as
+    the empirical law of ``CLASSICAL_SAMPLE`` x M draws from a stream of ``seed``'s own
+    (module docstring)."""
+    spec = net.spec
+    m, n = spec.width, CLASSICAL_SAMPLE * spec.width
+    gen = np.random.default_rng(np.random.SeedSequence(seed.entropy,
+                                                       spawn_key=(*seed.spawn_key, 1)))
+    product = np.ones(n)
+    for d, w in zip(net.derivatives, net.weights, strict=True):
+        product *= d[gen.integers(0, m, n)] ** 2
+        if spec.weights == "orthogonal":
+            product *= spec.sigma_w**2
+        else:
+            product *= np.maximum(np.linalg.eigvalsh(w @ w.T), 0.0)[gen.integers(0, m, n)]
+    return DiscreteLaw.empirical(product)
