@@ -36,7 +36,8 @@ def _config(widths: list[int], trials: int):
     return validate_config({"network": {"depth": 3},
                             "sweep": {"widths": widths, "trials": trials,
                                       "axes": {"weights": ["orthogonal", "gaussian"]}},
-                            "experiment": {"studies": ["spectrum"], "eigenvalues": True},
+                            "experiment": {"studies": ["spectrum"], "eigenvalues": True,
+                                           "spectral_distances": False},
                             "progress": False})
 
 

@@ -139,19 +139,26 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
     return cols
 
 
+#: an SE below this fraction of the largest mean counts as this: a distance identical in
+#: every trial (e.g. an atom's mass, exactly) is a deterministic value, not a failed fit
+SE_FLOOR = 1e-9
+
+
 def _slope(m: np.ndarray, rms: np.ndarray, rms_se: np.ndarray) -> tuple[float, float]:
-    """Weighted slope of log rms on log M and its SE; NaN when a point has no spread."""
-    if len(m) < 2 or not (np.all(rms > 0) and np.all(rms_se > 0)):
+    """Weighted slope of log rms on log M and its SE; NaN when a distance is 0."""
+    if len(m) < 2 or not np.all(rms > 0):
         return math.nan, math.nan
+    rel = np.maximum(rms_se / rms, SE_FLOOR)
     beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
-                                  np.log(rms), var=(rms_se / rms) ** 2)
+                                  np.log(rms), var=rel**2)
     return float(beta[1]), float(err[1])
 
 
 def _extrapolate(m: np.ndarray, mean: np.ndarray, se: np.ndarray) -> tuple[float, float]:
     """d_inf and its SE from mean d(M) = d_inf + b M^-1/2 (weights 1 / se^2)."""
-    if len(m) < 2 or not np.all(se > 0):
+    if len(m) < 2 or not np.all(np.isfinite(se)):
         return math.nan, math.nan
+    se = np.maximum(se, SE_FLOOR * max(float(np.max(np.abs(mean))), 1e-300))
     beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), m**-0.5]), mean,
                                   var=se**2)
     return float(beta[0]), float(err[0])
