@@ -67,8 +67,8 @@ def distance_plot(stats: pd.DataFrame, fits: pd.DataFrame, path: Path, title: st
             slope = float(f["slope"].iloc[0]) if len(f) else math.nan
             ax.errorbar(g["width"], g["rms"], yerr=g["rms_se"], marker="o", capsize=2,
                         ls=_STYLE.get(key[2], "-"),
-                        label=f"{key[1]} vs {key[2]}{' [cyclic W]' if key[0] == 'cyclic' else ''}"
-                              f": slope {slope:.2f}")
+                        label=f"{key[1]} vs {key[2]}"
+                              f"{' [cyclic W]' if key[0] == 'cyclic' else ''}: slope {slope:.2f}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("width M")
@@ -115,17 +115,17 @@ def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Pat
     paths = []
     for matrix, eigs in spectra.items():
         laws = {}
-        for name, build in (("limit", lambda: limit_law(spec, matrix)),
-                            ("paired", lambda: paired_law(net, matrix, bias))):
+        for name, build, args in (("limit", limit_law, (spec, matrix)),
+                                  ("paired", paired_law, (net, matrix, bias))):
             try:
-                laws[name] = build()
+                laws[name] = build(*args)
                 laws[name].cdf(np.array([eigs.mean()]))
             except Exception:  # noqa: BLE001 -- a failed law is drawn without its curve
                 laws.pop(name, None)
         title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
                  f"M={width}, trial 0")
-        paths.append(cdf_plot(eigs, laws, spec.depth, plot_dir / f"cdf_{matrix}_{_slug(variant)}.png",
-                              title))
+        path = plot_dir / f"cdf_{matrix}_{_slug(variant)}.png"
+        paths.append(cdf_plot(eigs, laws, spec.depth, path, title))
     return paths
 
 

@@ -51,7 +51,6 @@ __all__ = [
     "WordEvaluator",
     "format_word",
     "matmul_count",
-    "mean_and_se",
     "parse_word",
     "word_trace",
 ]
@@ -297,17 +296,3 @@ def word_trace(net: SampledNetwork, word: str | Sequence[Letter]) -> float:
     2.0
     """
     return WordEvaluator(net)(word)
-
-
-def mean_and_se(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over trials (axis 0) and its standard error std(ddof=1) / sqrt(n).
-
-    Parameters
-    ----------
-    values : array_like, shape (n_trials, ...)
-        Per-trial values, n_trials >= 2.
-    """
-    v = np.asarray(values, dtype=float)
-    if v.ndim == 0 or v.shape[0] < 2:
-        raise ValueError(f"values: need at least 2 trials along axis 0, got shape {v.shape}")
-    return v.mean(axis=0), v.std(axis=0, ddof=1) / np.sqrt(v.shape[0])

@@ -12,7 +12,6 @@ from freeness_lab.simulate.words import (
     WordEvaluator,
     format_word,
     matmul_count,
-    mean_and_se,
     parse_word,
     word_trace,
 )
@@ -103,11 +102,3 @@ def test_matmul_count():
     assert matmul_count("D2 W2 D1 W1 W1^T D1 W2^T D2") == 2
     assert matmul_count("W1^3 D1") == 1
     assert matmul_count("W1^3c D1 W2") == 2  # W1^3 formed (2), then 2 dense factors (0)
-
-
-def test_mean_and_se():
-    mean, se = mean_and_se([[1.0, 2.0], [3.0, 6.0]])
-    np.testing.assert_allclose(mean, [2.0, 4.0])
-    np.testing.assert_allclose(se, [1.0, 2.0])
-    with pytest.raises(ValueError, match="2 trials"):
-        mean_and_se([1.0])
