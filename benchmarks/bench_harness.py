@@ -37,7 +37,7 @@ def _config(widths: list[int], trials: int):
                             "sweep": {"widths": widths, "trials": trials,
                                       "axes": {"weights": ["orthogonal", "gaussian"]}},
                             "experiment": {"studies": ["spectrum"], "eigenvalues": True,
-                                           "spectral_distances": False},
+                                           "spectral_trials": 0},
                             "progress": False})
 
 

@@ -207,13 +207,17 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     if figure is not None and not isinstance(figure, Mapping):
         raise SpecError("experiment.figure", f"must be null or a mapping of the figure "
                         f"study's parameters, got {figure!r}")
+    spectral_trials = _int("experiment.spectral_trials",
+                           node.get("spectral_trials", d.spectral_trials), 0, None,
+                           "0: off; else the first N trials of each cell, N >= 2")
+    if spectral_trials == 1:
+        raise SpecError("experiment.spectral_trials", "must be 0 (off) or >= 2 (a distance's "
+                        "standard error needs two trials), got 1")
     return ExperimentConfig(
-        name=name, studies=studies, figure=None if figure is None else dict(figure),
+        name=name, studies=studies, spectral_trials=spectral_trials, figure=None if figure is None else dict(figure),
         moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
                      "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),
-        spectral_distances=_bool("experiment.spectral_distances",
-                                 node.get("spectral_distances", d.spectral_distances)),
         fim_include_bias=_bool("experiment.fim_include_bias",
                                node.get("fim_include_bias", d.fim_include_bias)),
         words=words, z_max=float(z_max),

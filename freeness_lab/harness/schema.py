@@ -98,10 +98,13 @@ class ExperimentConfig:
         Number of spectral moments m_1..m_n recorded per matrix and trial.
     eigenvalues : bool
         Also store every eigenvalue (needed for the histograms).
-    spectral_distances : bool
-        Spectrum study: also compare each trial's whole spectrum with the limit law and
-        with the free product of its own marginals (Kolmogorov and Wasserstein-1 distances
-        vs M, the controls; :mod:`freeness_lab.harness.spectral_check`).
+    spectral_trials : int
+        Spectrum study: the first ``spectral_trials`` trials of each cell (all of them when
+        there are fewer; 0: none) also compare their whole spectrum with the limit law and
+        with the free product of their own marginals (Kolmogorov and Wasserstein-1 distances
+        vs M, the controls; :mod:`freeness_lab.harness.spectral_check`). Off in the
+        library unless set; the app's default experiment sets 8
+        (``conf/experiment/default.yaml``).
     fim_include_bias : bool
         Bias parameters in theta for H_L (an O(1/M) term the limit law does not have).
     words : tuple of str or None
@@ -121,7 +124,7 @@ class ExperimentConfig:
     studies: tuple[str, ...] = DEFAULT_STUDIES
     moments: int = 4
     eigenvalues: bool = True
-    spectral_distances: bool = True
+    spectral_trials: int = 0
     fim_include_bias: bool = False
     words: tuple[str, ...] | None = None
     z_max: float = 4.0

@@ -149,8 +149,11 @@ def _slope(m: np.ndarray, rms: np.ndarray, rms_se: np.ndarray) -> tuple[float, f
     if len(m) < 2 or not np.all(rms > 0):
         return math.nan, math.nan
     rel = np.maximum(rms_se / rms, SE_FLOOR)
-    beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
-                                  np.log(rms), var=rel**2)
+    try:
+        beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), np.log(m)]),
+                                      np.log(rms), var=rel**2)
+    except np.linalg.LinAlgError:  # weights spanning 30 decades: no usable fit
+        return math.nan, math.nan
     return float(beta[1]), float(err[1])
 
 
@@ -158,9 +161,12 @@ def _extrapolate(m: np.ndarray, mean: np.ndarray, se: np.ndarray) -> tuple[float
     """d_inf and its SE from mean d(M) = d_inf + b M^-1/2 (weights 1 / se^2)."""
     if len(m) < 2 or not np.all(np.isfinite(se)):
         return math.nan, math.nan
-    se = np.maximum(se, SE_FLOOR * max(float(np.max(np.abs(mean))), 1e-300))
-    beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), m**-0.5]), mean,
-                                  var=se**2)
+    se = np.maximum(se, SE_FLOOR * max(float(np.max(np.abs(mean))), 1e-12))
+    try:
+        beta, err, _ = weighted_lstsq(np.column_stack([np.ones_like(m), m**-0.5]), mean,
+                                      var=se**2)
+    except np.linalg.LinAlgError:
+        return math.nan, math.nan
     return float(beta[0]), float(err[0])
 
 

@@ -49,6 +49,12 @@ def shape_moments(moments: np.ndarray) -> np.ndarray:
         return m[1:] / m[0] ** np.arange(2, m.size + 1)
 
 
+def trial_index(seed: np.random.SeedSequence) -> int:
+    """The trial's index within its cell: the last word of its spawn key
+    (:meth:`freeness_lab.harness.cells.Cell.spawn_key`)."""
+    return int(seed.spawn_key[-1]) if seed.spawn_key else 0
+
+
 def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
                    params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One trial: sample a network and record the spectra of J J^T and H_L.
@@ -61,7 +67,7 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
         This (cell, trial)'s child sequence.
     params : dict
         ``moments`` (int), ``eigenvalues`` (bool), ``fim_include_bias`` (bool),
-        ``spectral_distances`` (bool).
+        ``spectral_trials`` (int: the trials, by index, that get the spectral check).
 
     Returns
     -------
@@ -91,6 +97,6 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
             "matrix": np.repeat(list(spectra), [e.size for e in spectra.values()]),
             "index": np.concatenate([np.arange(e.size) for e in spectra.values()]),
             "value": np.concatenate(list(spectra.values()))}
-    if params.get("spectral_distances"):
+    if trial_index(seed) < params.get("spectral_trials", 0):
         out["spectral_distance"] = trial_rows(net, spectra, seed, params["fim_include_bias"])
     return out

@@ -15,7 +15,7 @@ from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.studies import spectrum as spectrum_study
 
 SMALL = ["experiment=spectrum", "sweep=tiny", "n_jobs=1", "progress=false",
-         "experiment.eigenvalues=false"]
+         "experiment.eigenvalues=false", "experiment.spectral_trials=0"]
 
 
 def _run_dir(tmp_path) -> str:

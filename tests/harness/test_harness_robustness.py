@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 # 5 cells of about 0.4 s each on 2 cores (2 s in all): slow enough to be stopped mid-run
 ARGS = ["experiment=spectrum", "weights=orthogonal", "experiment.eigenvalues=false",
+        "experiment.spectral_trials=0",
         "network.depth=10", "sweep.widths=[224,256,288,320,352]", "sweep.trials=2",
         "n_jobs=2", "progress=false"]
 

@@ -51,7 +51,13 @@ def test_command_writes_tables_plots_and_summary(tmp_path):
     assert run_dir.is_relative_to(tmp_path / "results" / "default")
     tables = _tables(run_dir)
     assert {"spectrum", "eigenvalues", "theory", "spectrum_check", "freeness",
-            "freeness_check", "freeness_fits"} <= set(tables)
+            "freeness_check", "freeness_fits", "spectral_distance",
+            "spectral_fits"} <= set(tables)
+    # the spectral check: every trial (2 of the default 8), 6 comparisons, both ensembles
+    spectral = tables["spectral_distance"]
+    assert set(spectral["trial"]) == {0, 1} and (spectral["status"] == "ok").all()
+    assert len(spectral.groupby(["weights", "width", "trial", "network", "matrix",
+                                 "reference"])) == 2 * 2 * 2 * 6
     spectrum = tables["spectrum"]
     assert {"study", "activation", "weights", "depth", "width", "sigma_w", "sigma_b", "q0",
             "seed", "trial", "spawn_key", "matrix", "quantity", "value"} <= set(spectrum)
@@ -65,8 +71,11 @@ def test_command_writes_tables_plots_and_summary(tmp_path):
     plots = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
     assert sum(p.startswith("spectrum_") for p in plots) == 4  # 2 ensembles x (JJT, H_L)
     assert any(p.startswith("freeness_") for p in plots)
+    assert sum(p.startswith("spectral_distance_") for p in plots) == 2
+    assert sum(p.startswith("cdf_") for p in plots) == 4
     summary = (run_dir / "summary.md").read_text()
     assert "## Spectrum" in summary and "## Freeness" in summary and "verdict" in summary
+    assert "## Spectral distances" in summary
     prov = read_provenance(run_dir / "spectrum.parquet")
     assert {"config", "seed_entropy", "git", "versions"} <= set(prov)
     assert prov["config"]["sweep"]["widths"] == [16, 32]
@@ -124,7 +133,7 @@ def test_cell_order_does_not_change_the_numbers(tmp_path):
 def test_killed_run_resumes_and_recomputes_only_unfinished_cells(tmp_path):
     args = ["experiment=spectrum", "weights=orthogonal", "sweep.widths=[96,112,128,144,160,176]",
             "sweep.trials=6", "network.depth=6", "n_jobs=1", "progress=false",
-            "experiment.eigenvalues=false",
+            "experiment.eigenvalues=false", "experiment.spectral_trials=0",
             "hydra.run.dir=run"]
     proc = subprocess.Popen([sys.executable, "-m", "freeness_lab", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -174,7 +183,7 @@ def test_bad_override_exits_nonzero_with_one_line_and_no_folder(tmp_path, bad):
 
 def test_multirun_2x2_is_collected_into_one_dataframe(tmp_path):
     proc = _cli(["-m", *SMALL, "experiment=spectrum", "weights=orthogonal",
-                 "experiment.eigenvalues=false",
+                 "experiment.eigenvalues=false", "experiment.spectral_trials=0",
                  "network.depth=2,3", "activation=relu,tanh"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     sweeps = list((tmp_path / "results" / "spectrum").glob("multirun-*"))
@@ -194,7 +203,7 @@ def test_multirun_2x2_is_collected_into_one_dataframe(tmp_path):
 def test_submitit_local_launcher_runs_the_cluster_code_path(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = _cli(["-m", "hydra/launcher=local", *SMALL, "experiment=spectrum",
-                 "experiment.eigenvalues=false",
+                 "experiment.eigenvalues=false", "experiment.spectral_trials=0",
                  "weights=gaussian", "seed=3,4"], tmp_path,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr

@@ -41,14 +41,14 @@ def params(e: ExperimentConfig) -> Params:
     spectrum cell depends on."""
     return (("moments", e.moments), ("eigenvalues", e.eigenvalues),
             ("fim_include_bias", e.fim_include_bias),
-            ("spectral_distances", e.spectral_distances))
+            ("spectral_trials", e.spectral_trials))
 
 
 def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
     """Moment rows of both matrices, 2 M eigenvalue rows when they are stored, and the
     spectral-distance rows (:data:`SPECTRAL_ROWS`)."""
     return (2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
-            + (SPECTRAL_ROWS if e.spectral_distances else 0))
+            + (SPECTRAL_ROWS if e.spectral_trials else 0))
 
 
 def range_moments(e: ExperimentConfig) -> int:

@@ -1,0 +1,104 @@
+"""Spectral-check benchmark: its cost per trial against the trial's own Monte Carlo, and the
+default study's wall time with and without it.
+
+Run: ``python benchmarks/bench_spectral.py`` (a few minutes on 2 cores).
+
+1. Per trial, depth 3, near criticality (tanh sigma_w 1.1, sigma_b 0.05; ReLU sigma_w^2 = 2),
+   orthogonal and Gaussian weights, M = 256, 512, 1024: the Monte Carlo of one trial
+   (sampling, the Jacobian, both spectra) is the baseline; against it the spectral check of
+   that trial (:func:`freeness_lab.harness.spectral_check.trial_rows`, the limit laws already
+   solved, as in every trial but a worker's first) and its parts: the paired J J^T and H_L
+   laws solved at the trial's eigenvalues (target: at most the Monte Carlo), the cyclic
+   control, the classical product.
+2. The default study (``freeness-lab`` with no argument: ReLU, both ensembles, M = 64..256)
+   run by :func:`freeness_lab.harness.experiment.run_experiment` with n_jobs = 2 in a fresh
+   folder, with ``experiment.spectral_trials`` 8 (its default) and 0 (target ratio <= 1.3).
+BLAS pinned to one thread in part 1, as in the harness's trials.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from freeness_lab import NetworkSpec
+from freeness_lab.harness.app import config_dir, register_resolvers
+from freeness_lab.harness.config import validate_config
+from freeness_lab.harness.experiment import run_experiment
+from freeness_lab.harness.spectral_check import trial_rows
+from freeness_lab.harness.spectral_distance import compare, noise_floor
+from freeness_lab.harness.spectral_references import classical_law, limit_law, paired_law
+from freeness_lab.simulate import sample_network, single_blas_thread
+
+CASES = (("tanh", "orthogonal", 1.1, 0.05), ("tanh", "gaussian", 1.1, 0.05),
+         ("relu", "orthogonal", 2**0.5, 0.0), ("relu", "gaussian", 2**0.5, 0.0))
+WIDTHS = (256, 512, 1024)
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def _monte_carlo(spec: NetworkSpec, seed: np.random.SeedSequence):
+    net = sample_network(spec, np.random.default_rng(seed))
+    return net, {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
+
+
+def _paired(eigs: np.ndarray, net, matrix: str, weights: str | None = None):
+    m, depth = net.spec.width, net.spec.depth
+    return compare(eigs, paired_law(net, matrix, False, weights), noise_floor(eigs, m, depth))
+
+
+def _classical(eigs: np.ndarray, net, seed: np.random.SeedSequence):
+    return compare(eigs, classical_law(net, seed), noise_floor(eigs, net.spec.width, 3))
+
+
+def per_trial() -> None:
+    print("1. one trial: Monte Carlo vs the spectral check (limit laws warm), seconds")
+    print(f"{'case':>22} {'M':>5} {'MC':>7} {'check':>7} {'ratio':>6} {'paired J+H':>10} "
+          f"{'ratio':>6} {'cyclic':>7} {'classical':>9}")
+    for act, ens, sw, sb in CASES:
+        for m in WIDTHS:
+            spec = NetworkSpec(act, ens, depth=3, width=m, sigma_w=sw, sigma_b=sb)
+            seed = np.random.SeedSequence(0, spawn_key=(m,))
+            with single_blas_thread():
+                for matrix in ("JJT", "H_L"):  # warm: solved once per process
+                    limit_law(spec, matrix).cdf(np.array([1.0]))
+
+                (net, spectra), t_mc = _timed(_monte_carlo, spec, seed)
+                t_check = _timed(trial_rows, net, spectra, seed, False)[1]
+                t_paired = sum(_timed(_paired, eigs, net, matrix)[1]
+                               for matrix, eigs in spectra.items())
+                cyc = net.permuted()
+                t_cyc = _timed(_paired, cyc.jacobian_spectrum(), cyc, "JJT", "orthogonal")[1]
+                t_cl = _timed(_classical, spectra["JJT"], net, seed)[1]
+            print(f"{act + ' ' + ens:>22} {m:>5} {t_mc:>7.3f} {t_check:>7.3f} "
+                  f"{t_check / t_mc:>5.1f}x {t_paired:>10.3f} {t_paired / t_mc:>5.1f}x "
+                  f"{t_cyc:>7.3f} {t_cl:>9.3f}")
+
+
+def default_study() -> None:
+    print("\n2. the default study, n_jobs = 2, fresh folder")
+    register_resolvers()
+    times = {}
+    for flag in (0, 8):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config",
+                          overrides=[f"experiment.spectral_trials={flag}",
+                                     "n_jobs=2", "progress=false"])
+        run = validate_config(cfg)
+        with tempfile.TemporaryDirectory() as d:
+            times[flag] = _timed(run_experiment, run, Path(d))[1]
+        print(f"  spectral_trials={flag}: {times[flag]:7.1f} s")
+    print(f"  ratio with / without: {times[8] / times[0]:.2f}x (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    per_trial()
+    default_study()

@@ -1,0 +1,128 @@
+"""The spectral check's references, fits and verdicts (:mod:`freeness_lab.harness.
+spectral_check`, :mod:`~freeness_lab.harness.spectral_references`): closed forms of the
+paired law, the verdict logic on synthetic decays, and the failure paths (a reference that
+raises, a theory that does not cover it)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+
+from freeness_lab import NetworkSpec
+from freeness_lab.harness import spectral_check
+from freeness_lab.harness.spectral_check import fit_distances, trial_rows
+from freeness_lab.harness.spectral_distance import compare, noise_floor
+from freeness_lab.harness.spectral_references import paired_law
+from freeness_lab.harness.spectral_report import failing
+from freeness_lab.simulate import sample_network
+from freeness_lab.theory import TheoryUnavailable
+
+VARIANT = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0"]
+
+
+def _projections_cdf(x: float, a: float, b: float) -> float:
+    """cdf of the free product of two projections of traces a, b (the law of PQP):
+    (1 - min(a, b)) delta_0 + max(a + b - 1, 0) delta_1 + sqrt((l+ - t)(t - l-)) /
+    (2 pi t (1 - t)) on [l-, l+], l+- = a + b - 2ab +- sqrt(4ab(1 - a)(1 - b))."""
+    mid, half = a + b - 2 * a * b, math.sqrt(4 * a * b * (1 - a) * (1 - b))
+    lo, hi = mid - half, mid + half
+
+    def rho(t: float) -> float:
+        return math.sqrt(max((hi - t) * (t - lo), 0.0)) / (2 * math.pi * t * (1 - t))
+
+    cont = integrate.quad(rho, lo, min(max(x, lo), hi), limit=200, epsabs=1e-13)[0]
+    return (1 - min(a, b)) + cont + (max(a + b - 1, 0.0) if x >= 1 else 0.0)
+
+
+def test_paired_law_of_two_atom_marginals_is_the_free_product_of_projections() -> None:
+    """ReLU, depth 2, orthogonal: D_l^2 are projections of the sampled traces p_1, p_2, so
+    the paired law of J J^T is sigma_w^4 times the law of P Q P at those traces."""
+    spec = NetworkSpec("relu", "orthogonal", depth=2, width=300, sigma_w=2**0.5)
+    net = sample_network(spec, np.random.default_rng(5))
+    p1, p2 = (float(np.mean(d > 0)) for d in net.derivatives)
+    assert p1 != p2  # empirical masses, not the mean-field 1/2
+    law = paired_law(net, "JJT", include_bias=False)
+    scale = spec.sigma_w**4
+    for x in (0.05, 0.2, 0.5, 0.8, 0.97):
+        assert law.cdf(np.array([scale * x]))[0] == pytest.approx(
+            _projections_cdf(x, p1, p2), abs=1e-9)
+
+
+def test_paired_law_of_depth_two_relu_h_l_is_its_exact_spectrum() -> None:
+    """H_2 = c_1 I + c_0 W D_1^2 W^T: with D_1^2 a projection of rank k its spectrum is
+    c_1 (M - k times) and c_1 + c_0 sigma_w^2 (k times), which the paired law must match."""
+    spec = NetworkSpec("relu", "orthogonal", depth=2, width=128, sigma_w=2**0.5)
+    net = sample_network(spec, np.random.default_rng(6))
+    eigs = net.fim_dual_spectrum(include_bias=True)
+    law = paired_law(net, "H_L", include_bias=True)
+    c = compare(eigs, law, noise_floor(eigs, 128, 2))
+    assert c.kolmogorov == pytest.approx(0.0, abs=1e-12)
+    assert [mass for _, _, mass in c.atoms] == pytest.approx([frac for _, frac, _ in c.atoms])
+
+
+def _synthetic(slope: float, level: float, widths=(64, 128, 256, 512, 1024), trials=10,
+               spread=0.15, seed=0) -> pd.DataFrame:
+    """A spectral_distance table whose paired Kolmogorov distance is level * (M/64)^slope
+    times lognormal noise."""
+    gen = np.random.default_rng(seed)
+    rows = []
+    for m in widths:
+        for t in range(trials):
+            d = level * (m / 64) ** slope * math.exp(spread * gen.standard_normal())
+            rows.append({"activation": "relu", "weights": "orthogonal", "depth": 3,
+                         "sigma_w": 1.4, "sigma_b": 0.0, "q0": 1.0, "width": m, "trial": t,
+                         "network": "sampled", "matrix": "JJT", "reference": "paired",
+                         "metric": "kolmogorov", "point": 0.0, "value": d, "law": math.nan,
+                         "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("slope, level, expected", [
+    (-1.0, 0.05, "free"),           # free: 1/M
+    (-0.85, 0.05, "free"),          # free up to logarithms
+    (0.0, 0.3, "not free"),         # a distance that does not shrink
+    (-0.5, 0.05, "inconclusive"),   # only the marginals converging
+    (-0.3, 0.2, "not free"),        # shrinking, but to a positive limit at this rate
+])
+def test_verdicts_on_synthetic_decays(slope: float, level: float, expected: str) -> None:
+    fits = fit_distances(_synthetic(slope, level), VARIANT)
+    (verdict,) = fits["verdict"]
+    assert verdict == expected, fits.to_string()
+    assert fits["expected"].iloc[0] == "free"
+    assert bool(failing(fits, strict=True).iloc[0]) == (expected != "free")
+
+
+def test_a_reference_that_raises_is_a_failing_theory_error(monkeypatch) -> None:
+    spec = NetworkSpec("relu", "orthogonal", depth=3, width=32, sigma_w=2**0.5)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("solver diverged")
+
+    def uncovered(*args, **kwargs):
+        raise TheoryUnavailable("not covered")
+
+    for replacement, word in ((broken, "theory error"), (uncovered, "no theory")):
+        monkeypatch.setattr(spectral_check, "paired_law", replacement)
+        frames = []
+        for m in (32, 64):
+            for t in range(3):
+                seed = np.random.SeedSequence(1, spawn_key=(m, t))
+                net = sample_network(spec.with_width(m), np.random.default_rng(seed))
+                spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum()}
+                cols = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
+                frames.append(cols.assign(activation="relu", weights="orthogonal", depth=3,
+                                          sigma_w=spec.sigma_w, sigma_b=0.0, q0=1.0,
+                                          width=m, trial=t))
+        fits = fit_distances(pd.concat(frames, ignore_index=True), VARIANT)
+        paired = fits[(fits["reference"] == "paired") & (fits["expected"] != "")]
+        # sampled J J^T and H_L, and the cyclic control
+        assert len(paired) == 3 and set(paired["verdict"]) == {word}
+        assert failing(paired, strict=True).all()
+        assert failing(paired, strict=False).all() == (word == "theory error")
+        # the references that did not raise are untouched
+        limit = fits[(fits["reference"] == "limit") & (fits["metric"] == "kolmogorov")]
+        assert np.isfinite(limit["slope"]).all()
