@@ -19,6 +19,9 @@ __all__ = ["EPS_EDGE", "bisected_intervals"]
 
 #: points per bracket and call of the edge multisection (3 bits per call)
 MULTISECT = 7
+#: brackets wider than this (relative) keep every flip of ``inside`` as an edge (a gap, a
+#: short interval); narrower ones keep the first (the others are noise at the edge)
+SPLIT_WIDTH = 1e-6
 #: relative Im zeta for locating edges: the Poisson tail of a square-root edge is
 #: ~ eps / sqrt(distance), far below the threshold on x rho(x) at this eps
 EPS_EDGE = 1e-15
@@ -72,8 +75,8 @@ def bisected_intervals(law) -> np.ndarray:
     change = np.nonzero(pos[1:] != pos[:-1])[0]
     lo, hi = grid[change], grid[change + 1]
     rising = pos[change + 1]
-    lo, hi = _multisect(law, base, lo, hi, rising, res.unknowns[change],
-                        res.unknowns[change + 1], inside)
+    lo, hi, rising = _multisect(law, base, lo, hi, rising, res.unknowns[change],
+                                res.unknowns[change + 1], inside)
     edges = base + np.where(rising, lo, hi)
     starts = list(edges[rising])
     ends = list(edges[~rising])
@@ -88,25 +91,32 @@ def bisected_intervals(law) -> np.ndarray:
 
 
 def _multisect(law, base: float, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray,
-               v_lo: np.ndarray, v_hi: np.ndarray, inside) -> tuple[np.ndarray, np.ndarray]:
-    """Brackets [lo, hi] (in y) of the E edges, refined in log y to 1e-13 relative.
+               v_lo: np.ndarray, v_hi: np.ndarray, inside
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brackets [lo, hi] (in y) of the edges, refined in log y to 1e-13 relative: (lo, hi,
+    rising), sorted, one row per edge found.
 
-    Multisection: every call puts MULTISECT points geometrically inside every bracket and
-    keeps the first sub-bracket (from the ``lo`` end) across which ``inside`` flips, i.e.
+    Multisection: every call puts MULTISECT points geometrically inside every bracket, and
+    every sub-bracket across which ``inside`` flips becomes a bracket of the next call, i.e.
     log2(MULTISECT + 1) = 3 bits per call instead of bisection's 1: ~14 calls instead of
     ~40, each of 2 E MULTISECT points (the calls are dominated by their rounds, not by their
     points, as long as few points are solved; more points per call cost more than the
-    rounds they save for factors with thousands of atoms). Each point is chained from the solutions at both ends of its bracket (a short
-    walk parallel to the axis; the walk from the side of the edge the point is not on fails
-    at the branch point and is dropped -- with the default stall tolerance: a loose one would
-    let it settle on the real branch); a point neither walk reaches comes straight down from
-    the far field.
+    rounds they save for factors with thousands of atoms). A bracket of the scan may hold
+    three (five, ...) edges -- a gap and a short interval finer than the scan, as in the
+    law of an empirical D^2 of a thousand atoms -- and then every one of them is kept while
+    the bracket is wider than SPLIT_WIDTH (bisection kept one and lost the short interval or
+    filled the gap: 1e-3 of the mass of a paired H_3 at M = 1024). Each point is
+    chained from the solutions at both ends of its bracket (a short walk parallel to the
+    axis; the walk from the side of the edge the point is not on fails at the branch point
+    and is dropped -- with the default stall tolerance: a loose one would let it settle on
+    the real branch); a point neither walk reaches comes straight down from the far field.
     """
-    E, K = len(lo), MULTISECT
+    K = MULTISECT
     frac = np.arange(1, K + 1) / (K + 1)
     for _ in range(60):
         if np.all(hi - lo <= 1e-13 * (hi + abs(base))):
             break
+        E = len(lo)
         pts = lo[:, None] * (hi / lo)[:, None] ** frac  # (E, K), geometric in the bracket
         flat = pts.ravel()
         ends = np.concatenate([np.repeat(lo, K), np.repeat(hi, K)])
@@ -127,14 +137,16 @@ def _multisect(law, base: float, lo: np.ndarray, hi: np.ndarray, rising: np.ndar
             v_pts[bad], conv[bad] = rv.unknowns, rv.converged
         rm = NewtonResult(base + flat + 1j * EPS_EDGE * flat, np.zeros(n, complex), conv, 0,
                           0, v_pts)
-        # a point on the side of hi (same status); the new bracket ends at the first one
-        like_hi = (inside(flat, rm) == np.repeat(rising, K)).reshape(E, K)
-        j = np.where(like_hi.any(1), np.argmax(like_hi, 1), K)  # K: none, hi stays
-        rows = np.arange(E)
-        v_pts = v_pts.reshape(E, K, -1)
-        new_lo = np.where(j > 0, pts[rows, np.maximum(j - 1, 0)], lo)
-        new_hi = np.where(j < K, pts[rows, np.minimum(j, K - 1)], hi)
-        v_lo = np.where((j > 0)[:, None], v_pts[rows, np.maximum(j - 1, 0)], v_lo)
-        v_hi = np.where((j < K)[:, None], v_pts[rows, np.minimum(j, K - 1)], v_hi)
-        lo, hi = new_lo, new_hi
-    return lo, hi
+        # inside-flags along every bracket, ends included; each flip is a new bracket
+        flags = np.column_stack([~rising, inside(flat, rm).reshape(E, K), rising])
+        at = np.column_stack([lo, pts, hi])
+        v_at = np.concatenate([v_lo[:, None], v_pts.reshape(E, K, -1), v_hi[:, None]], axis=1)
+        e, j = np.nonzero(flags[:, 1:] != flags[:, :-1])  # row-major: sorted by position
+        # a narrow bracket keeps its first flip only: the others are the solver's noise at
+        # an edge (rounding moves the solution by ~1e-16 / d at relative distance d)
+        first = np.r_[True, e[1:] != e[:-1]]
+        wide = (hi - lo > SPLIT_WIDTH * (hi + abs(base)))[e]
+        e, j = e[first | wide], j[first | wide]
+        lo, hi, rising = at[e, j], at[e, j + 1], flags[e, j + 1]
+        v_lo, v_hi = v_at[e, j], v_at[e, j + 1]
+    return lo, hi, rising
