@@ -19,8 +19,8 @@ __all__ = ["EPS_EDGE", "bisected_intervals"]
 
 #: points per bracket and call of the edge multisection (3 bits per call)
 MULTISECT = 7
-#: brackets wider than this (relative) keep every flip of ``inside`` as an edge (a gap, a
-#: short interval); narrower ones keep the first (the others are noise at the edge)
+#: brackets wider than this (relative) and away from atoms keep every flip of ``inside`` as
+#: an edge (a gap, a short interval); the others keep the first (the rest: noise)
 SPLIT_WIDTH = 1e-6
 #: relative Im zeta for locating edges: the Poisson tail of a square-root edge is
 #: ~ eps / sqrt(distance), far below the threshold on x rho(x) at this eps
@@ -104,7 +104,7 @@ def _multisect(law, base: float, lo: np.ndarray, hi: np.ndarray, rising: np.ndar
     rounds they save for factors with thousands of atoms). A bracket of the scan may hold
     three (five, ...) edges -- a gap and a short interval finer than the scan, as in the
     law of an empirical D^2 of a thousand atoms -- and then every one of them is kept while
-    the bracket is wider than SPLIT_WIDTH (bisection kept one and lost the short interval or
+    the bracket is wider than SPLIT_WIDTH and holds no atom (bisection kept one and lost the short interval or
     filled the gap: 1e-3 of the mass of a paired H_3 at M = 1024). Each point is
     chained from the solutions at both ends of its bracket (a short walk parallel to the
     axis; the walk from the side of the edge the point is not on fails at the branch point
@@ -144,8 +144,12 @@ def _multisect(law, base: float, lo: np.ndarray, hi: np.ndarray, rising: np.ndar
         e, j = np.nonzero(flags[:, 1:] != flags[:, :-1])  # row-major: sorted by position
         # a narrow bracket keeps its first flip only: the others are the solver's noise at
         # an edge (rounding moves the solution by ~1e-16 / d at relative distance d)
+        # (and so does a bracket next to an atom: the atom's pole leaves noise there too)
         first = np.r_[True, e[1:] != e[:-1]]
-        wide = (hi - lo > SPLIT_WIDTH * (hi + abs(base)))[e]
+        atom_y = law.atoms[:, 0] - base
+        near_atom = ((atom_y >= (1 - 1e-3) * lo[:, None])
+                     & (atom_y <= (1 + 1e-3) * hi[:, None])).any(1)
+        wide = ((hi - lo > SPLIT_WIDTH * (hi + abs(base))) & ~near_atom)[e]
         e, j = e[first | wide], j[first | wide]
         lo, hi, rising = at[e, j], at[e, j + 1], flags[e, j + 1]
         v_lo, v_hi = v_at[e, j], v_at[e, j + 1]
