@@ -106,10 +106,11 @@ def _multisect(law, base: float, lo: np.ndarray, hi: np.ndarray, rising: np.ndar
     law of an empirical D^2 of a thousand atoms -- and then every one of them is kept while
     the bracket is wider than SPLIT_WIDTH and holds no atom (bisection kept one and lost
     the short interval or filled the gap: 1e-3 of the mass of a paired H_3 at M = 1024).
-    Each point is chained from the solutions at both ends of its bracket (a short walk parallel to the
-    axis; the walk from the side of the edge the point is not on fails at the branch point
-    and is dropped -- with the default stall tolerance: a loose one would let it settle on
-    the real branch); a point neither walk reaches comes straight down from the far field.
+    Each point is chained from the solutions at both ends of its bracket (a short walk
+    parallel to the axis; the walk from the side of the edge the point is not on fails at
+    the branch point and is dropped -- with the default stall tolerance: a loose one would
+    let it settle on the real branch); a point neither walk reaches comes straight down from
+    the far field.
     """
     K = MULTISECT
     frac = np.arange(1, K + 1) / (K + 1)
