@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE
+from freeness_lab.theory.newton import lilypads
 
 __all__ = ["EDGE_FIT_DISTANCE", "EdgeFit", "edge_fits", "fitted_profile"]
 
@@ -67,8 +68,8 @@ def edge_fits(law) -> list[EdgeFit]:
     1e-15), the arcsine edges of ReLU's H_3 with orthogonal weights to ~1e-14 relative
     (bisection: 2e-12).
     """
-    fits = []
     base = law.base_atom
+    cands = []  # (row, column, edge, side, T) of the edges to fit
     for row, (a, b) in enumerate(law.bisected_intervals):
         for column, (edge, side) in enumerate(((a, 1.0), (b, -1.0))):
             if side > 0 and a == base:
@@ -76,29 +77,39 @@ def edge_fits(law) -> list[EdgeFit]:
             T = max(EDGE_FIT_DISTANCE * (b - a), 1e-10 * abs(edge))
             if 4 * T > 0.25 * (b - a):
                 continue
-            t = T * np.array([1.0, 2.0, 4.0])
-            x = edge + side * t
-            # Im zeta = 1e-12 t: at a square-root edge the analytic part of G leaks
-            # ~ eps / sqrt(t) (relative) through the Poisson kernel, which would move the
-            # zero of the fit by ~10 (eps / t) sqrt(t) T
-            res = law.solve(x, 1e-12 * t, tol_stall=TOL_STALL_EDGE, chain=False)
-            rho = law.continuous_density(res)
-            if not (res.converged.all() and np.all(rho > 0)):
-                continue
-            slopes = np.diff(np.log(rho)) / math.log(2.0)
-            for power in (0.5, -0.5):
-                if np.all(np.abs(slopes - power) < 0.01):
-                    break
-            else:
-                continue
-            coef = np.polyfit(t / T, rho ** (1.0 / power), 2)
-            roots = np.roots(coef)
-            roots = roots[np.isreal(roots)].real
-            if not len(roots) or np.min(np.abs(roots)) > 0.1:
-                continue
-            tau = float(roots[np.argmin(np.abs(roots))])
-            fits.append(EdgeFit(row, column, edge + side * tau * T, edge, side, T, power,
-                                 coef))
+            cands.append((row, column, edge, side, T))
+    if not cands:
+        return []
+    # all edges in one solve: every edge's three points with its own starting height (the
+    # walks are independent, so each edge gets the result of its own solve, at one call's
+    # cost). Im zeta = 1e-12 t: at a square-root edge the analytic part of G leaks
+    # ~ eps / sqrt(t) (relative) through the Poisson kernel, which would move the zero of
+    # the fit by ~10 (eps / t) sqrt(t) T
+    t = np.array([c[4] for c in cands])[:, None] * np.array([1.0, 2.0, 4.0])
+    x = np.array([c[2] for c in cands])[:, None] + np.array([c[3] for c in cands])[:, None] * t
+    y_start = np.repeat([law.y_start(xe) for xe in x], 3)
+    res = lilypads(law.system, x.ravel(), 1e-12 * t.ravel(), y_start=y_start,
+                   tol_stall=TOL_STALL_EDGE)
+    rho_all = law.continuous_density(res).reshape(x.shape)
+    conv_all = res.converged.reshape(x.shape)
+    fits = []
+    for (row, column, edge, side, T), tk, rho, conv in zip(cands, t, rho_all, conv_all,
+                                                           strict=True):
+        if not (conv.all() and np.all(rho > 0)):
+            continue
+        slopes = np.diff(np.log(rho)) / math.log(2.0)
+        for power in (0.5, -0.5):
+            if np.all(np.abs(slopes - power) < 0.01):
+                break
+        else:
+            continue
+        coef = np.polyfit(tk / T, rho ** (1.0 / power), 2)
+        roots = np.roots(coef)
+        roots = roots[np.isreal(roots)].real
+        if not len(roots) or np.min(np.abs(roots)) > 0.1:
+            continue
+        tau = float(roots[np.argmin(np.abs(roots))])
+        fits.append(EdgeFit(row, column, edge + side * tau * T, edge, side, T, power, coef))
     return fits
 
 

@@ -25,8 +25,8 @@ def far_field_start(system: NewtonSystem, x: np.ndarray, y_stop: np.ndarray, y_s
         Real parts of the points.
     y_stop : ndarray of float
         Where each point's vertical walk ends (the start lies at least twice as high).
-    y_start : float
-        The first starting height.
+    y_start : float or ndarray of float
+        The first starting height (per point, or one for all).
     tol : float
         Convergence of Newton (max-norm of the step).
 
@@ -43,7 +43,7 @@ def far_field_start(system: NewtonSystem, x: np.ndarray, y_stop: np.ndarray, y_s
     P = x.size
     evaluations = 0
     v = np.zeros((P, system.size), dtype=complex)
-    y = np.maximum(np.full(P, float(y_start)), 2 * y_stop)
+    y = np.maximum(np.broadcast_to(np.asarray(y_start, dtype=float), (P,)), 2 * y_stop)
     started = np.zeros(P, dtype=bool)
     for _ in range(8):  # far-field start, raised where Newton does not converge
         idx = np.nonzero(~started)[0]

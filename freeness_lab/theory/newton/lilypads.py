@@ -54,7 +54,8 @@ class NewtonResult:
 
 
 @np.errstate(all="ignore")  # rejected trial steps may overflow; they are caught by the checks
-def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *, y_start: float,
+def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
+             y_start: float | np.ndarray,
              start: tuple[np.ndarray, np.ndarray] | None = None,
              tol: float = 1e-12, tol_stall: float = 1e-7, max_rounds: int = 300,
              max_newton: int = 8,
@@ -73,9 +74,11 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *, y_
         Imaginary parts of the targets, >= 0. eps = 0 asks for the boundary value on the
         real axis: the vertical walk stops at ``zero_floor * max(|x|, y_start)`` and a last
         straight segment reaches the axis.
-    y_start : float
-        Starting height, where the far-field series start is accurate; raised (x8, at
-        most 8 times) for points whose start does not converge.
+    y_start : float or ndarray of float
+        Starting height (one for all points, or per point: the walks are independent, so a
+        batch of separate solves gives each point the result of its own solve), where the
+        far-field series start is accurate; raised (x8, at most 8 times) for points whose
+        start does not converge.
     start : (zeta0, v0), optional
         Known solutions v0 at nearby points zeta0 (a neighbour on the grid, "chaining"):
         each point then walks from zeta0 to its target along zeta0 (target/zeta0)^s,

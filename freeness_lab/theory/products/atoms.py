@@ -40,12 +40,17 @@ def product_atoms(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     first, second = np.reshape(first, (-1, 2)), np.reshape(second, (-1, 2))
     z1 = first[first[:, 0] == 0, 1].sum()
     z2 = second[second[:, 0] == 0, 1].sum()
-    locs, masses = [0.0], [max(z1, z2)]
-    for a, p in first[first[:, 0] > 0]:
-        for b, q in second[second[:, 0] > 0]:
-            if p + q > 1:
-                locs.append(a * b)
-                masses.append(p + q - 1)
+    a, p = first[first[:, 0] > 0].T
+    b, q = second[second[:, 0] > 0].T
+    # p + q > 1 needs p > 1 - max q and q > 1 - max p: for laws with many small atoms
+    # (masses 1/M) no pair survives this prefilter, and the outer product stays tiny
+    if len(a) and len(b):
+        keep_a, keep_b = p > 1.0 - q.max(), q > 1.0 - p.max()
+        a, p, b, q = a[keep_a], p[keep_a], b[keep_b], q[keep_b]
+    pair = p[:, None] + q[None, :] > 1.0  # row-major: the order of the pairs (a_i, b_j)
+    i, j = np.nonzero(pair)
+    locs = [0.0, *(a[i] * b[j]).tolist()]
+    masses = [max(z1, z2), *(p[i] + q[j] - 1.0).tolist()]
     return merge_atoms(locs, masses)
 
 
