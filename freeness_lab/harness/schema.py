@@ -103,7 +103,7 @@ class ExperimentConfig:
         there are fewer; 0: none) also compare their whole spectrum with the limit law and
         with the free product of their own marginals (Kolmogorov and Wasserstein-1 distances
         vs M, the controls; :mod:`freeness_lab.harness.spectral_check`). Off in the
-        library unless set; the app's default experiment sets 8
+        library unless set; the app's default experiment sets 4
         (``conf/experiment/default.yaml``).
     fim_include_bias : bool
         Bias parameters in theta for H_L (an O(1/M) term the limit law does not have).

@@ -53,7 +53,8 @@ def test_command_writes_tables_plots_and_summary(tmp_path):
     assert {"spectrum", "eigenvalues", "theory", "spectrum_check", "freeness",
             "freeness_check", "freeness_fits", "spectral_distance",
             "spectral_fits"} <= set(tables)
-    # the spectral check: every trial (2 of the default 8), 6 comparisons, both ensembles
+    # the spectral check: every trial (2, fewer than the default 4), 6 comparisons, both
+    # ensembles
     spectral = tables["spectral_distance"]
     assert set(spectral["trial"]) == {0, 1} and (spectral["status"] == "ok").all()
     assert len(spectral.groupby(["weights", "width", "trial", "network", "matrix",
