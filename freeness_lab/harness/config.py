@@ -214,7 +214,8 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
         raise SpecError("experiment.spectral_trials", "must be 0 (off) or >= 2 (a distance's "
                         "standard error needs two trials), got 1")
     return ExperimentConfig(
-        name=name, studies=studies, spectral_trials=spectral_trials, figure=None if figure is None else dict(figure),
+        name=name, studies=studies, spectral_trials=spectral_trials,
+        figure=None if figure is None else dict(figure),
         moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
                      "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),

@@ -31,18 +31,14 @@ SampledNetwork.permuted`), whose J J^T is diagonal, compared with ITS paired fre
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
+from freeness_lab.harness.theory_side import limit_law
 from freeness_lab.simulate.network import SampledNetwork
-from freeness_lab.spec import NetworkSpec
 from freeness_lab.theory import (
     DiscreteLaw,
     SpectralLaw,
     fim_dual_chain_law,
-    fim_dual_law,
-    jacobian_law,
     jacobian_product_law,
 )
 
@@ -50,17 +46,6 @@ __all__ = ["CLASSICAL_SAMPLE", "classical_law", "limit_law", "paired_law"]
 
 #: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
 CLASSICAL_SAMPLE = 8
-
-
-@functools.lru_cache(maxsize=32)
-def _limit_law(spec: NetworkSpec, matrix: str) -> SpectralLaw:
-    return jacobian_law(spec) if matrix == "JJT" else fim_dual_law(spec)
-
-
-def limit_law(spec: NetworkSpec, matrix: str) -> SpectralLaw:
-    """The limit law of ``matrix`` ("JJT" or "H_L") for ``spec`` (its width ignored), built
-    once per process: its support quadrature, once solved, serves every trial."""
-    return _limit_law(spec.with_width(1), matrix)
 
 
 def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:

@@ -20,14 +20,17 @@ law and its density (:mod:`freeness_lab.harness.theory_side`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.simulate import sample_network, spectral_moments, weight_traces
 from freeness_lab.spec import NetworkSpec
 
+#: the spectral check of one trial: (net, spectra, seed, include_bias) -> columns
+SpectralRows = Callable[[Any, dict[str, np.ndarray], np.random.SeedSequence, bool],
+                        dict[str, list]]
 #: labels of the matrices whose spectra are recorded (moments, eigenvalues, plots)
 MATRICES: tuple[str, ...] = ("JJT", "H_L")
 #: label of the weight-sampler rows, and their quantities (unnormalized traces)
@@ -56,7 +59,8 @@ def trial_index(seed: np.random.SeedSequence) -> int:
 
 
 def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
-                   params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                   params: dict[str, Any], spectral_rows: SpectralRows | None = None
+                   ) -> dict[str, dict[str, Any]]:
     """One trial: sample a network and record the spectra of J J^T and H_L.
 
     Parameters
@@ -68,6 +72,10 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
     params : dict
         ``moments`` (int), ``eigenvalues`` (bool), ``fim_include_bias`` (bool),
         ``spectral_trials`` (int: the trials, by index, that get the spectral check).
+    spectral_rows : callable, optional
+        ``spectral_rows(net, spectra, seed, include_bias)``: the spectral check's columns of
+        this trial (:func:`freeness_lab.harness.spectral_check.trial_rows`, passed in by the
+        study), for the trials ``spectral_trials`` selects.
 
     Returns
     -------
@@ -97,6 +105,7 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
             "matrix": np.repeat(list(spectra), [e.size for e in spectra.values()]),
             "index": np.concatenate([np.arange(e.size) for e in spectra.values()]),
             "value": np.concatenate(list(spectra.values()))}
-    if trial_index(seed) < params.get("spectral_trials", 0):
-        out["spectral_distance"] = trial_rows(net, spectra, seed, params["fim_include_bias"])
+    if spectral_rows is not None and trial_index(seed) < params.get("spectral_trials", 0):
+        out["spectral_distance"] = spectral_rows(net, spectra, seed,
+                                                 params["fim_include_bias"])
     return out

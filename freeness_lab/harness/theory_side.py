@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,10 +37,25 @@ from freeness_lab.theory import WEIGHT_TRACE_ORDERS, TheoryUnavailable, limits, 
 STATUSES: tuple[str, ...] = ("ok", "unavailable", "error")
 
 
+#: solved limit laws of this process, by (factory, spec at width 1): a law's support
+#: quadrature, once solved, serves every density, cdf and trial that needs it
+_LAWS: dict[tuple[Any, NetworkSpec], Any] = {}
+#: at most this many laws are kept (oldest dropped first)
+MAX_LAWS = 32
+
+
 def limit_law(spec: NetworkSpec, matrix: str):
-    """The law object of ``matrix`` (``"JJT"`` or ``"H_L"``) for ``spec``'s network."""
+    """The law object of ``matrix`` (``"JJT"`` or ``"H_L"``) for ``spec``'s network, built
+    once per process and spec (the width of a square spec does not enter the limit law). The
+    factory is part of the key, so that a replaced theory (a test's broken one) is never
+    answered from the cache."""
     factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
-    return factory(spec)
+    key = (factory, spec.with_width(1) if spec.widths is None else spec)
+    if key not in _LAWS:
+        if len(_LAWS) >= MAX_LAWS:
+            _LAWS.pop(next(iter(_LAWS)))
+        _LAWS[key] = factory(spec)
+    return _LAWS[key]
 
 
 @dataclass(frozen=True)

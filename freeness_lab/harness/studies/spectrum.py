@@ -21,6 +21,7 @@ from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import spectrum_histogram
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_report import spectral_report
 from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
 from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
@@ -148,7 +149,14 @@ def report(inp: ReportInput) -> StudyReport:
     return out
 
 
-STUDY = Study(name="spectrum", params=params, trial=spectrum_trial,
+def trial(spec: NetworkSpec, seed: np.random.SeedSequence, p: dict[str, Any]
+          ) -> dict[str, dict[str, Any]]:
+    """One spectrum trial (:func:`~freeness_lab.harness.spectrum.spectrum_trial`) with the
+    spectral check's rows (:func:`~freeness_lab.harness.spectral_check.trial_rows`)."""
+    return spectrum_trial(spec, seed, p, spectral_rows=trial_rows)
+
+
+STUDY = Study(name="spectrum", params=params, trial=trial,
               tables=("spectrum", "eigenvalues", "spectral_distance"),
               report_tables=("theory", "spectrum_check", "spectral_fits"),
               report=report, rows_per_trial=rows_per_trial, range_moments=range_moments)
