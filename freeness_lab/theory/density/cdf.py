@@ -55,18 +55,21 @@ def panel_turning_points(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return roots, values
 
 
-def cdf(law, x: np.ndarray) -> np.ndarray:
-    """P(X <= x): atoms plus the integral of the density -- whole panels from the support
-    quadrature, the partial panel by integrating the Legendre interpolant of the density
-    at that panel's Gauss-Legendre nodes."""
-    flat = x.ravel()
-    out = law.atom_cdf(flat)
-    _, w, rho, panels, tail = law.support_quadrature
+def _integral_below(law, flat: np.ndarray, power: int, atoms_part: np.ndarray
+                    ) -> np.ndarray:
+    """``atoms_part`` plus int_{(0, x]} t^power rho(t) dt at points ``flat``: whole panels
+    below x, the tails of the log blocks starting at or below x (their mass counted at the
+    lower end of the panel for power 1), and the partial panel at x from its Legendre
+    antiderivative
+    (:func:`panel_antiderivatives`), in [0, the panel's integral]; for power 0 also monotone
+    within the panel (:func:`panel_turning_points`)."""
+    xq, w, rho, panels, tail = law.support_quadrature
+    out = atoms_part
     if not len(panels):
-        return out.reshape(x.shape)
+        return out
     # a panel mass below 0 is rounding noise of a density ~ 0: the cdf does not decrease
-    pm = np.maximum((w * rho).reshape(len(panels), -1).sum(1), 0.0)
-    # whole panels below x, and the tails of the log blocks starting at or below x
+    pm = np.maximum((xq**power * w * rho).reshape(len(panels), -1).sum(1), 0.0)
+    tail = tail * panels[:, 0] ** power
     cum = np.concatenate([[0.0], np.cumsum(pm + tail)])
     full = np.searchsorted(panels[:, 1], flat, side="right")
     last = np.minimum(full, len(panels) - 1)
@@ -79,20 +82,27 @@ def cdf(law, x: np.ndarray) -> np.ndarray:
         lo, hi, at = (panel_var(v, pan[:, 2], pan[:, 3])
                       for v in (pan[:, 0], pan[:, 1], flat[idx]))
         tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
-        C = law.panel_antiderivatives[:, full[idx]]
+        coef = law.panel_antiderivatives if power == 0 else law.panel_mean_antiderivatives
+        C = coef[:, full[idx]]
         part = (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
-        # monotone within the panel (:func:`panel_turning_points`), and in [0, mass]
-        roots, values = (a[full[idx]] for a in law.panel_turning_points)
-        part = np.maximum(part, np.where(roots < tau[:, None], values, -np.inf).max(1))
+        if power == 0:
+            roots, values = (a[full[idx]] for a in law.panel_turning_points)
+            part = np.maximum(part, np.where(roots < tau[:, None], values, -np.inf).max(1))
         out[idx] += np.clip(part, 0.0, pm[full[idx]])
-    return out.reshape(x.shape)
+    return out
+
+
+def cdf(law, x: np.ndarray) -> np.ndarray:
+    """P(X <= x): atoms plus the integral of the density -- whole panels from the support
+    quadrature, the partial panel by integrating the Legendre interpolant of the density
+    at that panel's Gauss-Legendre nodes (:func:`_integral_below`)."""
+    flat = x.ravel()
+    return _integral_below(law, flat, 0, law.atom_cdf(flat)).reshape(x.shape)
 
 
 def partial_mean(law, x: np.ndarray) -> np.ndarray:
-    """E[X; X <= x] = int_{[0, x]} t dmu(t): the atoms at locations <= x, whole panels from
-    the support quadrature and the partial panel from the Legendre antiderivative of
-    t rho(t) (:func:`panel_antiderivatives`, power 1), as in :func:`cdf`. The mass below the
-    lowest log panels (below 1e-280 of the interval) counts at the lower end of its panel.
+    """E[X; X <= x] = int_{[0, x]} t dmu(t): the atoms at locations <= x plus the integral
+    of t rho(t) as in :func:`cdf` (:func:`_integral_below`, power 1).
 
     With it, int_0^x F(t) dt = x F(x) - E[X; X <= x] (integration by parts), which gives
     Wasserstein distances to an empirical law exactly."""
@@ -101,27 +111,7 @@ def partial_mean(law, x: np.ndarray) -> np.ndarray:
     if len(law.atoms):
         out += (law.atoms[:, 0] * law.atoms[:, 1]
                 * (flat[:, None] >= law.atoms[:, 0])).sum(-1)
-    xq, w, rho, panels, tail = law.support_quadrature
-    if not len(panels):
-        return out.reshape(x.shape)
-    pm = np.maximum((xq * w * rho).reshape(len(panels), -1).sum(1), 0.0)
-    tail_mean = tail * panels[:, 0]
-    cum = np.concatenate([[0.0], np.cumsum(pm + tail_mean)])
-    full = np.searchsorted(panels[:, 1], flat, side="right")
-    last = np.minimum(full, len(panels) - 1)
-    started = (full < len(panels)) & (flat >= panels[last, 0])
-    out = out + cum[full] + np.where(started, tail_mean[last], 0.0)
-    inside = (full < len(panels)) & (flat > panels[last, 0])
-    if inside.any():
-        idx = np.nonzero(inside)[0]
-        pan = panels[full[idx]]
-        lo, hi, at = (panel_var(v, pan[:, 2], pan[:, 3])
-                      for v in (pan[:, 0], pan[:, 1], flat[idx]))
-        tau = np.clip(2 * (at - lo) / (hi - lo) - 1, -1.0, 1.0)
-        C = law.panel_mean_antiderivatives[:, full[idx]]
-        part = (np.polynomial.legendre.legvander(tau, C.shape[0] - 1) * C.T).sum(1)
-        out[idx] += np.clip(part, 0.0, pm[full[idx]])
-    return out.reshape(x.shape)
+    return _integral_below(law, flat, 1, out).reshape(x.shape)
 
 
 def quantile(law, p: np.ndarray) -> np.ndarray:
