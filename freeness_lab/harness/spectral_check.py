@@ -32,7 +32,9 @@ in the style of the freeness words (:mod:`freeness_lab.harness.freeness`):
   positive constant gives d_inf > 0 by many SEs; ``z_inf`` = d_inf / se;
 * the verdict, for the paired, classical and cyclic comparisons: ``free`` when the slope is
   below -1/2 by ``SLOPE_SIGNIFICANCE`` SEs and z_inf < ``Z_WITHIN_NOISE``; ``not free`` when
-  z_inf >= ``Z_NOT_FREE``; ``inconclusive`` otherwise. The limit reference gets its slope
+  z_inf >= ``Z_NOT_FREE``, or when the slope is ABOVE -1/2 by ``SLOPE_SIGNIFICANCE`` SEs (a
+  decay slower than the marginals' own) and z_inf >= ``Z_WITHIN_NOISE``; ``inconclusive``
+  otherwise. The limit reference gets its slope
   (about -1/2 for smooth phi) and no verdict: it measures the marginals, not freeness.
   Expected (the claims, on the Kolmogorov distance): ``free`` for the paired law of the
   sampled networks, ``not free`` for the classical product and for the cyclic control; a
@@ -174,7 +176,8 @@ def verdict(slope: float, slope_se: float, z_inf: float) -> str:
     """``free``, ``not free`` or ``inconclusive`` (module docstring)."""
     if z_inf < Z_WITHIN_NOISE and (slope + 0.5) < -SLOPE_SIGNIFICANCE * slope_se:
         return "free"
-    if z_inf >= Z_NOT_FREE:
+    slower = (slope + 0.5) > SLOPE_SIGNIFICANCE * slope_se
+    if z_inf >= Z_NOT_FREE or (slower and z_inf >= Z_WITHIN_NOISE):
         return "not free"
     return "inconclusive"
 

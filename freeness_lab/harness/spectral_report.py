@@ -168,7 +168,8 @@ def spectral_report(run: RunConfig, table: pd.DataFrame, plot_dir: Path
              "network (every W_l = sigma_w P, P a cyclic shift) against its own paired law. "
              "Fits over M: slope of log RMS distance on log M; d_inf from "
              "mean d = d_inf + b M^-1/2. `free`: slope below -1/2 by 3 SE and "
-             "z_inf < 4; `not free`: z_inf >= 8; else `inconclusive`. The claims are the "
+             "z_inf < 4; `not free`: z_inf >= 8, or a slope above -1/2 by 3 SE with z_inf >= 4; "
+             "else `inconclusive`. The claims are the "
              "Kolmogorov verdicts (W_1 weighs the heavy upper tail: its verdicts are shown, "
              "not claimed).", "",
              f"Verdicts: {counts(fits.loc[fits['expected'] != '', 'verdict'])}.", ""]

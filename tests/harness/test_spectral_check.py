@@ -96,6 +96,15 @@ def test_verdicts_on_synthetic_decays(slope: float, level: float, expected: str)
     assert bool(failing(fits, strict=True).iloc[0]) == (expected != "free")
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_a_noisy_constant_distance_is_not_free(seed: int) -> None:
+    """A control at four widths, six trials: a distance ~0.5 that does not decay, with 12 %
+    noise per trial (the cyclic control's spread; 40 of 40 seeds give ``not free``)."""
+    fits = fit_distances(_synthetic(0.0, 0.5, widths=(64, 128, 256, 512), trials=6,
+                                    spread=0.12, seed=seed), VARIANT)
+    assert fits["verdict"].iloc[0] == "not free", fits.to_dict("records")
+
+
 def test_a_reference_that_raises_is_a_failing_theory_error(monkeypatch) -> None:
     spec = NetworkSpec("relu", "orthogonal", depth=3, width=32, sigma_w=2**0.5)
 
