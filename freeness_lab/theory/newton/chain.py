@@ -156,8 +156,9 @@ class ChainSystem:
                 F[..., l, 2] = u[..., l]
                 A[..., l, 2, 2] = 1.0
             else:
-                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l],
-                                              self.log_m[l], self.log_1m[l], r[..., l])
+                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l], self.log_m[l],
+                                              self.log_1m[l], r[..., l], er=er[..., l],
+                                              l1=(L, dL))
                 F[..., l, 2] = Fl
                 A[..., l, 2, 0] = h
                 A[..., l, 2, 2] = g
