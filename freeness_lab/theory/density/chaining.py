@@ -92,18 +92,30 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
         if (~okn).any() and stride > 2:
             run(idx[~okn])
         stride = half
-    # the rest come down from the far field (in one call; those that came down already
-    # are not walked again on the same path); a point whose walk fails tries two other
+    # the rest come down from the far field; a point whose walk fails tries two other
     # starting heights (another path: a walk may pass too close to a branch point, as at
-    # points of erf's H_3 1e-11 and 3e-8 above its base)
+    # points of erf's H_3 1e-11 and 3e-8 above its base). The three heights run in one call
+    # (the walks are independent: each point keeps its first success, else its last try,
+    # as if tried one height after the other), and a point that came down at the first
+    # height already is not walked there again (the same path: the same failure)
     retry = np.nonzero(~conv)[0]
-    for height in (1.0, 4.0, 0.25):
-        if not len(retry):
-            break
-        todo = retry[~far_tried[retry]] if height == 1.0 else retry
-        if len(todo):
-            run(todo, height=height)
-        retry = retry[~conv[retry]]
+    if len(retry):
+        tries = [retry[~far_tried[retry]], retry, retry]
+        idx = np.concatenate(tries)
+        height = np.concatenate([np.full(len(t), h)
+                                 for t, h in zip(tries, (1.0, 4.0, 0.25), strict=True)])
+        r = lilypads(law.system, xs[idx], es[idx], y_start=height * y_start, **options)
+        rounds += r.rounds
+        evals += r.evaluations
+        pending = np.ones(P, dtype=bool)
+        start = 0
+        for t in tries:
+            part = slice(start, start + len(t))
+            start += len(t)
+            w = pending[t]
+            G[t[w]], V[t[w]] = r.cauchy[part][w], r.unknowns[part][w]
+            conv[t[w]] = r.converged[part][w]
+            pending[t[w]] = ~r.converged[part][w]
     out = np.empty(P, dtype=int)
     out[order] = np.arange(P)
     return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
