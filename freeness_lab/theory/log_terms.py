@@ -110,13 +110,43 @@ class TermsInR:
         ratio = np.abs(self.alpha) / np.where(self.beta > 0, self.beta, np.nan)
         self.r_big = (math.log(1024.0 * max(float(ratio.max()), 1e-300))
                       if len(ratio) and np.all(self.beta > 0) else math.inf)
+        # one term log(alpha' + e^r) and nothing else (see value_and_slope)
+        self.plain = bool(len(self.e) == 1 and self.e[0] == 1.0 and self.beta[0] == 1.0
+                          and self.zero_const == 0.0 and self.zero_slope == 0.0)
 
-    def value_and_slope(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms."""
-        val = self.zero_const + self.zero_slope * r
+    def value_and_slope(self, r: np.ndarray, er: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(sum e log(alpha' + beta e^r), d/dr of it), vectorized over the terms.
+
+        Parameters
+        ----------
+        r : complex ndarray
+            The main unknown.
+        er : complex ndarray, optional
+            e^r, when the caller has it (a Newton system evaluates several sums at one r:
+            the exponential is then taken once).
+
+        Returns
+        -------
+        (complex ndarray, complex ndarray)
+            The sum and its slope. A single term e = beta = 1 (log(1 + m), called thousands
+            of times on a few dozen points by the chain system) skips the reductions: the
+            same numbers, fewer array operations.
+        """
         if not len(self.e):
-            return val, np.full(r.shape, self.zero_slope, dtype=complex)
-        ber = np.exp(r)[..., None] * self.beta
+            return (self.zero_const + self.zero_slope * r,
+                    np.full(r.shape, self.zero_slope, dtype=complex))
+        if er is None:
+            er = np.exp(r)
+        if self.plain:
+            t = self.alpha[0] + er
+            val, slope = log_lower(t), er / t
+            big = r.real > self.r_big
+            if big.any():
+                val[big] = self.real_part_large(r[big], er[big][..., None]) + 1j * val[big].imag
+            return val, slope
+        val = self.zero_const + self.zero_slope * r
+        ber = er[..., None] * self.beta
         t = self.alpha + ber
         logs = log_lower(t)
         val = val + np.add.reduce(logs * self.e, axis=-1)

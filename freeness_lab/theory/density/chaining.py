@@ -50,6 +50,9 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     rounds = evals = 0
     stride = 1 << max(0, int(np.log2(P / 32)))
     solved = np.zeros(P, dtype=bool)
+    # walked down from the far field at the first height: that walk is deterministic and
+    # independent of its batch, so a failure there is not retried at the same height
+    far_tried = np.zeros(P, dtype=bool)
 
     def run(idx, start=None, height=1.0):
         nonlocal rounds, evals
@@ -58,6 +61,7 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
                      start=start, **opts)
         G[idx], V[idx], conv[idx] = r.cauchy, r.unknowns, r.converged
         solved[idx] = True
+        far_tried[idx] |= start is None and height == 1.0
         rounds += r.rounds
         evals += r.evaluations
 
@@ -84,18 +88,34 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
         okn = conv[nb] & (np.abs(xs[idx] - xs[nb]) <= 0.25 * np.abs(xs[idx]))
         if okn.any():
             run(idx[okn], (xs[nb[okn]] + 1j * es[nb[okn]], V[nb[okn]]))
-        if (~okn).any():
+        # at the last level no point chains from these: they join the far-field pass below
+        if (~okn).any() and stride > 2:
             run(idx[~okn])
         stride = half
     # the rest come down from the far field; a point whose walk fails tries two other
     # starting heights (another path: a walk may pass too close to a branch point, as at
-    # points of erf's H_3 1e-11 and 3e-8 above its base)
+    # points of erf's H_3 1e-11 and 3e-8 above its base). The three heights run in one call
+    # (the walks are independent: each point keeps its first success, else its last try,
+    # as if tried one height after the other), and a point that came down at the first
+    # height already is not walked there again (the same path: the same failure)
     retry = np.nonzero(~conv)[0]
-    for height in (1.0, 4.0, 0.25):
-        if not len(retry):
-            break
-        run(retry, height=height)
-        retry = retry[~conv[retry]]
+    if len(retry):
+        tries = [retry[~far_tried[retry]], retry, retry]
+        idx = np.concatenate(tries)
+        height = np.concatenate([np.full(len(t), h)
+                                 for t, h in zip(tries, (1.0, 4.0, 0.25), strict=True)])
+        r = lilypads(law.system, xs[idx], es[idx], y_start=height * y_start, **options)
+        rounds += r.rounds
+        evals += r.evaluations
+        pending = np.ones(P, dtype=bool)
+        start = 0
+        for t in tries:
+            part = slice(start, start + len(t))
+            start += len(t)
+            w = pending[t]
+            G[t[w]], V[t[w]] = r.cauchy[part][w], r.unknowns[part][w]
+            conv[t[w]] = r.converged[part][w]
+            pending[t[w]] = ~r.converged[part][w]
     out = np.empty(P, dtype=int)
     out[order] = np.arange(P)
     return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])

@@ -99,7 +99,10 @@ class ChainSystem:
 
     def _blocks(self, v: np.ndarray, zeta: np.ndarray | None,
                 log_zeta: np.ndarray | None = None):
-        """Residuals F (.., n, 3) and blocks A (diag), B (upper), C (lower) (.., n, 3, 3).
+        """Residuals F (.., n, 3), diagonal blocks A (.., n, 3, 3) and the one nonzero entry
+        of each lower block, c (.., n): C_l = c_l e_1 e_0^T (c_0 = 0); every upper block is
+        B_l = e_0 e_1^T (P_l depends on layer l + 1 through s_{l+1} alone), so neither is
+        stored (the block algebra of :meth:`_thomas` is then a few products per layer).
 
         With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l} and
         L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0):
@@ -115,21 +118,21 @@ class ChainSystem:
         """
         shape = (zeta if log_zeta is None else log_zeta).shape
         n = self.n
-        F = np.zeros(shape + (n, 3), dtype=complex)
+        F = np.empty(shape + (n, 3), dtype=complex)
         A = np.zeros(shape + (n, 3, 3), dtype=complex)
-        B = np.zeros(shape + (n, 3, 3), dtype=complex)
-        C = np.zeros(shape + (n, 3, 3), dtype=complex)
+        c = np.zeros(shape + (n,), dtype=complex)
         r = v[..., 0::3]
         s = v[..., 1::3]
         u = v[..., 2::3]
         es = np.exp(s)
+        er = np.exp(r)
         dzeta = None
         L_prev, dL_prev = None, None
         for l, lay in enumerate(self.layers):
             xi = lay.qhat_prev + es[..., l]
             log_xi = log_upper(xi)
             dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
-            val, slope = self.terms[l].value_and_slope(r[..., l])
+            val, slope = self.terms[l].value_and_slope(r[..., l], er[..., l])
             if l == n - 1 and log_zeta is not None:
                 top, dzeta = log_zeta, 1.0
             elif l == n - 1:
@@ -137,76 +140,90 @@ class ChainSystem:
                 dzeta = 1.0 / (zeta - lay.qhat)
             else:
                 top = s[..., l + 1]
-                B[..., l, 0, 1] = 1.0
             F[..., l, 0] = -log_xi + lay.terms.const + val + top
             A[..., l, 0, 0] = slope
             A[..., l, 0, 1] = -dlog_xi
-            L, dL = self.log_1m[l].value_and_slope(r[..., l])
+            L, dL = self.log_1m[l].value_and_slope(r[..., l], er[..., l])
             F[..., l, 1] = L - log_xi + s[..., l]
             A[..., l, 1, 0] = dL
             A[..., l, 1, 1] = 1.0 - dlog_xi
             if l > 0:
                 F[..., l, 1] -= L_prev
-                C[..., l, 1, 0] = -dL_prev
+                c[..., l] = -dL_prev
             L_prev, dL_prev = L, dL
             # R_l
             if lay.nu is None:
                 F[..., l, 2] = u[..., l]
                 A[..., l, 2, 2] = 1.0
             else:
-                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l],
-                                              self.log_m[l], self.log_1m[l], r[..., l])
+                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l], self.log_m[l],
+                                              self.log_1m[l], r[..., l], er=er[..., l],
+                                              l1=(L, dL))
                 F[..., l, 2] = Fl
                 A[..., l, 2, 0] = h
                 A[..., l, 2, 2] = g
                 F[..., l, 0] += u[..., l]
                 A[..., l, 0, 2] = 1.0
-        return F, A, B, C, dzeta
+        return F, A, c, dzeta
 
     @staticmethod
     def _inv3(M: np.ndarray) -> np.ndarray:
         """Inverses of a stack of 3 x 3 matrices by the adjugate (vectorized; LAPACK's batched
-        solve costs a call per matrix)."""
+        solve costs a call per matrix), written into one preallocated array."""
         a, b, c = M[..., 0, 0], M[..., 0, 1], M[..., 0, 2]
         d, e, f = M[..., 1, 0], M[..., 1, 1], M[..., 1, 2]
         g, h, i = M[..., 2, 0], M[..., 2, 1], M[..., 2, 2]
-        co = np.stack([np.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
-                       np.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
-                       np.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1)], -2)
+        co = np.empty(M.shape, dtype=complex)
+        co[..., 0, 0] = e * i - f * h
+        co[..., 0, 1] = c * h - b * i
+        co[..., 0, 2] = b * f - c * e
+        co[..., 1, 0] = f * g - d * i
+        co[..., 1, 1] = a * i - c * g
+        co[..., 1, 2] = c * d - a * f
+        co[..., 2, 0] = d * h - e * g
+        co[..., 2, 1] = b * g - a * h
+        co[..., 2, 2] = a * e - b * d
         det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
-        return co / det[..., None, None]
+        co /= det[..., None, None]
+        return co
 
-    def _thomas(self, A, B, C, r) -> np.ndarray:
-        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = r_l."""
+    def _thomas(self, A, c, r) -> np.ndarray:
+        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = r_l, with
+        B_l = e_0 e_1^T and C_l = c_l e_1 e_0^T (:meth:`_blocks`): the Schur complement
+        A_l - C_l A'_{l-1}^{-1} B_{l-1} changes entry (1, 1) alone, by c_l (A'^{-1})_{00}, the
+        reduced right side r_l - C_l y_{l-1} entry 1 alone, and B_l x_{l+1} is
+        (x_{l+1}[1], 0, 0)."""
         n = self.n
-        inv = [self._inv3(A[..., 0, :, :])]
-        rp = [r[..., 0, :]]
+        Ap = A.copy()
+        rp = r.copy()
+        inv = [self._inv3(Ap[..., 0, :, :])]
         for l in range(1, n):
-            X = inv[-1] @ B[..., l - 1, :, :]
-            y = (inv[-1] @ rp[-1][..., None])[..., 0]
-            inv.append(self._inv3(A[..., l, :, :] - C[..., l, :, :] @ X))
-            rp.append(r[..., l, :] - (C[..., l, :, :] @ y[..., None])[..., 0])
+            y0 = np.einsum("...j,...j->...", inv[-1][..., 0, :], rp[..., l - 1, :])
+            Ap[..., l, 1, 1] -= c[..., l] * inv[-1][..., 0, 0]
+            rp[..., l, 1] -= c[..., l] * y0
+            inv.append(self._inv3(Ap[..., l, :, :]))
         x = np.empty(r.shape, dtype=complex)
-        x[..., n - 1, :] = (inv[n - 1] @ rp[n - 1][..., None])[..., 0]
+        x[..., n - 1, :] = np.einsum("...ij,...j->...i", inv[n - 1], rp[..., n - 1, :])
         for l in range(n - 2, -1, -1):
-            rhs = rp[l] - (B[..., l, :, :] @ x[..., l + 1, :, None])[..., 0]
-            x[..., l, :] = (inv[l] @ rhs[..., None])[..., 0]
+            rhs = rp[..., l, :].copy()
+            rhs[..., 0] -= x[..., l + 1, 1]
+            x[..., l, :] = np.einsum("...ij,...j->...i", inv[l], rhs)
         return x.reshape(r.shape[:-2] + (self.size,))
 
     def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
                     log_zeta: np.ndarray | None = None) -> np.ndarray:
         """-J^{-1} F(v; zeta) (zeta - qhat_n given as its log instead: ``log_zeta``)."""
-        F, A, B, C, _ = self._blocks(v, zeta, log_zeta)
-        return self._thomas(A, B, C, -F)
+        F, A, c, _ = self._blocks(v, zeta, log_zeta)
+        return self._thomas(A, c, -F)
 
     def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
                 log_zeta: np.ndarray | None = None) -> np.ndarray:
         """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n); with
         ``log_zeta``, dv/d log(zeta - qhat_n)."""
-        F, A, B, C, dzeta = self._blocks(v, zeta, log_zeta)
+        F, A, c, dzeta = self._blocks(v, zeta, log_zeta)
         r = np.zeros(F.shape, dtype=complex)
         r[..., self.n - 1, 0] = -dzeta
-        return self._thomas(A, B, C, r)
+        return self._thomas(A, c, r)
 
     def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
                  log_zeta: np.ndarray | None = None) -> np.ndarray:

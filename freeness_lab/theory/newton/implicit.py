@@ -23,13 +23,17 @@ from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
 __all__ = ["ImplicitFactor", "implicit_equation"]
 
 
-def implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsInR, r):
+def implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsInR, r, *,
+                      er=None, l1=None):
     """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
     log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
-    Returns (F, dF/du, dF/dr)."""
+    Returns (F, dF/du, dF/dr).
+
+    ``er`` = e^r and ``l1`` = log_1am.value_and_slope(r), when the caller has them (the
+    chain system evaluates both for its own equations at every Newton step)."""
     psi, one_psi, dpsi = rule.psi_parts(np.exp(u))
-    la, dla = log_am.value_and_slope(r)
-    l1, dl1 = log_1am.value_and_slope(r)
+    la, dla = log_am.value_and_slope(r, er)
+    l1, dl1 = log_1am.value_and_slope(r, er) if l1 is None else l1
     near = np.abs(np.exp(l1)) < 0.5
     F = np.where(near, log_lower(one_psi) - l1, log_lower(psi) - la)
     dF_du = np.where(near, dpsi / one_psi, dpsi / psi)
