@@ -61,8 +61,7 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
              max_newton: int = 8,
              theta_max: float = 0.25, theta_target: float = 0.18, tol_path: float = 1e-8,
              step_start: float = 2.0, step_max: float = 30.0, step_min: float = 1e-7,
-             zero_floor: float = 1e-16, log_zeta: bool = False,
-             partner: np.ndarray | None = None) -> NewtonResult:
+             zero_floor: float = 1e-16, log_zeta: bool = False) -> NewtonResult:
     """Solve ``system`` at zeta = x + i eps for every x by the lilypads homotopy.
 
     Parameters
@@ -180,8 +179,6 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
             s[jump] = 0.0
             ds[jump] = 1.0
         done[fin[~to_axis]] = True
-        if partner is not None:
-            failed |= ~done & done[partner]
         live_acc = acc[~done[acc]]
         if len(live_acc):
             tang[live_acc] = system.tangent(v[live_acc], zeta_cur[live_acc])
