@@ -9,8 +9,11 @@ M atoms, against the closed form); and for distinct atoms, the moments of the de
 quadrature) against the exact series moments.
 """
 
+import math
+
 import numpy as np
 import pytest
+from scipy import integrate
 
 from freeness_lab.theory import (
     DiscreteLaw,
@@ -114,3 +117,23 @@ def test_shift_chain_of_spread_laws_density_moments():
                               for l, q in ((0, 0.3), (1, 0.25))])
     np.testing.assert_allclose(law.density_moments(4), law.moments(4), rtol=1e-8)
     assert abs(law.continuous_mass() + law.atom_mass - 1.0) < 1e-9
+
+
+def test_partial_mean_of_the_free_product_of_two_projections() -> None:
+    """E[X; X <= x] of Bernoulli(a) boxtimes Bernoulli(b) (the law of PQP: atoms at 0 and 1,
+    density sqrt((l+ - t)(t - l-)) / (2 pi t (1 - t)) on [l-, l+]) against the closed form
+    integrated by quadrature; at the top of the support it is the mean a b."""
+    a, b = 0.7, 0.45
+    law = free_product(bernoulli(a), bernoulli(b))
+    mid, half = a + b - 2 * a * b, math.sqrt(4 * a * b * (1 - a) * (1 - b))
+    lo, hi = mid - half, mid + half
+
+    def t_rho(t: float) -> float:
+        return t * math.sqrt(max((hi - t) * (t - lo), 0.0)) / (2 * math.pi * t * (1 - t))
+
+    for x in (lo + 0.1 * (hi - lo), 0.5 * (lo + hi), hi - 1e-3, 1.0):
+        exact = integrate.quad(t_rho, lo, min(x, hi), epsabs=1e-13, limit=200)[0]
+        exact += max(a + b - 1, 0.0) * (x >= 1.0)  # the atom at 1
+        assert law.partial_mean(np.array([x]))[0] == pytest.approx(exact, abs=1e-9)
+    assert law.partial_mean(np.array([np.inf]))[0] == pytest.approx(a * b, rel=1e-12)
+    assert law.partial_mean(np.array([-1.0, np.nan]))[0] == 0.0
