@@ -18,7 +18,8 @@ top                  largest eigenvalue / top of the law's support
 
 ``status``: ``ok``; ``unavailable`` (the theory does not cover it:
 :class:`~freeness_lab.theory.TheoryUnavailable`) or ``error`` (the reference could not be
-built or solved), with NaN values.
+built or solved, or its mass is off by more than MASS_DEFECT_MAX / M: :func:`check_mass`),
+with NaN values.
 
 Per (variant, network, matrix, reference, metric) over the widths (:func:`fit_distances`),
 in the style of the freeness words (:mod:`freeness_lab.harness.freeness`):
@@ -59,7 +60,8 @@ from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.network import SampledNetwork
 from freeness_lab.theory import TheoryUnavailable
 
-__all__ = ["COMPARISONS", "EXPECTED", "fit_distances", "trial_rows"]
+__all__ = ["COMPARISONS", "EXPECTED", "MASS_DEFECT_MAX", "check_mass", "fit_distances",
+           "trial_rows"]
 
 #: (network, matrix, reference) compared in every trial
 COMPARISONS: tuple[tuple[str, str, str], ...] = (
@@ -120,8 +122,9 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
         e = eigs[(network, matrix)]
         floor = noise_floor(e, net.spec.width, net.spec.depth)
         try:
-            c = compare(e, _reference(net, cyclic, seed, network, matrix, reference,
-                                      include_bias)(), floor)
+            law = _reference(net, cyclic, seed, network, matrix, reference, include_bias)()
+            check_mass(law, net.spec.width)
+            c = compare(e, law, floor)
         except TheoryUnavailable:
             status = "unavailable"
         except Exception:  # noqa: BLE001 -- any other failure of the theory side is an error
@@ -139,6 +142,25 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
         for metric in DISTANCES:
             add(key, metric, math.nan, math.nan, math.nan, status)
     return cols
+
+
+#: a reference law whose total mass (its quadrature's continuous mass plus its atoms) is off
+#: by more than this over M is an error, not a distance: the cdf carries that offset, and a
+#: Kolmogorov distance of O(1/M) is what the check measures
+MASS_DEFECT_MAX = 0.01
+
+
+def check_mass(law, width: int) -> None:
+    """Raise ValueError when ``law``'s mass (continuous part by its quadrature, plus the
+    atoms) differs from 1 by more than MASS_DEFECT_MAX / ``width`` (a law without a
+    quadrature -- an empirical law -- has its mass exactly)."""
+    mass = getattr(law, "continuous_mass", None)
+    if mass is None:
+        return
+    defect = mass() + law.atom_mass - 1.0
+    if not abs(defect) <= MASS_DEFECT_MAX / width:
+        raise ValueError(f"{law!r}: mass off by {defect:.2e} (at most "
+                         f"{MASS_DEFECT_MAX} / M = {MASS_DEFECT_MAX / width:.1e})")
 
 
 #: an SE below this fraction of the largest mean counts as this: a distance identical in

@@ -42,10 +42,13 @@ from freeness_lab.theory import (
     jacobian_product_law,
 )
 
-__all__ = ["CLASSICAL_SAMPLE", "classical_law", "limit_law", "paired_law"]
+__all__ = ["CLASSICAL_SAMPLE", "PAIRED_MASS_TOL", "classical_law", "limit_law", "paired_law"]
 
 #: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
 CLASSICAL_SAMPLE = 8
+#: the paired laws' support quadrature is certified to this mass over M (its components
+#: carry masses k / M; a Kolmogorov distance of O(1/M) is what they are compared with)
+PAIRED_MASS_TOL = 0.005
 
 
 def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
@@ -71,11 +74,14 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
     spec = net.spec
     weights = spec.weights if weights is None else weights
     d2 = empirical_d2_laws(net)
+    tol = PAIRED_MASS_TOL / spec.width
     if matrix == "JJT":
-        return jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T")
+        return jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T",
+                                    mass_tol=tol)
     beta = 1.0 if include_bias else 0.0
     shifts = [(float(x @ x) + beta) / spec.width for x in net.activations[:-1]]
-    return fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L")
+    return fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L",
+                              mass_tol=tol)
 
 
 def classical_law(net: SampledNetwork, seed: np.random.SeedSequence) -> DiscreteLaw:

@@ -220,7 +220,7 @@ def _ensemble_weight_law(weights: str, sigma_w: float) -> SpectralLaw:
 
 
 def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: float, *,
-                         label: str = "") -> FreeProductLaw:
+                         label: str = "", mass_tol: float | None = None) -> FreeProductLaw:
     """Law of J J^T for square layers whose D_l^2 have the given laws, free from each other
     and from the weights: nu_1 boxtimes ... boxtimes nu_L boxtimes w^(boxtimes L).
 
@@ -238,16 +238,28 @@ def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: 
     sigma_w : float
         > 0.
     label : str
+    mass_tol : float, optional
+        The accuracy asked of the support quadrature's mass (:attr:`SolvedLaw.mass_tol`; a
+        law compared with M eigenvalues needs it to a fraction of 1/M only).
     """
     if not len(d2_laws):
         raise ValueError("d2_laws: must hold at least one law")
     w = _ensemble_weight_law(weights, sigma_w)
     factors = [Factor(nu) for nu in d2_laws] + [Factor(w, len(d2_laws))]
-    return FreeProductLaw(FreeProduct(factors), label=label)
+    return _with_mass_tol(FreeProductLaw(FreeProduct(factors), label=label), mass_tol)
+
+
+def _with_mass_tol(law, mass_tol: float | None):
+    """``law`` with the solved law inside it accepting ``mass_tol`` (when given)."""
+    if mass_tol is not None:
+        if not mass_tol > 0:
+            raise ValueError(f"mass_tol: must be > 0, got {mass_tol!r}")
+        (law.inner if isinstance(law, ShiftedLaw) else law).mass_tol = float(mass_tol)
+    return law
 
 
 def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], weights: str,
-                       sigma_w: float, *, label: str = ""
+                       sigma_w: float, *, label: str = "", mass_tol: float | None = None
                        ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
     """Law of H_L by the Hayase-Karakida recursion from given laws of D_l^2 and shifts:
     mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w boxtimes mu_l), l = 1..L-1.
@@ -265,6 +277,8 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
     weights : {"orthogonal", "gaussian"}
     sigma_w : float
     label : str
+    mass_tol : float, optional
+        As in :func:`jacobian_product_law`.
 
     Returns
     -------
@@ -279,10 +293,11 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         return delta(float(shifts[0]))
     if len(d2_laws) == 1:
         product = FreeProduct([Factor(d2_laws[0]), Factor(w), Factor(delta(float(shifts[0])))])
-        return ShiftedLaw(FreeProductLaw(product), float(shifts[1]), label=label)
+        return _with_mass_tol(ShiftedLaw(FreeProductLaw(product), float(shifts[1]),
+                                         label=label), mass_tol)
     layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
               for nu, c in zip(d2_laws, shifts[1:], strict=True)]
-    return ShiftChainLaw(float(shifts[0]), layers, label=label)
+    return _with_mass_tol(ShiftChainLaw(float(shifts[0]), layers, label=label), mass_tol)
 
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:

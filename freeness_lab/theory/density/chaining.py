@@ -121,15 +121,15 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
 
 
-def node_solve(law, x: np.ndarray) -> NewtonResult:
-    """The solution of ``law`` at quadrature nodes x.
+def node_solve(law, x: np.ndarray, intervals: np.ndarray) -> NewtonResult:
+    """The solution of ``law`` at quadrature nodes x of its support ``intervals``.
 
     Poisson smoothing at most 1e-3 of the distance to the nearest edge: an inverse
     square-root edge (free projections) keeps its mass. The solution there is as
     ill-conditioned as the distance is small (the Newton steps stall at ~1e-16 / distance
     in the log-variables, relative), hence the looser stall tolerance.
     """
-    edges = np.concatenate([law.fitted_intervals.ravel(), law.cuts])
+    edges = np.concatenate([intervals.ravel(), law.cuts])
     d_edge = np.min(np.abs(x[:, None] - edges), axis=1)
     near = np.minimum(np.abs(x), np.abs(x - law.base_atom))
     eps = np.minimum(law.eps_rel * near, 1e-3 * d_edge)

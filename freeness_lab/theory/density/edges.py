@@ -38,9 +38,9 @@ class EdgeFit:
     coef: np.ndarray
 
 
-def edge_fits(law) -> list[EdgeFit]:
+def edge_fits(law, bisected: np.ndarray) -> list[EdgeFit]:
     """The density of ``law`` (a :class:`~freeness_lab.theory.density.solved.SolvedLaw`) at
-    the ends of its bisected intervals, fitted where it is (x - e)^(+-1/2) times
+    the ends of its ``bisected`` intervals, fitted where it is (x - e)^(+-1/2) times
     an analytic function (every edge of a free convolution of these laws we know of).
 
     Then f = rho^2 (square root) or rho^-2 (inverse square root) is analytic with a simple
@@ -70,7 +70,7 @@ def edge_fits(law) -> list[EdgeFit]:
     """
     base = law.base_atom
     cands = []  # (row, column, edge, side, T) of the edges to fit
-    for row, (a, b) in enumerate(law.bisected_intervals):
+    for row, (a, b) in enumerate(bisected):
         for column, (edge, side) in enumerate(((a, 1.0), (b, -1.0))):
             if side > 0 and a == base:
                 continue  # the base point: log panels, a power law

@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 
 from freeness_lab.theory.density.chaining import node_solve
-from freeness_lab.theory.density.panels import panel_rule, panel_var
+from freeness_lab.theory.density.panels import panel_rule, panel_var, panel_x
 from freeness_lab.theory.newton import LogZetaSystem, lilypads
 
 __all__ = ["LOG_PANELS_MAX", "LOG_PANEL_TOL", "LOG_SPLIT_MAX", "log_panel_nodes",
-           "refine_log_panels"]
+           "refine_log_panels", "refine_panels"]
 
 #: adaptive panels in log(x - origin): the budget (relative to the continuous mass) for the
 #: sum of their error estimates, the most halvings (support_panels makes three log panels of
@@ -28,8 +28,8 @@ LOG_SPLIT_MAX = 40
 LOG_PANELS_MAX = 256
 
 
-def refine_log_panels(law, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
-                      rho: np.ndarray, zeta: np.ndarray, unknowns: np.ndarray
+def refine_log_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndarray,
+                      w: np.ndarray, rho: np.ndarray, zeta: np.ndarray, unknowns: np.ndarray
                       ) -> tuple[np.ndarray, ...]:
     """Split the panels in u = log(x - origin) (kind 1) until their integrals converge.
 
@@ -49,6 +49,9 @@ def refine_log_panels(law, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
 
     Parameters
     ----------
+    intervals : ndarray (K, 2)
+        The support the panels cover (the nodes' Poisson smoothing is capped by the
+        distance to its edges: :func:`~freeness_lab.theory.density.chaining.node_solve`).
     panels : ndarray (P, 4)
         (lo, hi, kind, origin), sorted.
     x, w : ndarray (P, n_gl)
@@ -63,18 +66,39 @@ def refine_log_panels(law, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
     panels, x, w, rho, zeta, unknowns
         As given, with the log panels refined (still sorted).
     """
-    n = law.n_gl
     log = panels[:, 2] == 1
     if not log.any():
         return panels, x, w, rho, zeta, unknowns
-    P = len(panels)
-    rows = list(panels)
-    blocks = [[x[i], w[i], rho[i * n:(i + 1) * n], zeta[i * n:(i + 1) * n],
-               unknowns[i * n:(i + 1) * n]] for i in range(P)]
     u_len = np.abs(np.diff(panel_var(panels[:, :2], panels[:, 2:3], panels[:, 3:4]),
                            axis=1))[:, 0]
     budget = LOG_PANEL_TOL * (1.0 - law.atom_mass) / u_len[log].sum()
-    todo = list(log)
+    *out, todo = refine_panels(law, intervals, panels, x, w, rho, zeta, unknowns, log,
+                               budget * u_len)
+    if todo.any():
+        warnings.warn(f"support quadrature: {int(todo.sum())} panels in log x did not "
+                      f"converge (at most {LOG_PANELS_MAX} added, {LOG_SPLIT_MAX} halvings)",
+                      RuntimeWarning, stacklevel=4)
+    return tuple(out)
+
+
+def refine_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndarray,
+                  w: np.ndarray, rho: np.ndarray, zeta: np.ndarray, unknowns: np.ndarray,
+                  todo: np.ndarray, tol: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Halve the panels marked ``todo`` (in their variable u, :func:`panel_var`) until the
+    rule of each agrees with the sum of its halves' to its share ``tol`` (per panel, split
+    in proportion to the length in u between halves) or to the accuracy of the values.
+
+    Arguments as :func:`refine_log_panels`, with ``todo`` (bool, per panel) and ``tol``
+    (per panel); returns as it does, and the mask of the returned panels that did not
+    converge (at most LOG_PANELS_MAX panels added, LOG_SPLIT_MAX halvings).
+    """
+    n = law.n_gl
+    P = len(panels)
+    rows = list(panels)
+    tols = list(tol)
+    blocks = [[x[i], w[i], rho[i * n:(i + 1) * n], zeta[i * n:(i + 1) * n],
+               unknowns[i * n:(i + 1) * n]] for i in range(P)]
+    todo = list(todo)
     added = 0
     for _ in range(LOG_SPLIT_MAX):
         idx = [i for i, t in enumerate(todo) if t]
@@ -84,47 +108,57 @@ def refine_log_panels(law, panels: np.ndarray, x: np.ndarray, w: np.ndarray,
         halves = []
         for i in idx:
             lo, hi, kind, origin = rows[i]
-            mid = origin + math.exp(0.5 * (math.log(lo - origin) + math.log(hi - origin)))
+            u = panel_var(np.array([lo, hi]), kind, origin)
+            mid = float(panel_x(np.array([0.5 * (u[0] + u[1])]), kind, origin)[0][0])
             halves += [(lo, mid, kind, origin), (mid, hi, kind, origin)]
         halves = np.array(halves, dtype=float)
         xh, wh = panel_rule(law.n_gl, halves)
         parents = [blocks[i] for i in idx for _ in (0, 1)]
-        rh, zh, vh = log_panel_nodes(law, halves, xh, parents)
-        new_rows, new_blocks, new_todo = [], [], []
+        rh, zh, vh = log_panel_nodes(law, intervals, halves, xh, parents)
+        new_rows, new_blocks, new_todo, new_tols = [], [], [], []
         k = 0
-        for row, block, t in zip(rows, blocks, todo, strict=True):
+        for row, block, t, tl in zip(rows, blocks, todo, tols, strict=True):
             if not t:
                 new_rows.append(row)
                 new_blocks.append(block)
                 new_todo.append(False)
+                new_tols.append(tl)
                 continue
             parent = float(block[1] @ block[2])
             pair = (2 * k, 2 * k + 1)
             child = float(sum(wh[j] @ rh[j] for j in pair))
-            length = abs(panel_var(row[1], 1, row[3]) - panel_var(row[0], 1, row[3]))
-            eta = 1e-12 + 2.0**-52 * abs(row[3]) / (row[0] - row[3])
-            tol = max(budget * length, eta * abs(child))
-            split = bool(np.isfinite(child) and abs(parent - child) > tol)
-            for j in pair:
+            if np.isfinite(parent) and not np.isfinite(child):
+                # a node of the halves did not converge: the parent's rule stays
+                new_rows.append(row)
+                new_blocks.append(block)
+                new_todo.append(False)
+                new_tols.append(tl)
+                k += 1
+                continue
+            # x = origin + y keeps only 16 - log10(|origin| / y) digits of y (log panels)
+            eta = 1e-12 + (2.0**-52 * abs(row[3]) / (row[0] - row[3]) if row[2] == 1 else 0.0)
+            split = bool(np.isfinite(child)
+                         and abs(parent - child) > max(tl, eta * abs(child)))
+            u = panel_var(np.array([row[0], halves[2 * k][1], row[1]]), row[2], row[3])
+            share = np.abs(np.diff(u)) / max(abs(u[2] - u[0]), 1e-300)
+            for j, f in zip(pair, share, strict=True):
                 new_rows.append(halves[j])
                 new_blocks.append([xh[j], wh[j], rh[j], zh[j], vh[j]])
                 new_todo.append(split)
+                new_tols.append(tl * f)
             k += 1
-        rows, blocks, todo = new_rows, new_blocks, new_todo
-    if any(todo):
-        warnings.warn(f"support quadrature: {sum(todo)} panels in log x did not converge "
-                      f"({added} added, at most {LOG_PANELS_MAX}; {LOG_SPLIT_MAX} "
-                      f"halvings)", RuntimeWarning, stacklevel=5)
+        rows, blocks, todo, tols = new_rows, new_blocks, new_todo, new_tols
     return (np.array(rows, dtype=float), np.array([b[0] for b in blocks]),
             np.array([b[1] for b in blocks]), np.concatenate([b[2] for b in blocks]),
-            np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]))
+            np.concatenate([b[3] for b in blocks]), np.concatenate([b[4] for b in blocks]),
+            np.array(todo, dtype=bool))
 
 
-def log_panel_nodes(law, halves: np.ndarray, x: np.ndarray, parents: list
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def log_panel_nodes(law, intervals: np.ndarray, halves: np.ndarray, x: np.ndarray,
+                    parents: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The density, points and solutions at the nodes x (rows: panels ``halves``) of the
-    halves of log panels, ``parents`` holding the parent panel's block (x, w, rho, zeta,
-    unknowns) for each.
+    halves of log panels of the support ``intervals``, ``parents`` holding the parent
+    panel's block (x, w, rho, zeta, unknowns) for each.
 
     Log panels at 0 (origin 0, a product law's base) are solved in ell = log zeta
     (:class:`~freeness_lab.theory.newton.log_zeta.LogZetaSystem`, as :func:`deep_mass` does):
@@ -139,7 +173,7 @@ def log_panel_nodes(law, halves: np.ndarray, x: np.ndarray, parents: list
     rho, zeta = np.full((P, n), np.nan), np.full((P, n), np.nan + 0j)
     v = np.zeros((P, n, size), dtype=complex)
     done = np.zeros((P, n), dtype=bool)
-    at_zero = (halves[:, 3] == 0) & (law.base_atom == 0)
+    at_zero = (halves[:, 2] == 1) & (halves[:, 3] == 0) & (law.base_atom == 0)
     if at_zero.any():
         rows = np.nonzero(at_zero)[0]
         u = np.log(x[rows])
@@ -165,7 +199,7 @@ def log_panel_nodes(law, halves: np.ndarray, x: np.ndarray, parents: list
         v[rows] = res.unknowns.reshape(-1, n, size)
         done[rows] = ok.reshape(-1, n)
     if not done.all():
-        res = node_solve(law, x[~done])
+        res = node_solve(law, x[~done], intervals)
         rho[~done] = law.continuous_density(res)
         zeta[~done], v[~done] = res.zeta, res.unknowns
     return rho, zeta, v

@@ -42,9 +42,11 @@ def panel_x(u: np.ndarray, kind: np.ndarray, origin: np.ndarray
     return x, dx
 
 
-def support_panels(law, levels: int = 18, zero_levels: int = 60) -> np.ndarray:
+def support_panels(law, intervals: np.ndarray, levels: int = 18, zero_levels: int = 60
+                   ) -> np.ndarray:
     """Panels (lo, hi, kind, origin) of ``law`` (a :class:`~freeness_lab.theory.density.
-    solved.SolvedLaw`): each interval, split at the atoms inside it, graded
+    solved.SolvedLaw`) on its support ``intervals``: each interval, split at the atoms
+    inside it, graded
     geometrically (ratio 1/4) toward both ends, where the density has algebraic
     singularities (kind 0: Gauss-Legendre in x). An interval starting at the base atom
     (0, or the last shift of a chain) is graded down to 4^-zero_levels of its width, then
@@ -57,7 +59,7 @@ def support_panels(law, levels: int = 18, zero_levels: int = 60) -> np.ndarray:
     out = []
     base = law.base_atom
     power = set(law.singular[1])
-    for a, b in law.fitted_intervals:
+    for a, b in intervals:
         # no cut within EDGE_GAP (relative) of an end or of another cut
         inner = [c for c in np.unique(law.cuts)
                  if a + EDGE_GAP * abs(a) < c < b - EDGE_GAP * abs(b)]

@@ -19,18 +19,19 @@ from freeness_lab.theory.density.tail import log_block_tails
 __all__ = ["support_quadrature"]
 
 
-def support_quadrature(law) -> tuple[np.ndarray, ...]:
+def support_quadrature(law, intervals: np.ndarray) -> tuple[np.ndarray, ...]:
     """(x, w, rho, panels, tail) of ``law`` (a :class:`~freeness_lab.theory.density.solved.
-    SolvedLaw`): nodes, weights and density (flat), the panels (lo, hi, kind, origin) and
-    per panel the mass below it (the lowest panel of a log block; else 0)."""
-    panels = support_panels(law)
+    SolvedLaw`) on its support ``intervals``: nodes, weights and density (flat), the panels
+    (lo, hi, kind, origin) and per panel the mass below it (the lowest panel of a log block;
+    else 0)."""
+    panels = support_panels(law, intervals)
     if not len(panels):
         empty = np.empty(0)
         return empty, empty, empty, np.empty((0, 4)), empty
     x, w = panel_rule(law.n_gl, panels)
-    res = node_solve(law, x.ravel())
+    res = node_solve(law, x.ravel(), intervals)
     rho, zeta, unknowns = law.continuous_density(res), res.zeta, res.unknowns
-    panels, x, w, rho, zeta, unknowns = refine_log_panels(law, panels, x, w, rho, zeta,
-                                                                unknowns)
+    panels, x, w, rho, zeta, unknowns = refine_log_panels(law, intervals, panels, x, w, rho,
+                                                          zeta, unknowns)
     tail = log_block_tails(law, panels, x, rho, zeta, unknowns)
     return x.ravel(), w.ravel(), rho, panels, tail

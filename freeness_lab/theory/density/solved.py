@@ -24,10 +24,9 @@ from freeness_lab.theory.density.cdf import (
     partial_mean,
     quantile,
 )
+from freeness_lab.theory.density.certify import MASS_TOL, CertifiedSupport, certify_support
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE, solve_chained
-from freeness_lab.theory.density.edges import EdgeFit, edge_fits, fitted_profile
-from freeness_lab.theory.density.quadrature import support_quadrature
-from freeness_lab.theory.density.support import bisected_intervals
+from freeness_lab.theory.density.edges import EdgeFit, fitted_profile
 from freeness_lab.theory.laws import SpectralLaw
 from freeness_lab.theory.newton import LawSystem, NewtonResult
 
@@ -50,10 +49,15 @@ class SolvedLaw(SpectralLaw):
         is relative, so the density is resolved on every scale, down to x -> 0.
     n_gl : int
         Gauss-Legendre nodes per panel of the support quadrature.
+    mass_tol : float
+        The relative mass defect of the support quadrature (and first-moment defect) the
+        certified support accepts (:func:`~freeness_lab.theory.density.certify.
+        certify_support`); set it on an instance before its support is computed.
     """
 
     eps_rel: float = 1e-10
     n_gl: int = 12
+    mass_tol: float = MASS_TOL
 
     #: location of the atom that the system's main unknown leaves out exactly (0, or the
     #: last shift of a chain)
@@ -179,24 +183,28 @@ class SolvedLaw(SpectralLaw):
 
     # -- support and quadrature
     @functools.cached_property
+    def certified_support(self) -> CertifiedSupport:
+        """The support, its edge fits and its quadrature, checked against contour masses
+        (:func:`~freeness_lab.theory.density.certify.certify_support`), computed once."""
+        return certify_support(self)
+
+    @property
     def fitted_intervals(self) -> np.ndarray:
         """Intervals of the continuous part: :attr:`bisected_intervals` with the edges that
         have a square-root or inverse square-root profile moved to the zero of their fit
         (:attr:`edge_fits`)."""
-        iv = self.bisected_intervals.copy()
-        for fit in self.edge_fits:
-            iv[fit.row, fit.column] = fit.edge
-        return iv
+        return self.certified_support.intervals
 
-    @functools.cached_property
+    @property
     def edge_fits(self) -> list[EdgeFit]:
-        """:func:`~freeness_lab.theory.density.edges.edge_fits`, computed once."""
-        return edge_fits(self)
+        """:func:`~freeness_lab.theory.density.edges.edge_fits` of the certified support."""
+        return self.certified_support.edge_fits
 
-    @functools.cached_property
+    @property
     def bisected_intervals(self) -> np.ndarray:
-        """:func:`~freeness_lab.theory.density.support.bisected_intervals`, computed once."""
-        return bisected_intervals(self)
+        """The intervals as found by scan and bisection (:mod:`~freeness_lab.theory.density.
+        support`), refined where the contour masses asked for it."""
+        return self.certified_support.bisected
 
     @functools.cached_property
     def cuts(self) -> np.ndarray:
@@ -224,11 +232,11 @@ class SolvedLaw(SpectralLaw):
         pts = np.concatenate([self.fitted_intervals.ravel(), self.atoms[:, 0]])
         return float(pts.min()), float(pts.max())
 
-    @functools.cached_property
+    @property
     def support_quadrature(self) -> tuple[np.ndarray, ...]:
         """(x, w, rho, panels, tail): :func:`~freeness_lab.theory.density.quadrature.
-        support_quadrature`, computed once."""
-        return support_quadrature(self)
+        support_quadrature` on the certified support."""
+        return self.certified_support.quadrature
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(nodes, weights, density): int f(x) rho(x) dx ~= sum_i w_i f(x_i) rho_i.

@@ -9,6 +9,7 @@ phi' of each activation is :attr:`freeness_lab.activations.Activation.analytic_d
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -96,7 +97,40 @@ class SmoothD2Law(SpectralLaw):
         act = get_activation(d2.activation)
         self._dphi = act.analytic_dphi
         self._dphi_minus_one = act.complex_dphi_minus_one
-        self.nodes, self.weights = self._contour_rule()
+
+    @functools.cached_property
+    def _rule(self) -> tuple[np.ndarray, np.ndarray]:
+        """The contour rule (nodes, weights), built on first use: moments alone (deep
+        networks' series moments, a thousand layers) never need it."""
+        return self._contour_rule()
+
+    @property
+    def nodes(self) -> np.ndarray:
+        """The contour rule's nodes g(h(s_j)) (complex)."""
+        return self._rule[0]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The contour rule's weights (complex; they sum to 1)."""
+        return self._rule[1]
+
+    @property
+    def stationary_values(self) -> np.ndarray:
+        """g at its stationary points, above 1e-12 max g (class docstring)."""
+        self._rule  # noqa: B018 -- built with the rule
+        return self._stationary_values
+
+    @property
+    def limit_values(self) -> np.ndarray:
+        """The positive limits of g at +-infinity, above 1e-12 max g (class docstring)."""
+        self._rule  # noqa: B018 -- built with the rule
+        return self._limit_values
+
+    @property
+    def tail_values(self) -> np.ndarray:
+        """g(-H), g(H) when positive: where the Gaussian tails beyond +-H sit."""
+        self._rule  # noqa: B018 -- built with the rule
+        return self._tail_values
 
     def __repr__(self) -> str:
         return f"SmoothD2Law({self.d2.activation}, q={self.d2.q:.6g})"
@@ -224,9 +258,9 @@ class SmoothD2Law(SpectralLaw):
         # singular values of the density: stationary values and the limits at +-infinity
         # (those below 1e-12 of the top belong to the singularity at 0)
         top = ends.max()
-        self.stationary_values = np.unique(ends[:-2][ends[:-2] > 1e-12 * top])
+        self._stationary_values = np.unique(ends[:-2][ends[:-2] > 1e-12 * top])
         limits = get_activation(self.d2.activation).dphi(np.array([-1e4, 1e4])) ** 2
-        self.limit_values = np.unique(limits[limits > 1e-12 * top])
+        self._limit_values = np.unique(limits[limits > 1e-12 * top])
         self._range = float(ends.min()), float(ends.max())
         # kappa^2 from the extrema of g with g > 0; at a double zero of g (phi' = 0: SiLU,
         # GELU) (log g)'' is infinite and D ~ c (s - h0) / sqrt 5 turns the contour there
@@ -252,7 +286,7 @@ class SmoothD2Law(SpectralLaw):
         # the tails sit at g(+-H): real nodes, i.e. poles of G on the axis, which the support
         # quadrature of a single scaled factor cuts at (tail_values)
         tails = self.g(np.array([-H, H])).real
-        self.tail_values = np.unique(tails[tails > 0])
+        self._tail_values = np.unique(tails[tails > 0])
         nodes = np.concatenate([g, tails.astype(complex)])
         weights = np.concatenate([w, [tail, tail]])
         return nodes, weights / self.d2.weights.sum()
@@ -292,6 +326,7 @@ class SmoothD2Law(SpectralLaw):
         return (self.weights / (zeta[..., None] - self.nodes)).sum(-1)
 
     def _continuous_intervals(self) -> np.ndarray:
+        self._rule  # noqa: B018 -- the range is found with the rule
         return np.array([self._range])  # g is continuous: its range is one interval
 
     def _density(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,4 +335,5 @@ class SmoothD2Law(SpectralLaw):
 
     def support(self) -> tuple[float, float]:
         """(min g, max g) over |h| <= H (at the stationary points of g or at +-H)."""
+        self._rule  # noqa: B018 -- the range is found with the rule
         return self._range
