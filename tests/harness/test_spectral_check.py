@@ -135,3 +135,33 @@ def test_a_reference_that_raises_is_a_failing_theory_error(monkeypatch) -> None:
         # the references that did not raise are untouched
         limit = fits[(fits["reference"] == "limit") & (fits["metric"] == "kolmogorov")]
         assert np.isfinite(limit["slope"]).all()
+
+
+def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
+    """A paired law whose quadrature lost mass (a missed support component: 7e-3 at M = 512
+    before the support was certified) is an error, not a distance: ``check_mass`` refuses
+    it beyond MASS_DEFECT_MAX / M, and the trial's paired rows say ``error``."""
+    spec = NetworkSpec("relu", "orthogonal", depth=3, width=64, sigma_w=2**0.5)
+    seed = np.random.SeedSequence(3, spawn_key=(64, 0))
+    net = sample_network(spec, np.random.default_rng(seed))
+    good = paired_law(net, "JJT", False)
+    spectral_check.check_mass(good, 64)  # certified: within the bound
+
+    class Lossy:
+        """The paired law with 2 / M of its continuous mass missing."""
+
+        def __init__(self, law):
+            self.law = law
+            self.atoms, self.atom_mass = law.atoms, law.atom_mass
+
+        def continuous_mass(self) -> float:
+            return self.law.continuous_mass() - 2.0 / 64
+
+    with pytest.raises(ValueError, match="mass off by"):
+        spectral_check.check_mass(Lossy(good), 64)
+    monkeypatch.setattr(spectral_check, "paired_law", lambda *a, **k: Lossy(good))
+    spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum()}
+    rows = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
+    paired = rows[rows["reference"] == "paired"]
+    assert len(paired) and (paired["status"] == "error").all()
+    assert (rows[rows["reference"] == "limit"]["status"] == "ok").all()
