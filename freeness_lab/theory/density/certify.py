@@ -49,7 +49,7 @@ from freeness_lab.theory.density.support import (
 )
 
 __all__ = ["MASS_TOL", "REFINE_ROUNDS", "CertifiedSupport", "certify_support",
-           "component_masses", "contour_mass", "rescan_points"]
+           "component_masses", "contour_mass", "hidden_mass", "rescan_points"]
 
 #: the default relative mass (and first-moment) defect of the support quadrature that calls
 #: for the component check, and the agreement asked of a component's two masses
@@ -63,6 +63,9 @@ REFINE_ROUNDS = 4
 CONTOUR_NODES = 16
 #: linear points of a rescan (besides those graded toward the component's edges)
 RESCAN_LINEAR = 200
+#: the mass in a gap of the found support is localized (by contour masses of halves) to this
+#: fraction of its width, then scanned with RESCAN_LINEAR / 4 points
+GAP_RESOLUTION = 1e-3
 
 
 @dataclass(frozen=True)
@@ -135,16 +138,19 @@ def certify_support(law) -> CertifiedSupport:
             break
         ends = _ends(law, intervals)
         bad = _failing(law, intervals, quadrature, ends, cache)
-        rescanned = bisected
+        rescanned, looked = bisected, len(suspects) > 0
         if bad and rounds < REFINE_ROUNDS:
-            rescanned = _rescanned(law, bisected, ends, bad, suspects)
-        if bad and rescanned.shape == bisected.shape and np.allclose(rescanned, bisected,
-                                                                      rtol=1e-12, atol=0):
-            # nothing new in the failing components: their panels may be too coarse
+            rescanned = _rescanned(law, bisected, ends, bad, suspects, cache)
+        unchanged = rescanned.shape == bisected.shape and np.allclose(rescanned, bisected,
+                                                                       rtol=1e-12, atol=0)
+        if bad and unchanged:
+            # nothing new in the failing components: their panels may be too coarse (the
+            # panels that do not converge are where the next rescan looks)
             quadrature, suspects = _refined_panels(law, intervals, quadrature, ends, bad)
             mass, moment = _defects(law, quadrature)
             bad = _failing(law, intervals, quadrature, ends, cache)
-        if not bad or rounds == REFINE_ROUNDS:
+        # done: agreed, out of rounds, or a rescan that looked at the panels found nothing
+        if not bad or rounds == REFINE_ROUNDS or (unchanged and (looked or not len(suspects))):
             if bad or abs(mass) > law.mass_tol * scale:
                 warnings.warn(f"support of {law!r}: the quadrature's mass is off by "
                               f"{mass:.2e} (first moment {moment:.2e}) after {rounds} "
@@ -221,11 +227,15 @@ def component_masses(law, intervals: np.ndarray, quadrature: tuple, ends: np.nda
 
 def _failing(law, intervals: np.ndarray, quadrature: tuple, ends: np.ndarray,
              cache: dict) -> list[int]:
-    """The components whose two masses (:func:`component_masses`) differ by more than the
-    law's ``mass_tol`` (1 - atom mass)."""
+    """The components whose two masses (:func:`component_masses`) differ by more than their
+    share of the law's ``mass_tol`` (1 - atom mass)."""
     exact, quad = component_masses(law, intervals, quadrature, ends, cache)
-    tol = law.mass_tol * max(1.0 - law.atom_mass, 1e-300)
-    return [int(k) for k in np.nonzero(~(np.abs(exact - quad) <= tol))[0]]
+    # each component's share of the tolerance: half of it in proportion to its mass, at
+    # least half over the number of components, so that the shares add up to at most it
+    total = max(1.0 - law.atom_mass, 1e-300)
+    share = 0.5 * np.maximum(np.abs(exact) / total, 1.0 / len(exact))
+    return [int(k) for k in np.nonzero(~(np.abs(exact - quad) <= law.mass_tol * total
+                                          * share))[0]]
 
 
 def _refined_panels(law, intervals: np.ndarray, quadrature: tuple, ends: np.ndarray,
@@ -280,6 +290,38 @@ def rescan_points(law, a: float, b: float, components: np.ndarray, suspects: np.
     return np.unique(x[(x > max(a, law.base_atom)) & (x < b)])
 
 
+def hidden_mass(law, a: float, b: float, tol: float, cache: dict, near: float | None = None
+                ) -> list[tuple[float, float]]:
+    """Where the gap (a, b) of the found support holds more than ``tol`` of mass: [] when
+    its contour mass does not; else the interval found by halving while one half holds
+    the mass -- a narrow component missed by the scan, localized to GAP_RESOLUTION of the
+    width -- and stopping where both halves do (mass spread: the rescan's points go there).
+    A half's end may lie inside the support, where the contour mass is the cdf's difference
+    (resolved to ~1e-6: enough to say where the mass is). ``near``: the ends' distance to
+    the support (default: a thousandth of the width)."""
+
+    def mass(lo: float, hi: float, d_lo: float, d_hi: float) -> float:
+        key = (lo, hi, d_lo, d_hi)
+        if key not in cache:
+            cache[key] = contour_mass(law, *key)
+        return cache[key]
+
+    d = (b - a) * 1e-3 if near is None else near
+    lo, hi, d_lo, d_hi = a, b, d, d
+    total = mass(lo, hi, d_lo, d_hi)
+    if not abs(total) > tol:
+        return []
+    while hi - lo > GAP_RESOLUTION * (b - a):
+        mid, d_mid = 0.5 * (lo + hi), 1e-3 * (hi - lo)
+        left = mass(lo, mid, d_lo, d_mid)
+        right = total - left
+        if abs(left) > tol and abs(right) > tol:
+            break
+        lo, hi, d_lo, d_hi, total = ((lo, mid, d_lo, d_mid, left) if abs(left) > tol
+                                     else (mid, hi, d_mid, d_hi, right))
+    return [(lo, hi)]
+
+
 def _runs(bad: list[int]) -> list[list[int]]:
     """``bad`` (sorted) cut into runs of consecutive indices."""
     runs: list[list[int]] = []
@@ -291,18 +333,38 @@ def _runs(bad: list[int]) -> list[list[int]]:
     return runs
 
 
+def _gaps(a: float, b: float, components: np.ndarray) -> list[tuple[float, float]]:
+    """The gaps of (a, b) around ``components`` (rows lo, hi), each shrunk by 1e-3 of its
+    width at an edge (a contour's end must not sit near one; closer to the edges, the
+    rescan's graded points look)."""
+    edges = np.concatenate([[a], components.ravel(), [b]])
+    out = []
+    for k, (lo, hi) in enumerate(zip(edges[:-1:2], edges[1::2], strict=True)):
+        pad = 1e-3 * (hi - lo)
+        out.append((lo + (pad if k else 0.0), hi - (pad if k < len(components) else 0.0)))
+    return [(lo, hi) for lo, hi in out if hi > lo]
+
+
 def _rescanned(law, bisected: np.ndarray, ends: np.ndarray, bad: list[int],
-               suspects: np.ndarray) -> np.ndarray:
+               suspects: np.ndarray, cache: dict) -> np.ndarray:
     """``bisected`` with each run of consecutive components in ``bad`` replaced by the
     intervals of a rescan between the run's outer ``ends`` (:func:`rescan_points`; a run,
     because a hidden component may straddle the contour end between two failing ones): all
     rescans in one solve and their new edges in one bisection (a flip whose bracket holds a
     known edge is that edge); a run starting at the base point keeps that start; one whose
-    rescan has an end inside the support is kept as it was."""
+    rescan has an end inside the support is kept as it was. Scan points go also where the
+    gaps of a run's region hold mass (:func:`hidden_mass`)."""
     base = law.base_atom
     runs = _runs(bad)
-    pts = [rescan_points(law, ends[r[0]], ends[r[-1] + 1], bisected[r], suspects)
-           for r in runs]
+    tol = 0.5 * law.mass_tol * max(1.0 - law.atom_mass, 1e-300) / len(bisected)
+    pts = []
+    for r in runs:
+        a, b = ends[r[0]], ends[r[-1] + 1]
+        # the gaps of the run's region that hold mass: a component no scan point fell in
+        hidden = [s for lo, hi in _gaps(a, b, bisected[r])
+                  for s in hidden_mass(law, lo, hi, tol, cache, 1e-3 * (hi - lo))]
+        pts.append(rescan_points(law, a, b, bisected[r],
+                                 np.concatenate([suspects, np.reshape(hidden, (-1, 2))])))
     y = np.concatenate(pts) - base
     res = law.solve(base + y, EPS_EDGE * y, tol_stall=TOL_STALL_EDGE)
     pos = inside(law, y, res)
