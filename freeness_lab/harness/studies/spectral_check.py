@@ -35,6 +35,7 @@ import numpy as np
 from freeness_lab.harness.figures import check_cases
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.spectral_check import trial_rows
+from freeness_lab.harness.spectral_references import CLASSICAL_SAMPLE
 from freeness_lab.harness.spectral_report import panel_plot, spectral_report
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.harness.studies.spectrum import SPECTRAL_ROWS
@@ -91,8 +92,10 @@ def trial(spec: NetworkSpec, seed: np.random.SeedSequence,
 
 
 def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
-    """The spectral check's rows of one trial."""
-    return SPECTRAL_ROWS
+    """The spectral check's rows of one trial: :data:`SPECTRAL_ROWS`, and one ``atom`` row
+    per atom of the classical control's law, up to one per draw (``CLASSICAL_SAMPLE`` x M,
+    where phi' takes more than two values)."""
+    return SPECTRAL_ROWS + CLASSICAL_SAMPLE * spec.width
 
 
 def _ints(name: str, value: Any, low: int) -> list[int]:
