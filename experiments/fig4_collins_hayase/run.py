@@ -16,8 +16,15 @@ Check (one PASS/FAIL claim per word and ensemble in ``summary.md``): every word'
 (:func:`~freeness_lab.harness.freeness.fit_decay`) is the one expected -- "free" (defect
 extrapolated to M = infinity within noise and RMS defect decaying with a significantly
 negative log-log slope) for the words of the theorem, "not free" (|z| >= 8 at every M) for
-every negative control -- in both ensembles. Outputs, resume and provenance are the app's
-(README, "Outputs").
+every negative control -- in both ensembles.
+
+The spectral panel (study :mod:`freeness_lab.harness.studies.spectral_check`, on cells of its
+own, ``experiment.spectral_grid``): each network's whole spectrum of J J^T and H_L against the
+paired law (the free product of its own D_l^2 laws) and the limit law, Kolmogorov distance vs
+M, ReLU (sigma_w^2 = 2) and tanh (q* = 0.5) at the edge of chaos, depth 3, both ensembles
+(small size: ReLU only); claims: J J^T and H_L ``free`` against their paired law, the
+classical and cyclic controls ``not free``; ``plots/fig4_spectral.png``. Outputs, resume and
+provenance are the app's (README, "Outputs").
 """
 
 import sys

@@ -87,15 +87,14 @@ class Cell:
 
 
 def plan_cells(run: RunConfig) -> list[Cell]:
-    """Every cell of a run: studies x network variants x widths, in config order.
+    """Every cell of a run: per study, in config order, its grid (by default network
+    variants x widths of the sweep; :attr:`~freeness_lab.harness.studies.Study.grid`).
 
     The order only sets the order of the tables' rows; the numbers never depend on it.
     """
     cells = []
     for study in run.experiment.studies:
         params = STUDIES[study].params(run.experiment)
-        for variant in run.variants():
-            for width in run.sweep.widths:
-                cells.append(Cell(study, variant.with_width(width), run.sweep.trials, params,
-                                  run.seed))
+        for spec, trials in STUDIES[study].grid(run):
+            cells.append(Cell(study, spec, trials, params, run.seed))
     return cells

@@ -169,6 +169,13 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
     return SweepConfig(widths=widths, trials=trials, axes=axes)
 
 
+def _mapping(name: str, value: object, what: str) -> dict[str, Any] | None:
+    """``value`` as a dict, or None; otherwise a SpecError naming ``name``."""
+    if value is not None and not isinstance(value, Mapping):
+        raise SpecError(name, f"must be null or a mapping of {what}, got {value!r}")
+    return None if value is None else dict(value)
+
+
 def _paths(node: Mapping[str, Any]) -> PathsConfig:
     _check_keys(node, PathsConfig, "paths.")
     results = node.get("results", PathsConfig.results)
@@ -203,10 +210,11 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
     z_max = node.get("z_max", d.z_max)
     if isinstance(z_max, bool) or not isinstance(z_max, Real) or not 0 < z_max < math.inf:
         raise SpecError("experiment.z_max", f"must be a finite number > 0, got {z_max!r}")
-    figure = node.get("figure", d.figure)
-    if figure is not None and not isinstance(figure, Mapping):
-        raise SpecError("experiment.figure", f"must be null or a mapping of the figure "
-                        f"study's parameters, got {figure!r}")
+    figure = _mapping("experiment.figure", node.get("figure", d.figure),
+                      "the figure study's parameters")
+    spectral_grid = _mapping("experiment.spectral_grid",
+                             node.get("spectral_grid", d.spectral_grid),
+                             "the spectral_check study's cells")
     spectral_trials = _int("experiment.spectral_trials",
                            node.get("spectral_trials", d.spectral_trials), 0, None,
                            "0: off; else the first N trials of each cell, N >= 2")
@@ -214,8 +222,8 @@ def _experiment(node: Mapping[str, Any]) -> ExperimentConfig:
         raise SpecError("experiment.spectral_trials", "must be 0 (off) or >= 2 (a distance's "
                         "standard error needs two trials), got 1")
     return ExperimentConfig(
-        name=name, studies=studies, spectral_trials=spectral_trials,
-        figure=None if figure is None else dict(figure),
+        name=name, studies=studies, spectral_trials=spectral_trials, figure=figure,
+        spectral_grid=spectral_grid,
         moments=_int("experiment.moments", node.get("moments", d.moments), 1, MAX_MOMENTS,
                      "higher moments only measure the top few eigenvalues, and overflow"),
         eigenvalues=_bool("experiment.eigenvalues", node.get("eigenvalues", d.eigenvalues)),
@@ -302,13 +310,10 @@ def _check_budget(run: RunConfig) -> None:
     cells = []
     for name in e.studies:
         study = STUDIES[name]
-        for spec in run.variants():
-            for m in run.sweep.widths:
-                cell_spec = spec.with_width(m)
-                cells.append(budget.CellCost(cell_spec, run.sweep.trials,
-                                             study.rows_per_trial(cell_spec, e),
-                                             study.time_factor))
+        for spec, trials in study.grid(run):
+            cells.append(budget.CellCost(spec, trials, study.rows_per_trial(spec, e),
+                                         study.time_factor))
     estimate = budget.estimate(cells, workers(run))
-    dominant = "network.depth" if max(s.depth for s in run.variants()) > max(
-        run.sweep.widths) else "sweep.widths"
+    dominant = "network.depth" if max(c.spec.depth for c in cells) > max(
+        c.spec.width for c in cells) else "sweep.widths"
     budget.check_budget(estimate, dominant_field=dominant)

@@ -1,8 +1,9 @@
 """Shared helpers of the paper figures.
 
 For the figure studies of the app (:mod:`freeness_lab.harness.studies`): :class:`Check` (one
-PASS/FAIL claim), :func:`spectrum_panel`, and :func:`app_arguments` (the
-command line of the ``experiments/<fig>/run.py`` aliases).
+PASS/FAIL claim), :func:`spectrum_panel`, :func:`check_cases` (the critical cases a study
+draws), and :func:`app_arguments` (the command line of the ``experiments/<fig>/run.py``
+aliases).
 
 For the figure still run as a standalone Hydra app (figure 5, ``experiments/fig5_*``;
 :func:`figure_app`, :func:`run_figure`), with :func:`freeness_lab.harness.stats.correlation`
@@ -27,9 +28,11 @@ import pandas as pd
 from freeness_lab.harness.provenance import git_state, package_versions
 from freeness_lab.harness.stats import correlation
 from freeness_lab.harness.storage import write_json
+from freeness_lab.spec import SpecError
+from freeness_lab.theory.predictions import critical_point
 
-__all__ = ["Check", "app_arguments", "check_config_keys", "correlation", "figure_app",
-           "output_dir", "run_figure", "spectrum_panel", "write_csv",
+__all__ = ["Check", "app_arguments", "check_cases", "check_config_keys", "correlation",
+           "figure_app", "output_dir", "run_figure", "spectrum_panel", "write_csv",
            "write_metadata", "write_summary"]
 
 
@@ -68,6 +71,25 @@ def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str
     for key in cfg:
         if key not in allowed and key != "hydra":
             raise ValueError(f"{where}{key}: unknown config key; allowed: {', '.join(allowed)}")
+
+
+def check_cases(cases: Iterable[Any], field: str) -> None:
+    """Refuse critical cases other than mappings {activation, q_star} with a critical point
+    (:func:`~freeness_lab.theory.predictions.critical_point`).
+
+    Raises
+    ------
+    SpecError
+        Naming ``<field>[i]`` of the first bad case.
+    """
+    for i, case in enumerate(cases):
+        if not isinstance(case, dict) or set(case) != {"activation", "q_star"}:
+            raise SpecError(f"{field}[{i}]", f"must be a mapping with keys activation, q_star, "
+                            f"got {case!r}")
+        try:
+            critical_point(case["activation"], float(case["q_star"]))
+        except (ValueError, ArithmeticError, TypeError) as err:
+            raise SpecError(f"{field}[{i}]", f"no critical point: {err}") from None
 
 
 def app_arguments(preset: str, argv: Sequence[str]) -> list[str]:

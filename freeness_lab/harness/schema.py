@@ -118,6 +118,11 @@ class ExperimentConfig:
         grids and claim thresholds; ``None``: the study's defaults. Its keys are the study's
         own and are checked by the study's ``validate`` (each error names
         ``experiment.figure.<key>``).
+    spectral_grid : dict or None
+        The cells of the ``spectral_check`` study (the spectral check on networks, widths and
+        trials of its own: cases, weights, depth, widths, trials, and the name of its panel
+        plot); ``None``: the study's defaults. Checked by the study's ``validate`` (each error
+        names ``experiment.spectral_grid.<key>``).
     """
 
     name: str = "default"
@@ -130,6 +135,7 @@ class ExperimentConfig:
     z_max: float = 4.0
     fail_on_disagreement: bool = False
     figure: dict[str, Any] | None = None
+    spectral_grid: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,9 +198,12 @@ class RunConfig:
         network = dataclasses.asdict(self.network)
         if self.network.q_star is None:  # not part of the identity unless used
             network.pop("q_star")
+        experiment = dataclasses.asdict(self.experiment)
+        if self.experiment.spectral_grid is None:  # likewise
+            experiment.pop("spectral_grid")
         return {"network": network,
                 "sweep": dataclasses.asdict(self.sweep),
-                "experiment": dataclasses.asdict(self.experiment),
+                "experiment": experiment,
                 "seed": self.seed}
 
 

@@ -7,7 +7,10 @@ From the per-trial ``spectral_distance`` table (:mod:`freeness_lab.harness.spect
   (log-log, error bars: SE), every comparison, with its fitted slope;
 * ``plots/cdf_<matrix>_<variant>.png``: at the largest M, trial 0 (regenerated from its
   spawn key), the ESD's cdf against the limit and the paired cdf, the Kolmogorov point of
-  the paired law marked.
+  the paired law marked;
+* on request (:func:`panel_plot`, e.g. figure 4's ``plots/fig4_spectral.png``), every variant
+  on one figure: the claimed (Kolmogorov) distance of J J^T and H_L to the paired law against
+  the distance to the limit law, one panel per network and ensemble.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from freeness_lab.harness.compare import VARIANT_COLUMNS
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import RunConfig
-from freeness_lab.harness.spectral_check import fit_distances, per_width
+from freeness_lab.harness.spectral_check import CLAIMED_METRIC, fit_distances, per_width
 from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import limit_law, paired_law
 from freeness_lab.simulate import sample_network
 from freeness_lab.spec import NetworkSpec
 
-__all__ = ["failing", "spectral_report"]
+__all__ = ["failing", "panel_plot", "spectral_report"]
 
 _STYLE = {"limit": "--", "paired": "-", "classical": ":"}
+#: how the matrices are named on the plots
+_MATRIX_LABEL = {"JJT": "J J^T", "H_L": "H_L"}
 
 
 def failing(fits: pd.DataFrame, strict: bool) -> pd.Series:
@@ -76,6 +81,75 @@ def distance_plot(stats: pd.DataFrame, fits: pd.DataFrame, path: Path, title: st
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def _guides(ax: plt.Axes, widths: np.ndarray, start: float) -> None:
+    """Grey dotted guides M^-1/2 and M^-1 from ``start`` at the smallest width."""
+    m = np.array([widths.min(), widths.max()], float)
+    for power in (0.5, 1.0):
+        ax.plot(m, start * (m / m[0]) ** -power, ":", color="0.6", lw=1,
+                label=f"M^-{power:g}" if power < 1 else "M^-1")
+
+
+def panel_plot(table: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
+    """RMS Kolmogorov distance vs M of every variant on one figure.
+
+    One panel per network (row: the variant's columns but the ensemble) and ensemble
+    (column): J J^T and H_L of the sampled networks against their paired law (solid) and the
+    limit law (dashed), log-log, SE bars, each fitted slope +- SE in the legend, guides
+    M^-1/2 and M^-1, and the claimed verdicts in the panel's title.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The per-trial ``spectral_distance`` rows.
+    fits : pandas.DataFrame
+        Their :func:`~freeness_lab.harness.spectral_check.fit_distances`.
+    path : Path
+    """
+    keys = [*VARIANT_COLUMNS, "network", "matrix", "reference", "metric"]
+    rows = table[(table["metric"] == CLAIMED_METRIC) & (table["network"] == "sampled")
+                 & table["reference"].isin(["paired", "limit"])]
+    stats = per_width(rows, keys)
+    fits = fits[(fits["metric"] == CLAIMED_METRIC) & (fits["network"] == "sampled")]
+    networks = [c for c in VARIANT_COLUMNS if c != "weights"]
+    cases = list(dict.fromkeys(stats[networks].itertuples(index=False, name=None)))
+    ensembles = list(dict.fromkeys(stats["weights"]))
+    fig, axes = plt.subplots(len(cases), len(ensembles), squeeze=False,
+                             figsize=(5.6 * len(ensembles), 4.6 * len(cases)))
+    for (i, case), (j, ens) in ((a, b) for a in enumerate(cases) for b in enumerate(ensembles)):
+        ax, label = axes[i, j], {**dict(zip(networks, case, strict=True)), "weights": ens}
+        sel = np.logical_and.reduce([stats[c] == v for c, v in label.items()])
+        fsel = fits[np.logical_and.reduce([fits[c] == v for c, v in label.items()])]
+        said = []
+        for k, matrix in enumerate(_MATRIX_LABEL):
+            for reference in ("paired", "limit"):
+                g = stats[sel & (stats["matrix"] == matrix) & (stats["reference"] == reference)
+                          ].sort_values("width")
+                f = fsel[(fsel["matrix"] == matrix) & (fsel["reference"] == reference)]
+                if g.empty or f.empty:
+                    continue
+                r = f.iloc[0]
+                ax.errorbar(g["width"], g["rms"], yerr=g["rms_se"], ls=_STYLE[reference],
+                            marker="o" if reference == "paired" else "s", ms=4, capsize=2,
+                            color=f"C{k}", label=f"{_MATRIX_LABEL[matrix]} vs {reference}: "
+                            f"slope {r.slope:.2f} ± {r.slope_se:.2f}")
+                if r.verdict:
+                    said.append(f"{_MATRIX_LABEL[matrix]} {r.verdict}")
+        if sel.any():
+            _guides(ax, stats.loc[sel, "width"].to_numpy(), float(stats.loc[sel, "rms"].max()))
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width M")
+        ax.set_ylabel("RMS Kolmogorov distance")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        ax.set_title(f"{label['activation']}, {ens}, L={label['depth']}, "
+                     f"sigma_w^2={label['sigma_w'] ** 2:.3g}\npaired: {', '.join(said)}",
+                     fontsize=9)
+    fig.suptitle("ESD vs its paired free product (solid) and vs the limit law (dashed)",
+                 fontsize=10)
     return save_figure(fig, path)
 
 

@@ -319,18 +319,35 @@ def _fig4(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path
 def test_small_fig4_claims_and_its_alias_resumes_the_app_run(small_runs, tmp_path):
     proc, out = small_runs("collins_hayase2023")
     lines = _summary_lines(out)
-    assert len(lines) == 2 * 14 and sum(" is not free -- " in ln for ln in lines) == 2 * 3
-    assert len(list((out / "plots").glob("*.png"))) == 2
+    # 14 words x 2 ensembles (3 controls each); the spectral panel: per ensemble, J J^T and
+    # H_L free against their paired law, the classical and cyclic controls not free
+    assert len(lines) == 2 * 14 + 2 * 4
+    assert sum(" is not free -- " in ln for ln in lines) == 2 * 3 + 2 * 2
+    for ens in ("orthogonal", "gaussian"):
+        for matrix in ("JJT", "H_L"):
+            claim = f"- PASS: {matrix} [sampled, {ens}, relu] vs paired (kolmogorov) is free "
+            assert any(ln.startswith(f"{claim}-- verdict free;") for ln in lines), claim
+    plots = {p.name for p in (out / "plots").glob("*.png")}
+    assert "fig4_spectral.png" in plots and len(plots) == 2 + 1 + 2 + 2 * 2
     prov = read_provenance(out / "freeness_fits.parquet")
     assert prov["config"]["network"]["q_star"] == 0.5
     fits = pd.read_parquet(out / "freeness_fits.parquet")
     assert (fits["verdict"] == fits["expected"]).all()
+    spectral = pd.read_parquet(out / "spectral_check_fits.parquet")
+    claimed = spectral[spectral["expected"] != ""]
+    assert len(claimed) == 2 * 4 and (claimed["verdict"] == claimed["expected"]).all()
+    # the spectral cells are the grid's own: ReLU at sigma_w^2 = 2, depth 3, M = 16..256
+    table = pd.read_parquet(out / "spectral_check_distance.parquet")
+    assert set(table["activation"]) == {"relu"} and set(table["depth"]) == {3}
+    assert np.allclose(table["sigma_w"] ** 2, 2) and table["width"].max() == 256
     # the alias runs the same command: every cell reused, the same tables
     again = subprocess.run([sys.executable, FIG4, "size=small", f"hydra.run.dir={out}",
                             "progress=false"], cwd=ROOT, capture_output=True, text=True,
                            timeout=1800)
-    assert again.returncode == 0 and "computed 0, reused 6" in again.stderr + again.stdout
+    assert again.returncode == 0 and "computed 0, reused 16" in again.stderr + again.stdout
     pd.testing.assert_frame_equal(pd.read_parquet(out / "freeness_fits.parquet"), fits)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "spectral_check_fits.parquet"),
+                                  spectral)
 
 
 def test_figure_alias_refuses_an_unknown_size(tmp_path):

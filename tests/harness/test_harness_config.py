@@ -75,7 +75,9 @@ def test_q_star_sets_the_critical_point_and_enters_the_identity_only_when_set(co
     assert "q_star" not in validate_config(composed()).identity()["network"]
     fig4 = validate_config(composed("experiment=collins_hayase2023"))
     assert fig4.network.q_star == 0.5 and fig4.network.sigma_w == sw
-    assert fig4.experiment.studies == ("freeness",)
+    assert fig4.experiment.studies == ("freeness", "spectral_check")
+    # the spectral panel's cells are its own: ReLU and tanh at their critical points
+    assert {c["activation"] for c in fig4.experiment.spectral_grid["cases"]} == {"relu", "tanh"}
     small = validate_config(composed("experiment=collins_hayase2023",
                                      "sweep=collins_hayase2023_small"))
     assert small.sweep.widths == (32, 64, 128) and small.sweep.trials == 30

@@ -51,7 +51,8 @@ def _rerun(check_cells, tmp_path, *overrides: str):
 
 
 def _verdicts(result) -> pd.Series:
-    text = result.summary.read_text()
+    """The verdicts of the spectrum section's table (the moments checks)."""
+    text = result.summary.read_text().split("\n## Spectrum:", 1)[1].split("\n## ", 1)[0]
     return pd.Series([line.split("|")[-2].strip() for line in text.splitlines()
                       if line.startswith("| ") and not line.startswith("| activation")])
 
@@ -136,7 +137,7 @@ def test_sampler_without_sign_fix_fails_the_check_suite(tmp_path, monkeypatch):
         return original(*args, **{**kwargs, "fix_signs": False})
     monkeypatch.setattr(ensembles, "haar_columns", plain_qr)
     result = _check_run(tmp_path / "run", "n_jobs=1", "weights=orthogonal",
-                        "sweep.axes.activation=[relu]")
+                        "sweep.axes.activation=[relu]", "experiment.studies=[spectrum]")
     table = pd.read_parquet(result.tables["spectrum_check"])
     weights = table[(table["matrix"] == "W") & (table["width"] == 256)]
     # E Tr(Q) ~ -0.54 sqrt(M) for the plain Q factor, 0 for Haar: dozens of SE away

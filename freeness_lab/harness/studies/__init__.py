@@ -9,6 +9,7 @@ from freeness_lab.harness.studies import (
     hayase_karakida2021_training,
     pennington2017,
     pennington2018,
+    spectral_check,
     spectrum,
 )
 from freeness_lab.harness.studies.base import ReportInput, Study, StudyReport
@@ -21,6 +22,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     pennington2018.STUDY,
     hayase_karakida2021.STUDY,
     hayase_karakida2021_training.STUDY,
+    spectral_check.STUDY,
 )}
 
 __all__ = ["STUDIES", "ReportInput", "Study", "StudyReport"]

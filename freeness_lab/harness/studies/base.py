@@ -4,6 +4,9 @@ A study contributes, for the harness around it (:mod:`freeness_lab.harness.cells
 ``config``, ``budget``, ``experiment``, ``summary``):
 
 - ``params``: the experiment fields its numbers depend on (they enter the cell key);
+- ``grid``: its cells, (network at width M, trials) -- by default the run's sweep
+  (``sweep.axes`` x ``sweep.widths``, ``sweep.trials`` each); a study with axes of its own
+  (other activations at their own critical points, other widths) gives its own;
 - ``trial``: the computation of one trial of a cell (one sampled network), as columns of the
   per-trial tables it names in ``tables``;
 - ``validate``, ``rows_per_trial``, ``time_factor``, ``range_moments``: what the config checks
@@ -86,6 +89,13 @@ def one_moment(experiment: ExperimentConfig) -> int:
     return 1
 
 
+def sweep_grid(run: RunConfig) -> list[tuple[NetworkSpec, int]]:
+    """The run's own cells: every variant of ``sweep.axes`` at every width of
+    ``sweep.widths`` (variants outer), ``sweep.trials`` trials each."""
+    return [(variant.with_width(width), run.sweep.trials)
+            for variant in run.variants() for width in run.sweep.widths]
+
+
 @dataclass(frozen=True)
 class Study:
     """A registered study (:data:`freeness_lab.harness.studies.STUDIES`).
@@ -114,6 +124,10 @@ class Study:
     range_moments : callable
         ``range_moments(experiment) -> int``: the highest moment of J J^T / H_L it records
         (the float64 range check).
+    grid : callable
+        ``grid(run) -> [(spec, trials)]``: its cells, each network at its width M with its
+        number of trials (:func:`sweep_grid`, the run's sweep, unless the study has axes of
+        its own; called after ``validate``).
     """
 
     name: str
@@ -126,3 +140,4 @@ class Study:
     time_factor: float = 1.0
     validate: Callable[[RunConfig], None] = no_check
     range_moments: Callable[[ExperimentConfig], int] = one_moment
+    grid: Callable[[RunConfig], list[tuple[NetworkSpec, int]]] = sweep_grid

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from freeness_lab.harness.figures import Check, spectrum_panel
+from freeness_lab.harness.figures import Check, check_cases, spectrum_panel
 from freeness_lab.harness.markdown import markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
@@ -117,14 +117,7 @@ def validate(run: RunConfig) -> None:
         if key not in DEFAULTS:
             raise SpecError(f"experiment.figure.{key}", f"unknown key; allowed: "
                             f"{', '.join(DEFAULTS)}")
-    for i, case in enumerate(p["cases"]):
-        if not isinstance(case, dict) or set(case) != {"activation", "q_star"}:
-            raise SpecError(f"experiment.figure.cases[{i}]", f"must be a mapping with keys "
-                            f"activation, q_star, got {case!r}")
-        try:
-            critical_point(case["activation"], float(case["q_star"]))
-        except (ValueError, ArithmeticError, TypeError) as err:
-            raise SpecError(f"experiment.figure.cases[{i}]", f"no critical point: {err}") from None
+    check_cases(p["cases"], "experiment.figure.cases")
     band = p["band"]
     if isinstance(band, bool) or not isinstance(band, int | float) or not band > 1:
         raise SpecError("experiment.figure.band", f"must be a number > 1, got {band!r}")
