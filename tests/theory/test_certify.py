@@ -23,7 +23,7 @@ from freeness_lab.theory import (
     free_product,
     jacobian_product_law,
 )
-from freeness_lab.theory.density import certify
+from freeness_lab.theory.density import certify, contour
 
 M = 512
 
@@ -41,7 +41,7 @@ def test_contour_masses_of_the_free_product_of_two_projections() -> None:
              ((0.5 * (hi + 1), 1.3), at1), ((-0.2, 1.3), 1.0)]
     for (x0, x1), mass in cases:
         near = [min(abs(x - lo), abs(x - hi), abs(x), abs(x - 1)) for x in (x0, x1)]
-        assert certify.contour_mass(law, x0, x1, *near) == pytest.approx(mass, abs=1e-12)
+        assert contour.contour_mass(law, x0, x1, *near) == pytest.approx(mass, abs=1e-12)
 
 
 def _sampled_d2(seed: int, q: float) -> DiscreteLaw:
@@ -77,7 +77,8 @@ def test_paired_law_of_sampled_tanh_layers_keeps_its_mass(matrix: str,
     ends = np.concatenate([[support.intervals[0, 0] - 1.0],
                            0.5 * (support.intervals[1:, 0] + support.intervals[:-1, 1]),
                            [support.intervals[-1, 1] + 1.0]])
-    exact, quad = certify.component_masses(law, support.intervals, support.quadrature, ends)
+    exact, quad = contour.component_masses(law, support.intervals,
+                                                 support.quadrature, ends)
     np.testing.assert_allclose(exact * M, np.round(exact * M), atol=1e-8)
     assert exact.sum() == pytest.approx(1.0, abs=1e-10)
     np.testing.assert_allclose(quad, exact, atol=tol)
