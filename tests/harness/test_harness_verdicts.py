@@ -36,16 +36,19 @@ def _check_run(out_dir, *overrides: str):
 
 @pytest.fixture(scope="module")
 def check_cells(tmp_path_factory):
-    """The check suite run once with the right theory and sampler: (folder, result)."""
+    """The check suite's moment checks (its ``spectrum`` study) run once with the right
+    theory and sampler: (folder, result). Its ``spectral_check`` cells are those of the
+    small figure-4 preset, whose claims ``tests/harness/test_figures.py`` runs, and whose
+    failure paths are in ``tests/harness/test_spectral_check_study.py``."""
     out = tmp_path_factory.mktemp("check") / "run"
-    return out, _check_run(out, "n_jobs=2")
+    return out, _check_run(out, "n_jobs=2", "experiment.studies=[spectrum]")
 
 
 def _rerun(check_cells, tmp_path, *overrides: str):
     """The check suite again on a copy of ``check_cells``' folder (cells reused)."""
     out = tmp_path / "run"
     shutil.copytree(check_cells[0], out)
-    result = _check_run(out, "n_jobs=2", *overrides)
+    result = _check_run(out, "n_jobs=2", "experiment.studies=[spectrum]", *overrides)
     assert result.stats.computed == 0
     return result
 
