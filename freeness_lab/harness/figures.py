@@ -73,6 +73,20 @@ def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str
             raise ValueError(f"{where}{key}: unknown config key; allowed: {', '.join(allowed)}")
 
 
+def check_keys(params: Mapping[str, Any], allowed: Iterable[str], field: str) -> None:
+    """Refuse a key of ``params`` (a study's parameter mapping) outside ``allowed``.
+
+    Raises
+    ------
+    SpecError
+        Naming ``<field>.<key>`` and the allowed keys.
+    """
+    allowed = tuple(allowed)
+    for key in params:
+        if key not in allowed:
+            raise SpecError(f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+
+
 def check_cases(cases: Iterable[Any], field: str) -> None:
     """Refuse critical cases other than mappings {activation, q_star} with a critical point
     (:func:`~freeness_lab.theory.predictions.critical_point`).

@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.figures import Check, spectrum_panel
+from freeness_lab.harness.figures import Check, check_keys, spectrum_panel
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
@@ -145,10 +145,7 @@ def validate_figure(run: RunConfig) -> dict[str, Any]:
         Naming ``experiment.figure.<key>``.
     """
     p = figure_params(run.experiment)
-    for key in p:
-        if key not in DEFAULTS:
-            raise SpecError(f"experiment.figure.{key}", f"unknown key; allowed: "
-                            f"{', '.join(DEFAULTS)}")
+    check_keys(p, DEFAULTS, "experiment.figure")
     for name, cases in (("cases", p["cases"]), ("train_case", [p["train_case"]])):
         for case in cases:
             if not isinstance(case, dict) or set(case) != {"activation", "q_star"}:

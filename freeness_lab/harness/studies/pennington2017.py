@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from freeness_lab.harness.figures import Check, check_cases, spectrum_panel
+from freeness_lab.harness.figures import Check, check_cases, check_keys, spectrum_panel
 from freeness_lab.harness.markdown import markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
@@ -113,10 +113,7 @@ def validate(run: RunConfig) -> None:
         Naming ``experiment.figure.<key>``, or ``sweep.axes.depth`` / ``sweep.widths``.
     """
     p = figure_params(run.experiment)
-    for key in p:
-        if key not in DEFAULTS:
-            raise SpecError(f"experiment.figure.{key}", f"unknown key; allowed: "
-                            f"{', '.join(DEFAULTS)}")
+    check_keys(p, DEFAULTS, "experiment.figure")
     check_cases(p["cases"], "experiment.figure.cases")
     band = p["band"]
     if isinstance(band, bool) or not isinstance(band, int | float) or not band > 1:

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from freeness_lab.harness.figures import Check
+from freeness_lab.harness.figures import Check, check_keys
 from freeness_lab.harness.markdown import markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
@@ -133,10 +133,7 @@ def validate(run: RunConfig) -> None:
         Naming ``experiment.figure.<key>`` or ``network.weights``.
     """
     p = figure_params(run.experiment)
-    for key in p:
-        if key not in DEFAULTS:
-            raise SpecError(f"experiment.figure.{key}", f"unknown key; allowed: "
-                            f"{', '.join(DEFAULTS)}")
+    check_keys(p, DEFAULTS, "experiment.figure")
     s0 = p["sigma0_sq"]
     if isinstance(s0, bool) or not isinstance(s0, int | float) or not s0 > 0:
         raise SpecError("experiment.figure.sigma0_sq", f"must be a number > 0, got {s0!r}")

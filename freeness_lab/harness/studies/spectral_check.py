@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.figures import check_cases
+from freeness_lab.harness.figures import check_cases, check_keys
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_references import CLASSICAL_SAMPLE
@@ -115,9 +115,7 @@ def validate(run: RunConfig) -> None:
         Naming ``experiment.spectral_grid.<key>``.
     """
     p = grid_params(run.experiment)
-    for key in p:
-        if key not in DEFAULTS:
-            raise SpecError(f"{_FIELD}.{key}", f"unknown key; allowed: {', '.join(DEFAULTS)}")
+    check_keys(p, DEFAULTS, _FIELD)
     weights = p["weights"]
     if (not isinstance(weights, list | tuple) or not weights or len(set(weights)) != len(weights)
             or not set(weights) <= {"orthogonal", "gaussian"}):
