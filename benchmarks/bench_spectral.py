@@ -31,7 +31,12 @@ from freeness_lab.harness.config import validate_config
 from freeness_lab.harness.experiment import run_experiment
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_distance import compare, noise_floor
-from freeness_lab.harness.spectral_references import classical_law, limit_law, paired_law
+from freeness_lab.harness.spectral_references import (
+    CONTROL_MASS_TOL,
+    classical_law,
+    limit_law,
+    paired_law,
+)
 from freeness_lab.simulate import sample_network, single_blas_thread
 
 CASES = (("tanh", "orthogonal", 1.1, 0.05), ("tanh", "gaussian", 1.1, 0.05),
@@ -50,9 +55,10 @@ def _monte_carlo(spec: NetworkSpec, seed: np.random.SeedSequence):
     return net, {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
 
 
-def _paired(eigs: np.ndarray, net, matrix: str, weights: str | None = None):
+def _paired(eigs: np.ndarray, net, matrix: str, weights: str | None = None,
+            mass_tol: float | None = None):
     m, depth = net.spec.width, net.spec.depth
-    return compare(eigs, paired_law(net, matrix, False, weights), noise_floor(eigs, m, depth))
+    return compare(eigs, paired_law(net, matrix, False, weights, mass_tol), noise_floor(eigs, m, depth))
 
 
 def _classical(eigs: np.ndarray, net, seed: np.random.SeedSequence):
@@ -76,7 +82,8 @@ def per_trial() -> None:
                 t_paired = sum(_timed(_paired, eigs, net, matrix)[1]
                                for matrix, eigs in spectra.items())
                 cyc = net.permuted()
-                t_cyc = _timed(_paired, cyc.jacobian_spectrum(), cyc, "JJT", "orthogonal")[1]
+                t_cyc = _timed(_paired, cyc.jacobian_spectrum(), cyc, "JJT", "orthogonal",
+                               CONTROL_MASS_TOL)[1]
                 t_cl = _timed(_classical, spectra["JJT"], net, seed)[1]
             print(f"{act + ' ' + ens:>22} {m:>5} {t_mc:>7.3f} {t_check:>7.3f} "
                   f"{t_check / t_mc:>5.1f}x {t_paired:>10.3f} {t_paired / t_mc:>5.1f}x "

@@ -18,8 +18,8 @@ top                  largest eigenvalue / top of the law's support
 
 ``status``: ``ok``; ``unavailable`` (the theory does not cover it:
 :class:`~freeness_lab.theory.TheoryUnavailable`) or ``error`` (the reference could not be
-built or solved, or its mass is off by more than MASS_DEFECT_MAX / M: :func:`check_mass`),
-with NaN values.
+built or solved, or its mass is off by more than MASS_DEFECT_MAX / M -- 10 CONTROL_MASS_TOL
+for the cyclic control's law: :func:`check_mass`), with NaN values.
 
 Per (variant, network, matrix, reference, metric) over the widths (:func:`fit_distances`),
 in the style of the freeness words (:mod:`freeness_lab.harness.freeness`):
@@ -55,7 +55,12 @@ import pandas as pd
 
 from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITHIN_NOISE
 from freeness_lab.harness.spectral_distance import compare, noise_floor
-from freeness_lab.harness.spectral_references import classical_law, limit_law, paired_law
+from freeness_lab.harness.spectral_references import (
+    CONTROL_MASS_TOL,
+    classical_law,
+    limit_law,
+    paired_law,
+)
 from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.network import SampledNetwork
 from freeness_lab.theory import TheoryUnavailable
@@ -88,7 +93,8 @@ def _reference(net: SampledNetwork, cyclic: SampledNetwork, seed: np.random.Seed
     if reference == "classical":
         return lambda: classical_law(net, seed)
     if network == "cyclic":
-        return lambda: paired_law(cyclic, matrix, include_bias, weights="orthogonal")
+        return lambda: paired_law(cyclic, matrix, include_bias, weights="orthogonal",
+                                  mass_tol=CONTROL_MASS_TOL)
     return lambda: paired_law(net, matrix, include_bias)
 
 
@@ -123,7 +129,8 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
         floor = noise_floor(e, net.spec.width, net.spec.depth)
         try:
             law = _reference(net, cyclic, seed, network, matrix, reference, include_bias)()
-            check_mass(law, net.spec.width)
+            check_mass(law, 10 * CONTROL_MASS_TOL if network == "cyclic"
+                       else MASS_DEFECT_MAX / net.spec.width)
             c = compare(e, law, floor)
         except TheoryUnavailable:
             status = "unavailable"
@@ -150,17 +157,17 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
 MASS_DEFECT_MAX = 0.01
 
 
-def check_mass(law, width: int) -> None:
+def check_mass(law, bound: float) -> None:
     """Raise ValueError when ``law``'s mass (continuous part by its quadrature, plus the
-    atoms) differs from 1 by more than MASS_DEFECT_MAX / ``width`` (a law without a
-    quadrature -- an empirical law -- has its mass exactly)."""
+    atoms) differs from 1 by more than ``bound`` (MASS_DEFECT_MAX / M for the references of
+    a sampled network; a law without a quadrature -- an empirical law -- has its mass
+    exactly)."""
     mass = getattr(law, "continuous_mass", None)
     if mass is None:
         return
     defect = mass() + law.atom_mass - 1.0
-    if not abs(defect) <= MASS_DEFECT_MAX / width:
-        raise ValueError(f"{law!r}: mass off by {defect:.2e} (at most "
-                         f"{MASS_DEFECT_MAX} / M = {MASS_DEFECT_MAX / width:.1e})")
+    if not abs(defect) <= bound:
+        raise ValueError(f"{law!r}: mass off by {defect:.2e} (at most {bound:.1e})")
 
 
 #: an SE below this fraction of the largest mean counts as this: a distance identical in

@@ -42,13 +42,17 @@ from freeness_lab.theory import (
     jacobian_product_law,
 )
 
-__all__ = ["CLASSICAL_SAMPLE", "PAIRED_MASS_TOL", "classical_law", "limit_law", "paired_law"]
+__all__ = ["CLASSICAL_SAMPLE", "CONTROL_MASS_TOL", "PAIRED_MASS_TOL", "classical_law", "limit_law",
+           "paired_law"]
 
 #: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
 CLASSICAL_SAMPLE = 8
 #: the paired laws' support quadrature is certified to this mass over M (its components
 #: carry masses k / M; a Kolmogorov distance of O(1/M) is what they are compared with)
 PAIRED_MASS_TOL = 0.005
+#: the cyclic control's paired law is certified to this mass only: its Kolmogorov distance to
+#: the cyclic network's spectrum stays O(0.1) at every M, which no error below 1e-3 can hide
+CONTROL_MASS_TOL = 1e-3
 
 
 def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
@@ -57,7 +61,7 @@ def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
 
 
 def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
-               weights: str | None = None) -> SpectralLaw:
+               weights: str | None = None, mass_tol: float | None = None) -> SpectralLaw:
     """The free product of ``net``'s own marginals for ``matrix`` (module docstring).
 
     Parameters
@@ -70,11 +74,14 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
     weights : {"orthogonal", "gaussian"}, optional
         The law of W_l W_l^T assumed; default the spec's ensemble ("orthogonal" for the
         cyclic control, whose sigma_w P is orthogonal).
+    mass_tol : float, optional
+        The accuracy asked of the law's mass (:attr:`~freeness_lab.theory.SolvedLaw.
+        mass_tol`); default PAIRED_MASS_TOL / M.
     """
     spec = net.spec
     weights = spec.weights if weights is None else weights
     d2 = empirical_d2_laws(net)
-    tol = PAIRED_MASS_TOL / spec.width
+    tol = PAIRED_MASS_TOL / spec.width if mass_tol is None else mass_tol
     if matrix == "JJT":
         return jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T",
                                     mass_tol=tol)

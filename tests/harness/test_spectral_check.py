@@ -145,7 +145,7 @@ def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
     seed = np.random.SeedSequence(3, spawn_key=(64, 0))
     net = sample_network(spec, np.random.default_rng(seed))
     good = paired_law(net, "JJT", False)
-    spectral_check.check_mass(good, 64)  # certified: within the bound
+    spectral_check.check_mass(good, spectral_check.MASS_DEFECT_MAX / 64)  # certified
 
     class Lossy:
         """The paired law with 2 / M of its continuous mass missing."""
@@ -158,7 +158,7 @@ def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
             return self.law.continuous_mass() - 2.0 / 64
 
     with pytest.raises(ValueError, match="mass off by"):
-        spectral_check.check_mass(Lossy(good), 64)
+        spectral_check.check_mass(Lossy(good), spectral_check.MASS_DEFECT_MAX / 64)
     monkeypatch.setattr(spectral_check, "paired_law", lambda *a, **k: Lossy(good))
     spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum()}
     rows = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
