@@ -58,7 +58,8 @@ def _monte_carlo(spec: NetworkSpec, seed: np.random.SeedSequence):
 def _paired(eigs: np.ndarray, net, matrix: str, weights: str | None = None,
             mass_tol: float | None = None):
     m, depth = net.spec.width, net.spec.depth
-    return compare(eigs, paired_law(net, matrix, False, weights, mass_tol), noise_floor(eigs, m, depth))
+    law = paired_law(net, matrix, False, weights, mass_tol)
+    return compare(eigs, law, noise_floor(eigs, m, depth))
 
 
 def _classical(eigs: np.ndarray, net, seed: np.random.SeedSequence):
