@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from freeness_lab.activations import get_activation
+from freeness_lab.simulate.ensembles import haar_orthogonal
 from freeness_lab.theory import (
     DiscreteLaw,
     bernoulli,
@@ -23,7 +24,7 @@ from freeness_lab.theory import (
     free_product,
     jacobian_product_law,
 )
-from freeness_lab.theory.density import certify, contour
+from freeness_lab.theory.density import certify, contour, rescan
 
 M = 512
 
@@ -33,15 +34,47 @@ def test_contour_masses_of_the_free_product_of_two_projections() -> None:
     rest on [l-, l+] (0 < l- < l+ < 1); the contour masses between points of the gaps are
     those masses to rounding."""
     a, b = 0.7, 0.45
-    law = free_product(bernoulli(a), bernoulli(b))
-    mid, half = a + b - 2 * a * b, math.sqrt(4 * a * b * (1 - a) * (1 - b))
-    lo, hi = mid - half, mid + half
+    law, lo, hi = _pqp(a, b)
     at0, at1 = 1 - min(a, b), a + b - 1
     cases = [((0.5 * lo, 0.5 * (hi + 1)), 1 - at0 - at1), ((-0.2, 0.5 * lo), at0),
              ((0.5 * (hi + 1), 1.3), at1), ((-0.2, 1.3), 1.0)]
     for (x0, x1), mass in cases:
         near = [min(abs(x - lo), abs(x - hi), abs(x), abs(x - 1)) for x in (x0, x1)]
         assert contour.contour_mass(law, x0, x1, *near) == pytest.approx(mass, abs=1e-12)
+
+
+def _pqp(a: float, b: float):
+    """Bernoulli(a) boxtimes Bernoulli(b) and its continuous support [l-, l+]."""
+    mid, half = a + b - 2 * a * b, math.sqrt(4 * a * b * (1 - a) * (1 - b))
+    return free_product(bernoulli(a), bernoulli(b)), mid - half, mid + half
+
+
+def test_contour_mass_counts_the_eigenvalues_of_sampled_projections(global_seed: int) -> None:
+    """Monte Carlo: P O Q O^T P with P, Q projections of ranks a M, b M and O Haar has
+    exactly M - b M eigenvalues at 0 and (a + b - 1) M at 1 (dimensions of generic
+    intersections of subspaces), the rest inside (0, 1): the fraction strictly between the
+    gaps' midpoints is the contour mass there, with no sampling error at all."""
+    a, b, m = 0.7, 0.45, 200
+    law, lo, hi = _pqp(a, b)
+    p = np.diag((np.arange(m) < a * m).astype(float))
+    q = np.diag((np.arange(m) < b * m).astype(float))
+    o = haar_orthogonal(m, np.random.default_rng(global_seed))
+    eigs = np.linalg.eigvalsh(p @ o @ q @ o.T @ p)
+    x0, x1 = 0.5 * lo, 0.5 * (hi + 1)
+    inside = np.mean((eigs > x0) & (eigs < x1))
+    mass = contour.contour_mass(law, x0, x1, lo - x0, 1 - x1)
+    assert inside == pytest.approx(mass, abs=1e-10)
+
+
+def test_hidden_mass_finds_a_component_in_a_gap_and_nothing_in_a_true_one() -> None:
+    """Treating [l-, l+] of the law of PQP as a gap (as a scan that missed it would), the
+    localization returns an interval overlapping it; the true gap (0, l-) between the atom
+    at 0 and the support holds nothing."""
+    law, lo, hi = _pqp(0.7, 0.45)
+    cache: dict = {}
+    found = rescan.hidden_mass(law, 0.5 * lo, 0.5 * (hi + 1), 1e-9, cache, 0.5 * lo)
+    assert len(found) == 1 and found[0][0] < hi and found[0][1] > lo
+    assert rescan.hidden_mass(law, 0.1 * lo, 0.9 * lo, 1e-9, cache, 0.1 * lo) == []
 
 
 def _sampled_d2(seed: int, q: float, m: int = M) -> DiscreteLaw:

@@ -27,7 +27,7 @@ import numpy as np
 from freeness_lab.theory.density.contour import component_masses
 from freeness_lab.theory.density.edges import EdgeFit, edge_fits
 from freeness_lab.theory.density.log_panels import refine_panels
-from freeness_lab.theory.density.quadrature import support_quadrature
+from freeness_lab.theory.density.quadrature import quadrature_moments, support_quadrature
 from freeness_lab.theory.density.rescan import rescanned as rescan
 from freeness_lab.theory.density.support import bisected_intervals
 
@@ -82,14 +82,10 @@ def _fitted(bisected: np.ndarray, fits: list[EdgeFit]) -> np.ndarray:
 
 
 def _defects(law, quadrature: tuple) -> tuple[float, float]:
-    """(mass defect, relative first-moment defect) of a support quadrature."""
-    x, w, rho, panels, tail = quadrature
-    mass = float((w * rho).sum() + tail.sum()) + law.atom_mass
-    m1 = float((x * w * rho).sum() + (panels[:, 3] * tail).sum())
-    if len(law.atoms):
-        m1 += float(law.atoms[:, 0] @ law.atoms[:, 1])
+    """(mass defect, relative first-moment defect) of a support quadrature (plus atoms)."""
+    mass, m1 = quadrature_moments(quadrature, law.atoms, 1)
     exact = float(law.moments(1)[0])
-    return mass - 1.0, (m1 / exact - 1.0) if exact else m1
+    return float(mass) - 1.0, (float(m1) / exact - 1.0) if exact else float(m1)
 
 
 def certify_support(law) -> CertifiedSupport:

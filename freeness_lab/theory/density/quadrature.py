@@ -16,7 +16,7 @@ from freeness_lab.theory.density.log_panels import refine_log_panels
 from freeness_lab.theory.density.panels import panel_rule, support_panels
 from freeness_lab.theory.density.tail import log_block_tails
 
-__all__ = ["support_quadrature"]
+__all__ = ["quadrature_moments", "support_quadrature"]
 
 
 def support_quadrature(law, intervals: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -35,3 +35,17 @@ def support_quadrature(law, intervals: np.ndarray) -> tuple[np.ndarray, ...]:
                                                           zeta, unknowns)
     tail = log_block_tails(law, panels, x, rho, zeta, unknowns)
     return x.ravel(), w.ravel(), rho, panels, tail
+
+
+def quadrature_moments(quadrature: tuple, atoms: np.ndarray, n: int, shift: float = 0.0
+                       ) -> np.ndarray:
+    """m_0..m_n of the law of c + X (c = ``shift``) from a support quadrature (its nodes and
+    the log blocks' tails, each at its panel's origin) plus the ``atoms`` (rows location,
+    mass); m_0 is the total mass."""
+    x, w, rho, panels, tail = quadrature
+    k = np.arange(n + 1)
+    out = (np.power.outer(x + shift, k) * (w * rho)[:, None]).sum(0)
+    out = out + (np.power.outer(panels[:, 3] + shift, k) * tail[:, None]).sum(0)
+    if len(atoms):
+        out = out + (np.power.outer(atoms[:, 0] + shift, k) * atoms[:, 1:]).sum(0)
+    return out

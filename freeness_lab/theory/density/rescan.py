@@ -46,11 +46,10 @@ def rescan_points(law, a: float, b: float, components: np.ndarray, suspects: np.
     for s_lo, s_hi in suspects:
         if a < s_lo and s_hi < b:
             x.append(np.linspace(s_lo, s_hi, RESCAN_LINEAR // 4 + 2)[1:-1])
-    edges = np.concatenate([[a], components.ravel(), [b]])
     for lo, hi in components:
         width = hi - lo
         x += [lo + 0.5 * width * steps, hi - 0.5 * width * steps]
-    for left, right in zip(edges[:-1:2], edges[1::2], strict=True):  # the gaps
+    for left, right in gaps_around(a, b, components, pad=0.0):
         gap = right - left
         keep = steps[steps * gap >= 1e-7 * (b - a)]
         x += [left + 0.5 * gap * keep, right - 0.5 * gap * keep]
@@ -103,15 +102,16 @@ def consecutive_runs(bad: list[int]) -> list[list[int]]:
     return runs
 
 
-def gaps_around(a: float, b: float, components: np.ndarray) -> list[tuple[float, float]]:
-    """The gaps of (a, b) around ``components`` (rows lo, hi), each shrunk by 1e-3 of its
+def gaps_around(a: float, b: float, components: np.ndarray, pad: float = 1e-3
+                ) -> list[tuple[float, float]]:
+    """The gaps of (a, b) around ``components`` (rows lo, hi), each shrunk by ``pad`` of its
     width at an edge (a contour's end must not sit near one; closer to the edges, the
     rescan's graded points look)."""
     edges = np.concatenate([[a], components.ravel(), [b]])
     out = []
     for k, (lo, hi) in enumerate(zip(edges[:-1:2], edges[1::2], strict=True)):
-        pad = 1e-3 * (hi - lo)
-        out.append((lo + (pad if k else 0.0), hi - (pad if k < len(components) else 0.0)))
+        d = pad * (hi - lo)
+        out.append((lo + (d if k else 0.0), hi - (d if k < len(components) else 0.0)))
     return [(lo, hi) for lo, hi in out if hi > lo]
 
 

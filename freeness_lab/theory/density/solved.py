@@ -27,6 +27,7 @@ from freeness_lab.theory.density.cdf import (
 from freeness_lab.theory.density.certify import MASS_TOL, CertifiedSupport, certify_support
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE, solve_chained
 from freeness_lab.theory.density.edges import EdgeFit, fitted_profile
+from freeness_lab.theory.density.quadrature import quadrature_moments
 from freeness_lab.theory.laws import SpectralLaw
 from freeness_lab.theory.newton import LawSystem, NewtonResult
 
@@ -257,14 +258,8 @@ class SolvedLaw(SpectralLaw):
         """m_1..m_n recovered from the density (quadrature and log-block tails) plus the
         atoms: a check of the solver against the exact series moments; with ``shift`` c, those
         of c + X (every point moved by c, no binomial expansion)."""
-        x, w, rho, panels, tail = self.support_quadrature
-        k = np.arange(1, moment_order(n) + 1)
-        cont = (np.power.outer(x + shift, k) * (w * rho)[:, None]).sum(0)
-        cont = cont + (np.power.outer(panels[:, 3] + shift, k) * tail[:, None]).sum(0)
-        if len(self.atoms):
-            cont = cont + (np.power.outer(self.atoms[:, 0] + shift, k)
-                           * self.atoms[:, 1:]).sum(0)
-        return cont
+        return quadrature_moments(self.support_quadrature, self.atoms, moment_order(n),
+                                  shift)[1:]
 
     @functools.cached_property
     def panel_antiderivatives(self) -> np.ndarray:
