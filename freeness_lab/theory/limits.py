@@ -35,6 +35,35 @@ Var/mean^2 adds up)
     V(l+1)   = chi_l^2 V(l) + chi_l^2 m_1(l)^2 (mu_2/mu_1^2 - 1 + s),
 
 chi_l = sigma_w^2 mu_1(q^l), mu_k = E phi'(h^l)^{2k}, s = 0 (orthogonal) or 1 (Gaussian).
+
+Rectangular widths N_0..N_L, M = N_L: H_l is N_l x N_l, every shift is normalized by the
+output width, H_1 = (||x^0||^2 / M) I, H_{l+1} = (||x^l||^2 / M) I + W D_l H_l D_l W^T
+(W = W_{l+1}, N_{l+1} x N_l). In the limit ||x^l||^2 / M -> c_l = (N_l / M) qhat_l
+(||x^l||^2 / N_l -> qhat_l = E phi(h^l)^2 per unit, the mean field being width-free;
+c_0 = q0 N_0 / M). The nonzero spectrum of W A W^T, A = D_l H_l D_l, is that of A W^T W in
+dimension N_l, whose law is nu_l boxtimes mu_l boxtimes w_l, w_l the law of W^T W in
+dimension N_l (:func:`_wtw_law`: Marchenko-Pastur(N_l / N_{l+1}, sigma_w^2 N_{l+1} / N_l)
+(Gaussian); delta_{sigma_w^2 N_{l+1} / N_l} if N_{l+1} >= N_l, else Bernoulli(N_{l+1} / N_l)
+at sigma_w^2 (orthogonal)). Moving it to dimension N_{l+1} keeps the nonzero spectrum and
+multiplies psi by r_l = N_l / N_{l+1} (write mu^(r)): moments times r_l, mass at 0
+1 - r_l (1 - p_0), other masses times r_l. Both directions are this one formula: for r_l > 1
+(a contracting layer) the mass of W^T W at 0 is 1 - 1/r_l, so 1 - r_l (1 - p_0) >= 0. Hence
+
+    mu_1 = delta_{c_0},   mu_{l+1} = c_l + (nu_l boxtimes w_l boxtimes mu_l)^(r_l),
+    S_{Y^(r)}(m) = S_Y(m / r) (1 + m) / (r + m),   G_{Y^(r)}(z) = r G_Y(z) + (1 - r) / z,
+
+and the shift moves every atom by c_l: the atom at 0 of the product (dead units of D_l, the
+rank deficit of W^T W, or 1 - r_l of the new dimensions when r_l < 1) becomes an atom of
+mu_{l+1} at c_l, and mu_L's atom at c_{L-1} has mass 1 - r_{L-1} (1 - p_0). All r_l = 1 is
+the square recursion (the square path is kept as it was, number for number). Mean and
+variance (tr_{N_{l+1}} W A W^T = sigma_w^2 tr_{N_l} A; Var/mean^2 adds up in dimension N_l,
+then m_k -> r m_k):
+
+    m_1(l+1) = c_l + chi_l m_1(l),
+    V(l+1)   = chi_l^2 [(V(l) + m_1(l)^2 (mu_2/mu_1^2 + v_l)) / r_l - m_1(l)^2],
+
+v_l = Var/mean^2 of w_l: r_l (Gaussian), max(0, r_l - 1) (orthogonal); r_l = 1 gives the square
+recursion.
 """
 
 from __future__ import annotations
@@ -44,7 +73,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from freeness_lab.spec import NetworkSpec, SpecError
-from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import (
     DiscreteLaw,
     MarchenkoPastur,
@@ -108,8 +136,15 @@ def _weight_law(spec: NetworkSpec) -> SpectralLaw:
 
 def _wtw_law(spec: NetworkSpec, n_out: int, n_in: int) -> SpectralLaw:
     """Law of W^T W in dimension N_in."""
-    s, c = spec.sigma_w**2, n_out / n_in
-    if spec.weights == "gaussian":
+    return _ensemble_wtw_law(spec.weights, spec.sigma_w, n_out / n_in)
+
+
+def _ensemble_wtw_law(weights: str, sigma_w: float, c: float) -> SpectralLaw:
+    """Law of W^T W in dimension N_in for W N_out x N_in, c = N_out / N_in (the spec's
+    convention: Gaussian entries of variance sigma_w^2 / N_in; orthogonal sigma_w
+    sqrt(max(1, c)) times a block of a Haar matrix)."""
+    s = sigma_w**2
+    if weights == "gaussian":
         return MarchenkoPastur(1.0 / c, s * c)
     return delta(s * c) if c >= 1 else bernoulli(c, s)
 
@@ -170,32 +205,33 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
 
 def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
                  ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
-    """Limit law of H_L, the M x M dual of the single-input Fisher information (Hayase-Karakida).
+    """Limit law of H_L, the M x M dual of the single-input Fisher information (Hayase-Karakida),
+    M = N_L the output width.
 
-    mu_1 = delta_{q0}, mu_{l+1} = qhat_l + (nu_l boxtimes w boxtimes mu_l) (module docstring);
-    square widths only. Depth 1 is delta_{q0}; depth 2 is the free product
-    nu_1 boxtimes w boxtimes delta_{q0} shifted by qhat_1 (:class:`ShiftedLaw`: with orthogonal
-    weights a scaled push-forward law, whose density has the singular points of phi'^2);
-    deeper networks are shift chains (:class:`ShiftChainLaw`).
+    mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w_l boxtimes mu_l)^(r_l) (module
+    docstring), c_l = qhat_l N_l / M, r_l = N_l / N_{l+1}; square widths: c_l = qhat_l, r_l = 1,
+    w_l = w. Depth 1 is delta_{c_0}; depth 2 is the free product
+    nu_1 boxtimes w_1 boxtimes delta_{c_0}, moved to dimension N_2 when r_1 != 1, shifted by c_1
+    (:class:`ShiftedLaw`: with orthogonal weights a scaled push-forward law, whose density has
+    the singular points of phi'^2, possibly purely atomic); deeper networks are shift chains
+    (:class:`ShiftChainLaw`, one change of dimension per layer).
 
     Parameters
     ----------
     spec : NetworkSpec
+        ``width`` is ignored; rectangular ``widths`` enter through their ratios.
     qhat : array of L floats, optional
-        The shifts qhat_0..qhat_{L-1}; default the mean-field values (qhat_0 = q0). Passing a
-        sample's ||x^l||^2 / M evaluates the prediction at the empirical shifts, which
-        removes their O(1/sqrt(M)) fluctuation from a comparison with that sample.
+        Per-unit post-activation moments qhat_0..qhat_{L-1} (qhat_l ~ ||x^l||^2 / N_l); default
+        the mean-field values (qhat_0 = q0). Passing a sample's ||x^l||^2 / N_l evaluates the
+        prediction at the empirical shifts c_l = ||x^l||^2 / M, which removes their
+        O(1/sqrt(M)) fluctuation from a comparison with that sample.
 
     Raises
     ------
     SpecError
         (a ``ValueError``) naming ``spec`` when it is not a :class:`NetworkSpec`.
-    TheoryUnavailable
-        For rectangular widths.
     """
-    if not _check_spec(spec).is_square:
-        raise TheoryUnavailable("fim_dual_law: rectangular widths are not supported "
-                                  "(the recursion is derived for square layers)")
+    _check_spec(spec)
     if qhat is None:
         qhat = post_activation_moments(spec)
     qhat = np.asarray(qhat, dtype=float)
@@ -203,10 +239,18 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
         raise ValueError(f"qhat: must hold depth = {spec.depth} positive values "
                          f"qhat_0..qhat_(L-1)")
     qs = preactivation_variances(spec)
-    near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
+    # see d2_factor: square MP factors keep G off the support; a change of dimension does
+    # not (measured: Gaussian tanh, widths (30, 20, 60), certification failed without it)
+    near = spec.weights == "orthogonal" or not spec.is_square
     nus = [d2_factor(d2_law(spec.activation, q), near_support=near) for q in qs[:-1]]
-    return fim_dual_chain_law(nus, qhat[: spec.depth], spec.weights, spec.sigma_w,
-                              label=f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}")
+    label = f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}"
+    if spec.is_square:
+        return fim_dual_chain_law(nus, qhat[: spec.depth], spec.weights, spec.sigma_w,
+                                  label=label)
+    n = np.asarray(spec.layer_widths, dtype=float)
+    shifts = qhat[: spec.depth] * n[: spec.depth] / n[-1]
+    return fim_dual_chain_law(nus, shifts, spec.weights, spec.sigma_w,
+                              ratios=n[1:-1] / n[2:], label=label + f", widths={spec.widths}")
 
 
 def _ensemble_weight_law(weights: str, sigma_w: float) -> SpectralLaw:
@@ -259,14 +303,17 @@ def _with_mass_tol(law, mass_tol: float | None):
 
 
 def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], weights: str,
-                       sigma_w: float, *, label: str = "", mass_tol: float | None = None
+                       sigma_w: float, *, ratios: Sequence[float] | None = None,
+                       label: str = "", mass_tol: float | None = None
                        ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
     """Law of H_L by the Hayase-Karakida recursion from given laws of D_l^2 and shifts:
-    mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w boxtimes mu_l), l = 1..L-1.
+    mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w_l boxtimes mu_l)^(r_l), l = 1..L-1
+    (module docstring; square: r_l = 1, w_l = w).
 
-    With the mean-field nu_l and c_l = qhat_l this is :func:`fim_dual_law`; with one sampled
-    network's empirical laws of D_l^2 and its own shifts c_l = (||x^l||^2 + beta) / M
-    (beta = 1 with the bias parameters) it is the free prediction at that network's marginals.
+    With the mean-field nu_l and c_l = qhat_l N_l / N_L this is :func:`fim_dual_law`; with one
+    sampled network's empirical laws of D_l^2 and its own shifts c_l = (||x^l||^2 + beta) / M
+    (beta = 1 with the bias parameters, M = N_L) it is the free prediction at that network's
+    marginals.
 
     Parameters
     ----------
@@ -276,6 +323,10 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         c_0..c_{L-1} > 0.
     weights : {"orthogonal", "gaussian"}
     sigma_w : float
+    ratios : sequence of L - 1 floats, optional
+        r_l = N_l / N_{l+1}, l = 1..L-1, of a rectangular network: W_{l+1} is N_{l+1} x N_l and
+        w_l the law of W_{l+1}^T W_{l+1} in dimension N_l (the spec's conventions). Default
+        square (all 1: the square recursion, unchanged).
     label : str
     mass_tol : float, optional
         As in :func:`jacobian_product_law`.
@@ -289,30 +340,58 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         raise ValueError(f"shifts: must hold len(d2_laws) + 1 = {len(d2_laws) + 1} positive "
                          f"values, got {shifts.tolist()}")
     w = _ensemble_weight_law(weights, sigma_w)
+    if ratios is not None:
+        ratios = np.asarray(ratios, dtype=float)
+        if ratios.shape != (len(d2_laws),) or not np.all((ratios > 0) & np.isfinite(ratios)):
+            raise ValueError(f"ratios: must hold len(d2_laws) = {len(d2_laws)} finite values "
+                             f"> 0, got {ratios.tolist()}")
+        if np.all(ratios == 1):
+            ratios = None
     if not len(d2_laws):
         return delta(float(shifts[0]))
-    if len(d2_laws) == 1:
+    if ratios is None and len(d2_laws) == 1:
         product = FreeProduct([Factor(d2_laws[0]), Factor(w), Factor(delta(float(shifts[0])))])
         return _with_mass_tol(ShiftedLaw(FreeProductLaw(product), float(shifts[1]),
                                          label=label), mass_tol)
-    layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
-              for nu, c in zip(d2_laws, shifts[1:], strict=True)]
+    if len(d2_laws) == 1:  # c_1 + (nu_1 boxtimes w_1 boxtimes delta_{c_0})^(r_1)
+        r = float(ratios[0])
+        laws = (d2_laws[0], _ensemble_wtw_law(weights, sigma_w, 1.0 / r), delta(float(shifts[0])))
+        # S_{Y^(r)}(m) = S_Y(m / r) (1 + m) / (r + m) (module docstring)
+        product = FreeProduct([Factor(law, 1, 1.0 / r) for law in laws],
+                              LogTerms(0.0, np.array([[1.0, 1.0, 1.0], [-1.0, r, 1.0]])))
+        atoms = change_dimension(FreeProduct([Factor(law) for law in laws]).atoms(), r)
+        return _with_mass_tol(ShiftedLaw(FreeProductLaw(product, atoms=atoms),
+                                         float(shifts[1]), label=label), mass_tol)
+    if ratios is None:
+        layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
+                  for nu, c in zip(d2_laws, shifts[1:], strict=True)]
+    else:
+        layers = [ShiftLayer((Factor(nu), Factor(_ensemble_wtw_law(weights, sigma_w, 1.0 / r))),
+                             float(c), float(r))
+                  for nu, c, r in zip(d2_laws, shifts[1:], ratios, strict=True)]
     return _with_mass_tol(ShiftChainLaw(float(shifts[0]), layers, label=label), mass_tol)
 
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:
     """Rows l = 1..L: (m_1, variance) of mu_l by the closed recursion of the module docstring
-    (an independent check of the series moments of :func:`fim_dual_law`); a
-    :class:`SpecError` naming ``spec`` when it is not a :class:`NetworkSpec`."""
+    (square or rectangular; an independent check of the series moments of
+    :func:`fim_dual_law`); a :class:`SpecError` naming ``spec`` when it is not a
+    :class:`NetworkSpec`."""
     qs = preactivation_variances(_check_spec(spec))
-    qhat = post_activation_moments(spec)
+    n = np.asarray(spec.layer_widths, dtype=float)
+    shifts = post_activation_moments(spec)[: spec.depth] * n[: spec.depth] / n[-1]
     s = 0.0 if spec.weights == "orthogonal" else 1.0
-    mean, var = spec.q0, 0.0
+    mean, var = shifts[0], 0.0
     out = [(mean, var)]
     for l in range(1, spec.depth):
         mu = d2_law(spec.activation, qs[l - 1]).moments(2)
         chi = spec.sigma_w**2 * mu[0]
-        var = chi**2 * var + chi**2 * mean**2 * (mu[1] / mu[0] ** 2 - 1.0 + s)
-        mean = qhat[l] + chi * mean
+        r = n[l] / n[l + 1]
+        if r == 1:
+            var = chi**2 * var + chi**2 * mean**2 * (mu[1] / mu[0] ** 2 - 1.0 + s)
+        else:
+            v = r if spec.weights == "gaussian" else max(0.0, r - 1.0)
+            var = chi**2 * ((var + mean**2 * (mu[1] / mu[0] ** 2 + v)) / r - mean**2)
+        mean = shifts[l] + chi * mean
         out.append((mean, var))
     return np.array(out)

@@ -106,11 +106,6 @@ def test_fim_mean_variance_recursion_is_the_series():
                                        atol=1e-14)
 
 
-def test_fim_rectangular_not_implemented():
-    with pytest.raises(NotImplementedError, match="rectangular"):
-        fim_dual_law(NetworkSpec("relu", "gaussian", depth=2, widths=(10, 20, 10)))
-
-
 @pytest.mark.parametrize("kind", ["jacobian", "fim"])
 def test_empirical_spectrum_against_limit_cdf(kind):
     """Kolmogorov distance of the ESD at M = 1000 below 4 log(M) / M + sum_l Delta_l, and

@@ -12,6 +12,14 @@ Jacobian is block tridiagonal (blocks of 3: log(m_l + 1 - p0_l), log(xi_l - qhat
 log zeta'_{l-1} -- no cancellation when xi_l approaches an atom of mu_l, as it does at the
 edges of the support --, and u_l when nu_l has no explicit S), solved by block elimination
 in O(L) per point.
+
+*Change of dimension* (rectangular widths): Y_l = r_l-compression of Ytilde_l = F_l boxtimes
+mu_l, psi_{Y_l} = r_l psi_{Ytilde_l} (r_l = N_l / N_{l+1}). The unknown m_l stays
+psi_{Y_l}(1/zeta'_l) (so G_{mu_{l+1}} keeps its form), and the subordination of layer l uses
+mtilde_l = m_l / r_l: xi_l = zeta'_l S_{F_l}(m_l / r_l), 1 + m_l / r_l = xi_l G_{mu_l}(xi_l).
+Every log-term of layer l is then taken in m / r_l (beta_j / r_l); since
+mtilde_l + 1 - ptilde0_l = (m_l + 1 - p0_l) / r_l, the offset of the main unknown is unchanged.
+r_l = 1 is the square chain, number for number.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ class ChainLayer:
     ``terms``: log S of the explicit part of F_l; ``nu``: the implicit factor of F_l (or None);
     ``qhat_prev`` = qhat_{l-1}, ``qhat`` = qhat_l; ``zero_mass``: the mass of Y_l at 0;
     ``y_moments`` = (m_1, m_2) of Y_l and ``f_s`` = (s_0, s_1) of S_{F_l}, for the far-field
-    start.
+    start; ``ratio`` = r_l = N_l / N_{l+1}, the change of dimension from Ytilde_l = F_l boxtimes
+    mu_l to Y_l (1: square).
     """
 
     terms: LogTerms
@@ -45,6 +54,7 @@ class ChainLayer:
     zero_mass: float
     y_moments: tuple[float, float]
     f_s: tuple[float, float]
+    ratio: float = 1.0
 
 
 class ChainSystem:
@@ -52,7 +62,9 @@ class ChainSystem:
 
     Unknowns per layer l = 1..n: (r_l = log(m_l + 1 - p0_l), s_l = log(xi_l - qhat_{l-1}),
     u_l), p0_l the mass of Y_l at 0; u_l is a dummy (equation u_l = 0) when nu_l has an
-    explicit S. s_l is log zeta'_{l-1}, the point where layer l - 1 is evaluated.
+    explicit S. s_l is log zeta'_{l-1}, the point where layer l - 1 is evaluated. Layer l's
+    own terms (S_{F_l}, log(1 + m / r_l) of Q_l, those of the implicit factor) are taken in
+    m / r_l; log(1 + m_l) enters Q_{l+1} undivided (module docstring).
     """
 
     def __init__(self, layers: list[ChainLayer]):
@@ -65,9 +77,24 @@ class ChainSystem:
             rows = [lay.terms.rows.reshape(-1, 3)]
             if lay.nu is not None:  # log S_nu(m) = u + log(1 + m) - log m
                 rows.append(np.array([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]]))
-            self.terms.append(TermsInR(np.concatenate(rows), c))
-        self.log_m = [TermsInR(np.array([[1.0, 0.0, 1.0]]), c) for c in self.c]
-        self.log_1m = [TermsInR(np.array([[1.0, 1.0, 1.0]]), c) for c in self.c]
+            self.terms.append(TermsInR(self._in_m_over_r(np.concatenate(rows), lay), c))
+        self.log_m = [TermsInR(self._in_m_over_r(np.array([[1.0, 0.0, 1.0]]), lay), c)
+                      for lay, c in zip(layers, self.c, strict=True)]
+        self.log_1m = [TermsInR(self._in_m_over_r(np.array([[1.0, 1.0, 1.0]]), lay), c)
+                       for lay, c in zip(layers, self.c, strict=True)]
+        # log(1 + m_l), undivided, for Q_{l+1}; the same object as log_1m[l] when r_l = 1
+        self.log_1m_full = [t if lay.ratio == 1 else TermsInR(np.array([[1.0, 1.0, 1.0]]), c)
+                            for t, lay, c in zip(self.log_1m, layers, self.c, strict=True)]
+
+    @staticmethod
+    def _in_m_over_r(rows: np.ndarray, lay: ChainLayer) -> np.ndarray:
+        """Rows (e, alpha, beta) of sum e log(alpha + beta m / r_l): beta / r_l (unchanged
+        rows when r_l = 1)."""
+        if lay.ratio == 1:
+            return rows
+        rows = np.array(rows, dtype=float)
+        rows[:, 2] /= lay.ratio
+        return rows
 
     @property
     def cauchy_index(self) -> int:
@@ -88,12 +115,13 @@ class ChainSystem:
             lay = self.layers[l]
             zp = xi - lay.qhat
             m = lay.y_moments[0] / zp + lay.y_moments[1] / zp**2
-            xi = zp * (lay.f_s[0] + lay.f_s[1] * m)
+            mt = m if lay.ratio == 1 else m / lay.ratio  # psi of F_l boxtimes mu_l
+            xi = zp * (lay.f_s[0] + lay.f_s[1] * mt)
             v[..., 3 * l] = log_lower(m + self.c[l])
             v[..., 3 * l + 1] = log_upper(xi - lay.qhat_prev)
             if lay.nu is not None:
                 om = np.polynomial.polynomial.polyval(
-                    m, np.concatenate([[0.0], lay.nu.chi_series]))
+                    mt, np.concatenate([[0.0], lay.nu.chi_series]))
                 v[..., 3 * l + 2] = log_lower(om)
         return v
 
@@ -104,12 +132,13 @@ class ChainSystem:
         B_l = e_0 e_1^T (P_l depends on layer l + 1 through s_{l+1} alone), so neither is
         stored (the block algebra of :meth:`_thomas` is then a few products per layer).
 
-        With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l} and
-        L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0):
+        With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l},
+        L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0) and Lt_l = log(1 + m_l / r_l)
+        (= L_l when r_l = 1):
 
-            P_l = -log xi_l + log S_{F_l}(m_l) + log zeta'_l                 (xi = z' S_F(m)),
-            Q_l = L_l - log xi_l - L_{l-1} + s_l   (1 + m_l = xi_l G_{mu_l}(xi_l), G_{mu_l}(xi)
-                                                   = (1 + m_{l-1}) / (xi - qhat_{l-1})).
+            P_l = -log xi_l + log S_{F_l}(m_l / r_l) + log zeta'_l    (xi = z' S_F(mtilde)),
+            Q_l = Lt_l - log xi_l - L_{l-1} + s_l   (1 + mtilde_l = xi_l G_{mu_l}(xi_l),
+                                        G_{mu_l}(xi) = (1 + m_{l-1}) / (xi - qhat_{l-1})).
 
         No difference of nearly equal numbers is formed: xi_l - qhat_{l-1} is the unknown
         itself, so the subordination point may approach an atom of mu_l (or its base point)
@@ -150,7 +179,10 @@ class ChainSystem:
             if l > 0:
                 F[..., l, 1] -= L_prev
                 c[..., l] = -dL_prev
-            L_prev, dL_prev = L, dL
+            if self.log_1m_full[l] is self.log_1m[l]:
+                L_prev, dL_prev = L, dL
+            else:
+                L_prev, dL_prev = self.log_1m_full[l].value_and_slope(r[..., l], er[..., l])
             # R_l
             if lay.nu is None:
                 F[..., l, 2] = u[..., l]

@@ -1,10 +1,12 @@
 """The Hayase-Karakida shift laws: c + X (:class:`ShiftedLaw`) and the shift chain.
 
-mu_1 = delta_{start}, mu_{l+1} = c_l + (F_l boxtimes mu_l) (:class:`ShiftChainLaw`, one
-:class:`ShiftLayer` per step): moments layer by layer (S-series of mu_l times that of F_l,
-reversion, binomial shift), atoms by Belinschi's rule then the shift, density by the
-block-tridiagonal Newton system (:class:`~freeness_lab.theory.newton.chain.ChainSystem`).
-The shift X -> c + X acts on moments binomially and moves atoms: (c + mu)({c + a}) = mu({a}).
+mu_1 = delta_{start}, mu_{l+1} = c_l + (F_l boxtimes mu_l)^{(r_l)} (:class:`ShiftChainLaw`,
+one :class:`ShiftLayer` per step; ^{(r)} is the change of dimension of a rectangular layer,
+psi -> r psi, identity for r = 1): moments layer by layer (S-series of mu_l times that of F_l,
+reversion, times r_l, binomial shift), atoms by Belinschi's rule, the change of dimension, then
+the shift, density by the block-tridiagonal Newton system
+(:class:`~freeness_lab.theory.newton.chain.ChainSystem`). The shift X -> c + X acts on moments
+binomially and moves atoms: (c + mu)({c + a}) = mu({a}).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import SmoothD2Law, SpectralLaw
 from freeness_lab.theory.log_terms import LogTerms
 from freeness_lab.theory.newton import ChainLayer, ChainSystem, ImplicitFactor
-from freeness_lab.theory.products.atoms import power_atoms, product_atoms
+from freeness_lab.theory.products.atoms import change_dimension, power_atoms, product_atoms
 from freeness_lab.theory.products.free_product import Factor, FreeProduct, one_factor_of
 from freeness_lab.theory.series import (
     moments_to_s,
@@ -99,17 +101,30 @@ class ShiftedLaw(SpectralLaw):
 
 @dataclass(frozen=True)
 class ShiftLayer:
-    """One step mu_{l+1} = shift + (factors boxtimes mu_l) of a shift chain."""
+    """One step mu_{l+1} = shift + (factors boxtimes mu_l)^{(ratio)} of a shift chain.
+
+    ``ratio`` r = N_l / N_{l+1} > 0 moves the product from dimension N_l to N_{l+1} before the
+    shift: the same nonzero spectrum, psi -> r psi (moments times r, the mass at 0 becomes
+    1 - r (1 - p_0), the other masses times r). r > 1 (a contracting layer) needs the
+    product's mass at 0 to be at least 1 - 1/r, as the rank of W^T W makes it; 1: square.
+    """
 
     factors: tuple[Factor, ...]
     shift: float
+    ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.ratio > 0 and np.isfinite(self.ratio)):
+            raise ValueError(f"ratio: must be a finite number > 0, got {self.ratio!r}")
 
 
 class ShiftChainLaw(SolvedLaw):
-    """mu_1 = delta_{start}, mu_{l+1} = c_l + (F_l boxtimes mu_l): the Hayase-Karakida self.
+    """mu_1 = delta_{start}, mu_{l+1} = c_l + (F_l boxtimes mu_l)^{(r_l)}: the Hayase-Karakida
+    recursion (r_l = N_l / N_{l+1} the change of dimension of a rectangular layer, 1 square).
 
-    Moments layer by layer (S-series of mu_l times that of F_l, reversion, binomial shift);
-    atoms by Belinschi's rule then the shift; density by the block-tridiagonal Newton system.
+    Moments layer by layer (S-series of mu_l times that of F_l, reversion, times r_l, binomial
+    shift); atoms by Belinschi's rule, the change of dimension, then the shift; density by the
+    block-tridiagonal Newton system.
 
     Parameters
     ----------
@@ -129,6 +144,12 @@ class ShiftChainLaw(SolvedLaw):
         for lay in self.layers:
             for f in lay.factors:
                 atoms = product_atoms(atoms, power_atoms(f.law.atoms, f.power))
+            if lay.ratio != 1:
+                zero = float(atoms[atoms[:, 0] == 0, 1].sum())
+                if 1.0 - lay.ratio * (1.0 - zero) < -1e-12:
+                    raise ValueError(f"ratio: {lay.ratio} needs a mass >= 1 - 1/ratio at 0 "
+                                     f"before the change of dimension, got {zero}")
+                atoms = change_dimension(atoms, lay.ratio)
             self._zero_masses.append(float(atoms[atoms[:, 0] == 0, 1].sum()))
             atoms = np.column_stack([atoms[:, 0] + lay.shift, atoms[:, 1]])
         self.atoms = atoms
@@ -156,6 +177,8 @@ class ShiftChainLaw(SolvedLaw):
             s0 = log_s[0]
             mom = s_to_moments(series_exp(log_s - np.eye(1, n)[0] * s0))
             mom = mom * np.exp(-s0 * np.arange(1, n + 1))
+            if lay.ratio != 1:
+                mom = lay.ratio * mom  # psi -> r psi
             m = shift_moments(mom, lay.shift)
             rows.append(m)
         return np.array(rows)
@@ -214,7 +237,7 @@ class ShiftChainLaw(SolvedLaw):
                                                                          [np.empty((0, 3))])),
                                      nu, prev_shift, lay.shift, self._zero_masses[l],
                                      (y_m[0], y_m[1]),
-                                     (s_f[0], s_f[1])))
+                                     (s_f[0], s_f[1]), lay.ratio))
             prev_shift = lay.shift
         return ChainSystem(layers)
 
