@@ -23,6 +23,10 @@ rule raises a false alarm in about half of all runs; this one in fewer than 1 in
 * ``invalid``: the Monte Carlo mean or its SE is not a finite number (overflow, or NaN from
   the sampler), or there are fewer than 2 trials: there is nothing to judge.
 
+Rectangular networks (``network.width_ratios``): the tables carry ``width_ratios`` (part of
+the variant) and ``widths``, the theory table one row set per width M (each cell's own layer
+widths), and a quantity with SE = 0 (the structural zero mass of J J^T) is judged exactly.
+
 ``theory error`` and ``invalid`` always fail a run; ``no theory`` fails it under
 ``experiment.fail_on_disagreement`` (:data:`FAILING`, :func:`failing`).
 """

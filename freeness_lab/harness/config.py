@@ -118,11 +118,13 @@ def _q_star(values: dict[str, Any]) -> float | None:
 
 def _ratios(name: str, value: object, depth: int) -> tuple[float, ...]:
     """Width ratios r_0..r_L: depth + 1 finite numbers > 0; otherwise a SpecError naming
-    ``name`` (or its entry)."""
+    ``name`` (or its entry). ``network.width_ratios`` may also be null (checked by the
+    caller); an entry of ``sweep.axes.width_ratios`` may not."""
     allowed = (f"a list of depth + 1 = {depth + 1} finite numbers > 0 (r_0..r_L: "
                f"N_l = max(1, round(r_l M)))")
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-        raise SpecError(name, f"must be null (square) or {allowed}, got {value!r}")
+        null = "null (square) or " if name == "network.width_ratios" else ""
+        raise SpecError(name, f"must be {null}{allowed}, got {value!r}")
     if len(value) != depth + 1:
         raise SpecError(name, f"must be {allowed}, got {len(value)} entries: {list(value)}")
     for i, r in enumerate(value):

@@ -119,7 +119,9 @@ class SweepConfig:
     axes : dict of str to tuple
         Network fields varied inside the run, e.g. ``{"weights": ("orthogonal", "gaussian")}``;
         each value replaces the field of :class:`NetworkConfig`. In the YAML every field of
-        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept".
+        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept". ``width_ratios``
+        sweeps network shapes, each a list of depth + 1 ratios (no null entry: a run's
+        networks are all square or all rectangular).
     """
 
     widths: tuple[int, ...] = (64, 128, 256)
