@@ -78,6 +78,12 @@ def _run_id(*, _root_: DictConfig) -> str:
     content = OmegaConf.to_container(OmegaConf.masked_copy(_root_, keys), resolve=True)
     if content.get("network", {}).get("q_star", 0) is None:  # as RunConfig.identity()
         del content["network"]["q_star"]
+    # unset width ratios leave the hash of a square run as it was before they existed
+    if content.get("network", {}).get("width_ratios", 0) is None:
+        del content["network"]["width_ratios"]
+    axes = content.get("sweep", {}).get("axes")
+    if isinstance(axes, dict) and axes.get("width_ratios", 0) is None:
+        del axes["width_ratios"]
     return _hash(content)
 
 

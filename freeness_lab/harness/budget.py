@@ -5,7 +5,8 @@ that an impossible run is refused in one line instead of crashing after its fold
 
 Cost model (one trial of a cell at width M and depth L, float64, BLAS on one thread):
 
-- memory: the sampled network keeps its L weight matrices, and the Jacobian, H_L and the SVD
+- memory (M: the largest layer width of a rectangular network, ``network.width_ratios``):
+  the sampled network keeps its L weight matrices, and the Jacobian, H_L and the SVD
   workspace add a few more M x M arrays: ``(L + 6) * 8 M^2`` bytes per worker; the run's
   tables are assembled in memory (``TABLE_ROW_BYTES`` per row, rows per trial as the study
   says, e.g. ``2 M`` eigenvalue rows per spectrum trial), twice over while they are
@@ -112,14 +113,21 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def largest_width(spec: NetworkSpec) -> int:
+    """M of a square network; max_l N_l of a rectangular one (what the estimates use)."""
+    return max(spec.layer_widths)
+
+
 def trial_bytes(spec: NetworkSpec) -> float:
-    """Peak memory of one trial: ``(L + 6) * 8 M^2`` bytes (module docstring)."""
-    return (spec.depth + 6) * 8.0 * spec.width**2
+    """Peak memory of one trial: ``(L + 6) * 8 M^2`` bytes (module docstring; M the largest
+    layer width of a rectangular network)."""
+    return (spec.depth + 6) * 8.0 * largest_width(spec)**2
 
 
 def trial_seconds(spec: NetworkSpec, time_factor: float = 1.0) -> float:
-    """CPU seconds of one trial: a spectrum trial times ``time_factor`` (module docstring)."""
-    return SECONDS_PER_CUBE * spec.width**3 * (spec.depth + 0.5) * time_factor
+    """CPU seconds of one trial: a spectrum trial times ``time_factor`` (module docstring; M
+    the largest layer width of a rectangular network)."""
+    return SECONDS_PER_CUBE * largest_width(spec)**3 * (spec.depth + 0.5) * time_factor
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """Cells of a run, their content hashes and their random streams.
 
-A *cell* is one study on one network spec at one width M, with its trials. Its random
-numbers come from ``numpy.random.SeedSequence(entropy, spawn_key=cell_words + (trial,))``
+A *cell* is one study on one network spec at one width M (a rectangular network: layer
+widths from ``network.width_ratios`` at M, :class:`~freeness_lab.harness.schema.Shape`), with
+its trials. Its random numbers come from
+``numpy.random.SeedSequence(entropy, spawn_key=cell_words + (trial,))``
 (``docs/conventions.md`` section 4): ``cell_words`` are four 32-bit words of the SHA-256 of
-the cell's identity (study + every field of the spec), never of its position in the sweep, so
-a trial draws the same numbers whatever the order of the cells, the number of workers, or the other
-cells of the run. Each row of a table stores its spawn key, and
-:func:`freeness_lab.rng.generator_for` regenerates any single trial.
+the cell's identity (study + every field of the spec; a rectangular cell adds its shape),
+never of its position in the sweep, so a trial draws the same numbers whatever the order of
+the cells, the number of workers, or the other cells of the run. Each row of a table stores
+its spawn key, and :func:`freeness_lab.rng.generator_for` regenerates any single trial.
 
 A cell's *content hash* (:attr:`Cell.key`) also covers the root entropy, the number of trials
 and the study parameters: it names the cell's file, so a re-run finds finished cells by name.
@@ -20,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.schema import RunConfig
+from freeness_lab.harness.schema import RunConfig, Shape
 from freeness_lab.harness.studies import STUDIES
+from freeness_lab.harness.studies.base import grid_entries
 from freeness_lab.rng import content_digest, content_seed, content_words
 from freeness_lab.spec import NetworkSpec
 
@@ -45,6 +48,9 @@ class Cell:
         Study parameters that change the numbers (moments, words...).
     entropy : int
         Root entropy of the run.
+    shape : Shape or None
+        A rectangular network's swept width M and width ratios (the spec holds the layer
+        widths N_l); ``None`` for a square network (M is ``spec.width``).
     """
 
     study: str
@@ -52,10 +58,16 @@ class Cell:
     trials: int
     params: tuple[tuple[str, Any], ...]
     entropy: int
+    shape: Shape | None = None
 
     def identity(self) -> dict[str, Any]:
-        """What the random streams derive from: the study and every field of the spec."""
-        return {"study": self.study, "spec": dataclasses.asdict(self.spec)}
+        """What the random streams derive from: the study and every field of the spec, and
+        the shape (M and ratios) of a rectangular network -- only then, so that a square
+        cell keeps its identity, hence its key and seeds."""
+        out = {"study": self.study, "spec": dataclasses.asdict(self.spec)}
+        if self.shape is not None:
+            out["shape"] = {"width": self.shape.width, "width_ratios": list(self.shape.ratios)}
+        return out
 
     @property
     def cell_words(self) -> tuple[int, ...]:
@@ -79,11 +91,15 @@ class Cell:
         return f"{self.study}-{content_digest(content).hex()[:20]}"
 
     def label(self) -> dict[str, Any]:
-        """Columns identifying the cell in the tidy tables."""
+        """Columns identifying the cell in the tidy tables; ``width`` is M, and a rectangular
+        cell adds ``width_ratios`` and ``widths`` (:meth:`Shape.label`)."""
         s = self.spec
-        return {"study": self.study, "activation": s.activation, "weights": s.weights,
-                "depth": s.depth, "width": s.width, "sigma_w": s.sigma_w,
-                "sigma_b": s.sigma_b, "q0": s.q0}
+        out = {"study": self.study, "activation": s.activation, "weights": s.weights,
+               "depth": s.depth, "width": s.width, "sigma_w": s.sigma_w,
+               "sigma_b": s.sigma_b, "q0": s.q0}
+        if self.shape is not None:
+            out.update(width=self.shape.width, **self.shape.label())
+        return out
 
 
 def plan_cells(run: RunConfig) -> list[Cell]:
@@ -95,6 +111,6 @@ def plan_cells(run: RunConfig) -> list[Cell]:
     cells = []
     for study in run.experiment.studies:
         params = STUDIES[study].params(run.experiment)
-        for spec, trials in STUDIES[study].grid(run):
-            cells.append(Cell(study, spec, trials, params, run.seed))
+        for spec, trials, shape in grid_entries(STUDIES[study], run):
+            cells.append(Cell(study, spec, trials, params, run.seed, shape))
     return cells

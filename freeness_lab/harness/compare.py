@@ -23,6 +23,10 @@ rule raises a false alarm in about half of all runs; this one in fewer than 1 in
 * ``invalid``: the Monte Carlo mean or its SE is not a finite number (overflow, or NaN from
   the sampler), or there are fewer than 2 trials: there is nothing to judge.
 
+Rectangular networks (``network.width_ratios``): the tables carry ``width_ratios`` (part of
+the variant) and ``widths``, the theory table one row set per width M (each cell's own layer
+widths), and a quantity with SE = 0 (the structural zero mass of J J^T) is judged exactly.
+
 ``theory error`` and ``invalid`` always fail a run; ``no theory`` fails it under
 ``experiment.fail_on_disagreement`` (:data:`FAILING`, :func:`failing`).
 """
@@ -37,8 +41,13 @@ from freeness_lab.harness.stats import grouped_mean_se
 
 #: columns naming a network variant (everything in a cell's label but the width)
 VARIANT_COLUMNS: list[str] = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0"]
+#: label columns of rectangular cells only (``network.width_ratios``): the shape, the same at
+#: every M, and the layer widths at M
+SHAPE_COLUMN, WIDTHS_COLUMN = "width_ratios", "widths"
 #: slope of log|defect| vs log M at or below which a shrinking defect counts as converging
 CONVERGING_SLOPE = -0.5
+#: a Monte Carlo mean with SE = 0 agrees with theory when within this relative tolerance
+EXACT_RTOL = 1e-9
 #: verdicts that always fail a run
 FAILING: tuple[str, ...] = ("disagrees", "theory error", "invalid")
 #: verdicts that fail a run in regression-suite mode (``experiment.fail_on_disagreement``)
@@ -50,19 +59,41 @@ def failing(verdict: pd.Series, strict: bool) -> pd.Series:
     return verdict.isin(FAILING_STRICT if strict else FAILING)
 
 
+def variant_columns(table: pd.DataFrame) -> list[str]:
+    """:data:`VARIANT_COLUMNS`, and the shape's ``width_ratios`` in a table of rectangular
+    cells."""
+    return [*VARIANT_COLUMNS, *([SHAPE_COLUMN] if SHAPE_COLUMN in table.columns else [])]
+
+
 def aggregate_trials(spectrum: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SE and trial count per variant x width x matrix x quantity."""
-    return grouped_mean_se(spectrum, [*VARIANT_COLUMNS, "width", "matrix", "quantity"], "value")
+    """Mean, SE and trial count per variant x width x matrix x quantity (x layer widths, for
+    rectangular cells)."""
+    widths = [WIDTHS_COLUMN] if WIDTHS_COLUMN in spectrum.columns else []
+    return grouped_mean_se(spectrum, [*variant_columns(spectrum), "width", *widths, "matrix",
+                                      "quantity"], "value")
 
 
 def compare(spectrum: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:
-    """Aggregated Monte Carlo table joined with theory: defect, relative defect, z-score."""
+    """Aggregated Monte Carlo table joined with theory: defect, relative defect, z-score.
+
+    A theory table with ``width`` (rectangular cells: the theory of each cell's layer
+    widths) is joined per width too. A quantity that is exact at every trial (SE = 0: the
+    structural zero mass of a rectangular J J^T) has z = 0 when it equals theory to
+    :data:`EXACT_RTOL`, else +-inf.
+    """
     agg = aggregate_trials(spectrum)
-    out = agg.merge(theory, on=[*VARIANT_COLUMNS, "matrix", "quantity"], how="left")
+    shaped = [c for c in (SHAPE_COLUMN, "width", WIDTHS_COLUMN) if c in theory.columns]
+    out = agg.merge(theory, on=[*VARIANT_COLUMNS, *shaped, "matrix", "quantity"], how="left")
     out["theory"] = out["theory"].astype(float)
     out["defect"] = out["mean"] - out["theory"]
     out["rel_defect"] = out["defect"] / out["theory"].abs()
-    out["z"] = out["defect"] / out["se"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["z"] = out["defect"] / out["se"]
+    exact = (out["se"] == 0) & np.isfinite(out["defect"])
+    if exact.any():
+        equal = out["defect"].abs() <= EXACT_RTOL * np.maximum(1.0, out["theory"].abs())
+        out.loc[exact, "z"] = np.where(equal[exact], 0.0,
+                                       np.sign(out.loc[exact, "defect"]) * np.inf)
     return out
 
 
@@ -83,7 +114,8 @@ def familywise_p(z: float, trials: int, n_checks: int) -> float:
 def verdicts(comparison: pd.DataFrame, z_max: float) -> pd.DataFrame:
     """One verdict per variant x matrix x quantity (see the module docstring)."""
     rows = []
-    keys = [*VARIANT_COLUMNS, "matrix", "quantity"]
+    keys = [*variant_columns(comparison), "matrix", "quantity"]
+    widths = [WIDTHS_COLUMN] if WIDTHS_COLUMN in comparison.columns else []
     groups = list(comparison.groupby(keys, sort=False))
     alpha = 2.0 * stats.norm.sf(z_max)
     for key, g in groups:
@@ -107,6 +139,7 @@ def verdicts(comparison: pd.DataFrame, z_max: float) -> pd.DataFrame:
         else:
             verdict = "disagrees"
         rows.append({**dict(zip(keys, key, strict=True)), "width": int(last["width"]),
+                     **{c: last[c] for c in widths},
                      "mean": last["mean"], "se": last["se"], "theory": last["theory"],
                      "z": last["z"], "p_familywise": p_family, "slope": slope,
                      "verdict": verdict})

@@ -39,6 +39,7 @@ from freeness_lab.harness.schema import (
     SweepConfig,
 )
 from freeness_lab.harness.studies import STUDIES
+from freeness_lab.harness.studies.base import grid_entries
 from freeness_lab.spec import NetworkSpec, SpecError
 from freeness_lab.theory.predictions import critical_point
 
@@ -115,16 +116,59 @@ def _q_star(values: dict[str, Any]) -> float | None:
     return float(q_star)
 
 
+def _ratios(name: str, value: object, depth: int) -> tuple[float, ...]:
+    """Width ratios r_0..r_L: depth + 1 finite numbers > 0; otherwise a SpecError naming
+    ``name`` (or its entry). ``network.width_ratios`` may also be null (checked by the
+    caller); an entry of ``sweep.axes.width_ratios`` may not."""
+    allowed = (f"a list of depth + 1 = {depth + 1} finite numbers > 0 (r_0..r_L: "
+               f"N_l = max(1, round(r_l M)))")
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        null = "null (square) or " if name == "network.width_ratios" else ""
+        raise SpecError(name, f"must be {null}{allowed}, got {value!r}")
+    if len(value) != depth + 1:
+        raise SpecError(name, f"must be {allowed}, got {len(value)} entries: {list(value)}")
+    for i, r in enumerate(value):
+        if isinstance(r, bool) or not isinstance(r, Real) or not 0 < float(r) < math.inf:
+            raise SpecError(f"{name}[{i}]", f"must be a finite number > 0 (entries of "
+                            f"{name}: {allowed}), got {r!r}")
+    return tuple(float(r) for r in value)
+
+
 def _network(node: Mapping[str, Any]) -> NetworkConfig:
     _check_keys(node, NetworkConfig, "network.")
     values = {**dataclasses.asdict(NetworkConfig()), **node}
+    ratios = values.pop("width_ratios")
     q_star = _q_star(values)
     try:
         spec = NetworkSpec(**values, width=1)
     except SpecError as err:
         raise SpecError(f"network.{err.field}", str(err).split(": ", 1)[1]) from None
     _int("network.depth", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
-    return NetworkConfig(**{k: getattr(spec, k) for k in values}, q_star=q_star)
+    if ratios is not None:
+        ratios = _ratios("network.width_ratios", ratios, spec.depth)
+    return NetworkConfig(**{k: getattr(spec, k) for k in values}, q_star=q_star,
+                         width_ratios=ratios)
+
+
+def _axis(name: str, values: object, base: dict[str, Any]) -> tuple[Any, ...]:
+    """The checked values of ``sweep.axes.<name>`` (each as the field of a NetworkSpec, width
+    ratios as :func:`_ratios`)."""
+    checked = []
+    for i, v in enumerate(_seq(f"sweep.axes.{name}", values)):
+        if name == "width_ratios":
+            checked.append(_ratios(f"sweep.axes.width_ratios[{i}]", v, base["depth"]))
+            continue
+        try:
+            spec = NetworkSpec(**{**base, name: v}, width=1)
+        except SpecError as err:
+            raise SpecError(f"sweep.axes.{name}[{i}]", str(err).split(": ", 1)[1]) from None
+        if name == "depth":
+            _int(f"sweep.axes.depth[{i}]", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
+        checked.append(getattr(spec, name))
+    if len(set(checked)) != len(checked):
+        raise SpecError(f"sweep.axes.{name}", f"must not repeat a value, got "
+                        f"{[list(c) if isinstance(c, tuple) else c for c in checked]}")
+    return tuple(checked)
 
 
 def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
@@ -144,6 +188,10 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
                         f"values, got {raw_axes!r}")
     axes: dict[str, tuple[Any, ...]] = {}
     base = network.spec_fields()
+    if raw_axes.get("depth") is not None and (network.width_ratios is not None
+                                              or raw_axes.get("width_ratios") is not None):
+        raise SpecError("sweep.axes.depth", "cannot be swept with width ratios set (each "
+                        "shape has depth + 1 ratios); allowed: null, or width_ratios null")
     for name, values in raw_axes.items():
         if values is None:  # a null axis is not swept
             continue
@@ -154,18 +202,7 @@ def _sweep(node: Mapping[str, Any], network: NetworkConfig) -> SweepConfig:
             raise SpecError(f"sweep.axes.{name}", f"cannot be swept with network.q_star set (it "
                             f"fixes {', '.join(CRITICAL_FIELDS)}); allowed axes: "
                             f"{_allowed(f for f in AXIS_FIELDS if f not in CRITICAL_FIELDS)}")
-        checked = []
-        for i, v in enumerate(_seq(f"sweep.axes.{name}", values)):
-            try:
-                spec = NetworkSpec(**{**base, name: v}, width=1)
-            except SpecError as err:
-                raise SpecError(f"sweep.axes.{name}[{i}]", str(err).split(": ", 1)[1]) from None
-            if name == "depth":
-                _int(f"sweep.axes.depth[{i}]", spec.depth, 1, MAX_DEPTH, _DEPTH_WHY)
-            checked.append(getattr(spec, name))
-        if len(set(checked)) != len(checked):
-            raise SpecError(f"sweep.axes.{name}", f"must not repeat a value, got {checked}")
-        axes[name] = tuple(checked)
+        axes[name] = _axis(name, values, base)
     return SweepConfig(widths=widths, trials=trials, axes=axes)
 
 
@@ -280,6 +317,7 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
                     n_jobs=min(int(n_jobs), budget.available_cores()),
                     progress=_bool("progress", node.get("progress", True)),
                     max_new_cells=max_new, force=_bool("force", node.get("force", False)))
+    _check_rectangular(run)
     for name in experiment.studies:
         STUDIES[name].validate(run)
     _check_numeric_range(run)
@@ -291,6 +329,19 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
 def workers(run: RunConfig) -> int:
     """Parallel workers of a run: ``n_jobs``, or every available core for -1."""
     return budget.available_cores() if run.n_jobs == -1 else run.n_jobs
+
+
+def _check_rectangular(run: RunConfig) -> None:
+    """Width ratios only with studies that handle rectangular networks (``Study.rectangular``)."""
+    field = run.rectangular()
+    if field is None:
+        return
+    allowed = [name for name, s in STUDIES.items() if s.rectangular]
+    for name in run.experiment.studies:
+        if not STUDIES[name].rectangular:
+            raise SpecError(field, f"the {name} study handles square networks only; with width "
+                            f"ratios set, experiment.studies may hold only: {_allowed(allowed)} "
+                            f"(e.g. experiment=spectrum)")
 
 
 def _check_numeric_range(run: RunConfig) -> None:
@@ -310,10 +361,10 @@ def _check_budget(run: RunConfig) -> None:
     cells = []
     for name in e.studies:
         study = STUDIES[name]
-        for spec, trials in study.grid(run):
+        for spec, trials, _ in grid_entries(study, run):
             cells.append(budget.CellCost(spec, trials, study.rows_per_trial(spec, e),
                                          study.time_factor))
     estimate = budget.estimate(cells, workers(run))
     dominant = "network.depth" if max(c.spec.depth for c in cells) > max(
-        c.spec.width for c in cells) else "sweep.widths"
+        budget.largest_width(c.spec) for c in cells) else "sweep.widths"
     budget.check_budget(estimate, dominant_field=dominant)

@@ -20,7 +20,8 @@ from freeness_lab.spec import NetworkSpec
 DEFAULT_STUDIES: tuple[str, ...] = ("spectrum", "freeness")
 #: network fields that ``sweep.axes`` may vary inside one run (the width has ``sweep.widths``);
 #: with ``network.q_star`` set, sigma_w, sigma_b and q0 are the critical point's and not swept
-AXIS_FIELDS: tuple[str, ...] = ("activation", "weights", "depth", "sigma_w", "sigma_b", "q0")
+AXIS_FIELDS: tuple[str, ...] = ("activation", "weights", "depth", "sigma_w", "sigma_b", "q0",
+                                "width_ratios")
 #: deepest network a run accepts: the mean field, the series moments and the Newton solver are
 #: linear in depth, and a trial keeps its L weight matrices (``harness.budget``)
 MAX_DEPTH = 10_000
@@ -35,8 +36,45 @@ MIN_TRIALS = 2
 
 
 @dataclass(frozen=True)
+class Shape:
+    """The layer widths of a rectangular network at one swept width M.
+
+    Attributes
+    ----------
+    width : int
+        The swept width M (``sweep.widths``; the ``width`` column of the tables).
+    ratios : tuple of float
+        ``network.width_ratios`` r_0..r_L: N_l = max(1, round(r_l M)) (Python's ``round``,
+        halves to even).
+    """
+
+    width: int
+    ratios: tuple[float, ...]
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """N_0..N_L at this M."""
+        return tuple(max(1, round(r * self.width)) for r in self.ratios)
+
+    def spec(self, variant: NetworkSpec) -> NetworkSpec:
+        """``variant`` (any width) with these layer widths."""
+        return dataclasses.replace(variant, widths=self.widths)
+
+    def label(self) -> dict[str, str]:
+        """The shape's table columns: ``width_ratios`` ("1:2:1", the same at every M) and
+        ``widths`` ("64-128-64")."""
+        return {"width_ratios": ratios_label(self.ratios),
+                "widths": "-".join(str(n) for n in self.widths)}
+
+
+def ratios_label(ratios: tuple[float, ...]) -> str:
+    """``width_ratios`` as a table value, e.g. ``"1:0.5:1"``."""
+    return ":".join(f"{r:.12g}" for r in ratios)
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
-    """The base network of a run (a square :class:`~freeness_lab.NetworkSpec` minus its width).
+    """The base network of a run (a :class:`~freeness_lab.NetworkSpec` minus its width).
 
     Attributes
     ----------
@@ -44,6 +82,10 @@ class NetworkConfig:
         When set, the network sits at the edge of chaos with every layer at this fixed point
         q*: validation replaces ``sigma_w``, ``sigma_b`` and ``q0`` by
         :func:`freeness_lab.theory.predictions.critical_point` (activation, q*).
+    width_ratios : tuple of float or None
+        ``None``: a square network (every N_l = M). Else r_0..r_L (depth + 1 finite numbers
+        > 0): at each swept width M the layer widths are N_l = max(1, round(r_l M))
+        (:class:`Shape`), and ``M`` stays the ``width`` of the tables.
     """
 
     activation: str = "relu"
@@ -53,11 +95,14 @@ class NetworkConfig:
     sigma_b: float = 0.0
     q0: float = 1.0
     q_star: float | None = None
+    width_ratios: tuple[float, ...] | None = None
 
     def spec_fields(self) -> dict[str, Any]:
-        """The fields of the :class:`~freeness_lab.NetworkSpec` (all but ``q_star``)."""
+        """The fields of the :class:`~freeness_lab.NetworkSpec` (all but ``q_star`` and
+        ``width_ratios``)."""
         fields = dataclasses.asdict(self)
         fields.pop("q_star")
+        fields.pop("width_ratios")
         return fields
 
 
@@ -74,7 +119,9 @@ class SweepConfig:
     axes : dict of str to tuple
         Network fields varied inside the run, e.g. ``{"weights": ("orthogonal", "gaussian")}``;
         each value replaces the field of :class:`NetworkConfig`. In the YAML every field of
-        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept".
+        :data:`AXIS_FIELDS` is listed, ``null`` meaning "not swept". ``width_ratios``
+        sweeps network shapes, each a list of depth + 1 ratios (no null entry: a run's
+        networks are all square or all rectangular).
     """
 
     widths: tuple[int, ...] = (64, 128, 256)
@@ -183,21 +230,36 @@ class RunConfig:
     max_new_cells: int | None = None
     force: bool = False
 
-    def variants(self) -> list[NetworkSpec]:
-        """The network variants of the sweep (product of ``sweep.axes``), width 1 placeholder."""
-        base = self.network.spec_fields()
+    def shaped_variants(self) -> list[tuple[NetworkSpec, tuple[float, ...] | None]]:
+        """The network variants of the sweep (product of ``sweep.axes``), width 1
+        placeholder, each with its width ratios (``None``: square)."""
+        base = {**self.network.spec_fields(), "width_ratios": self.network.width_ratios}
         names = list(self.sweep.axes)
-        specs = []
+        out = []
         for values in itertools.product(*(self.sweep.axes[n] for n in names)):
-            specs.append(NetworkSpec(**{**base, **dict(zip(names, values, strict=True))},
-                                     width=1))
-        return specs
+            fields = {**base, **dict(zip(names, values, strict=True))}
+            ratios = fields.pop("width_ratios")
+            out.append((NetworkSpec(**fields, width=1), ratios))
+        return out
+
+    def variants(self) -> list[NetworkSpec]:
+        """The network variants of the sweep (product of ``sweep.axes``), width 1 placeholder
+        (a variant per shape of ``sweep.axes.width_ratios``: :meth:`shaped_variants`)."""
+        return [spec for spec, _ in self.shaped_variants()]
+
+    def rectangular(self) -> str | None:
+        """The config field that makes the run's networks rectangular, or ``None``."""
+        if "width_ratios" in self.sweep.axes:
+            return "sweep.axes.width_ratios"
+        return None if self.network.width_ratios is None else "network.width_ratios"
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines the run's numbers (not ``n_jobs``, ``progress``...)."""
         network = dataclasses.asdict(self.network)
         if self.network.q_star is None:  # not part of the identity unless used
             network.pop("q_star")
+        if self.network.width_ratios is None:  # likewise: square runs keep their identity
+            network.pop("width_ratios")
         experiment = dataclasses.asdict(self.experiment)
         if self.experiment.spectral_grid is None:  # likewise
             experiment.pop("spectral_grid")

@@ -11,7 +11,15 @@ fluctuation of the scale, through the sampled D_l, cancels there: its SE is 2-3 
 smaller than that of m_k), and (optionally) every eigenvalue. The weight sampler is checked
 in the same table (matrix ``W``): Tr(W^l / sigma_w) and Tr((W^l / sigma_w)^2) averaged over
 the layers, whose exact means at every M are 0 and 1
-(:func:`freeness_lab.simulate.weight_traces`, :func:`freeness_lab.theory.weight_trace_means`).
+(:func:`freeness_lab.simulate.weight_traces`, :func:`freeness_lab.theory.weight_trace_means`;
+square layers only: a rectangular network's W rows average over its square layers, and
+has none when no layer is square).
+
+Rectangular networks (``network.width_ratios``): J J^T is N_L x N_L and has N_L eigenvalues
+(structural zeros included), H_L is N_L x N_L; a layer narrower than the output gives J J^T
+an atom at 0, so their J J^T rows add :data:`ZERO_MASS`, the fraction of eigenvalues at or
+below the noise floor (:func:`~freeness_lab.harness.spectral_distance.noise_floor`), against
+the limit law's atom at 0. Square networks keep exactly their rows of before (no such row).
 The theory side,
 :func:`freeness_lab.theory.jacobian_law` / :func:`freeness_lab.theory.fim_dual_law` (S-transform
 products, Pennington, Schoenholz & Ganguli 2017/2018), gives the same moments of the limit
@@ -25,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from freeness_lab.harness.spectral_distance import noise_floor
 from freeness_lab.simulate import sample_network, spectral_moments, weight_traces
 from freeness_lab.spec import NetworkSpec
 
@@ -36,6 +45,15 @@ MATRICES: tuple[str, ...] = ("JJT", "H_L")
 #: label of the weight-sampler rows, and their quantities (unnormalized traces)
 WEIGHTS = "W"
 WEIGHT_QUANTITIES: tuple[str, ...] = ("Tr(W)", "Tr(W^2)")
+#: quantity of a rectangular network's J J^T rows: its fraction of zero eigenvalues
+ZERO_MASS = "mass(0)"
+
+
+def zero_mass(eigs: np.ndarray, spec: NetworkSpec) -> float:
+    """Fraction of ``eigs`` at or below the noise floor 2 (L+1) N eps lambda_max (N: the
+    largest layer width; :func:`~freeness_lab.harness.spectral_distance.noise_floor`)."""
+    floor = noise_floor(eigs, max(spec.layer_widths), spec.depth)
+    return float(np.mean(eigs <= floor))
 
 
 def quantity_names(n_moments: int) -> list[str]:
@@ -95,9 +113,15 @@ def spectrum_trial(spec: NetworkSpec, seed: np.random.SeedSequence,
         matrix += [label] * len(names)
         quantity += names
         value += [*moments.tolist(), float(np.var(eigs)), *shape_moments(moments).tolist()]
-    matrix += [WEIGHTS] * len(WEIGHT_QUANTITIES)
-    quantity += list(WEIGHT_QUANTITIES)
-    value += weight_traces(net.weights, spec.sigma_w).tolist()
+        if spec.widths is not None and label == "JJT":
+            matrix.append(label)
+            quantity.append(ZERO_MASS)
+            value.append(zero_mass(eigs, spec))
+    square = [w for w in net.weights if w.shape[0] == w.shape[1]]
+    if square:
+        matrix += [WEIGHTS] * len(WEIGHT_QUANTITIES)
+        quantity += list(WEIGHT_QUANTITIES)
+        value += weight_traces(square, spec.sigma_w).tolist()
     out: dict[str, dict[str, Any]] = {
         "spectrum": {"matrix": matrix, "quantity": quantity, "value": value}}
     if params["eigenvalues"]:

@@ -12,6 +12,13 @@ theory side raises on purpose where a prediction is known to be missing, makes a
 ``experiment.fail_on_disagreement``). Any other exception, or moments that are not finite, is
 a *theory error*: the run goes on, and the check fails (a verifier that turned a bug into
 "no theory" would say PASS on a broken theory).
+
+Rectangular networks (``network.width_ratios``): the theory is that of each cell's own layer
+widths N_l = max(1, round(r_l M)) (the limit law of its width ratios), one per variant and M;
+J J^T adds its atom at 0 (:data:`~freeness_lab.harness.spectrum.ZERO_MASS`). H_L of a
+rectangular network is ``unavailable`` while :func:`freeness_lab.theory.fim_dual_law`
+raises :class:`~freeness_lab.theory.TheoryUnavailable` for it, and fills in by itself once it
+does not.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from freeness_lab.harness.schema import Shape
 from freeness_lab.harness.spectrum import (
     WEIGHT_QUANTITIES,
     WEIGHTS,
+    ZERO_MASS,
     quantity_names,
     shape_moments,
 )
@@ -103,6 +112,8 @@ def theory_moments(spec: NetworkSpec, matrix: str, n_moments: int) -> TheoryMome
     values["variance"] = float(m[1] - m[0] ** 2)
     values.update(zip(quantity_names(n_moments)[n_moments + 1:],
                       shape_moments(m[:n_moments]).tolist(), strict=True))
+    if spec.widths is not None:
+        values[ZERO_MASS] = float(atoms[atoms[:, 0] == 0.0, 1].sum())
     return TheoryMoments(values, atoms)
 
 
@@ -147,7 +158,7 @@ def stage(items: list, desc: str, progress: bool) -> Iterable:
 
 
 def theory_table(variants: list[NetworkSpec], matrices: tuple[str, ...], n_moments: int, *,
-                 progress: bool = False
+                 progress: bool = False, shapes: list[Shape | None] | None = None
                  ) -> tuple[pd.DataFrame, dict[tuple[int, str], TheoryMoments]]:
     """Tidy theory table (one row per variant x matrix x quantity) and the raw results.
 
@@ -155,22 +166,33 @@ def theory_table(variants: list[NetworkSpec], matrices: tuple[str, ...], n_momen
     (:func:`weight_theory`) are added for every variant. The raw results are keyed by
     (variant index, matrix). Every quantity has a row; where
     the prediction is missing, ``theory`` is NaN and ``status`` says why (``"unavailable"``
-    or ``"error"``).
+    or ``"error"``). ``shapes`` (one per variant, all given or none): the theory of each
+    variant at that shape's layer widths, its rows labelled with the shape's
+    ``width_ratios``, ``width`` (M) and ``widths`` columns, and J J^T's
+    :data:`~freeness_lab.harness.spectrum.ZERO_MASS` row.
     """
+    shapes = [None] * len(variants) if shapes is None else shapes
+    labelled = any(shape is not None for shape in shapes)
     rows, raw = [], {}
-    jobs = [(i, spec, matrix) for i, spec in enumerate(variants)
+    jobs = [(i, spec if shape is None else shape.spec(spec), shape, matrix)
+            for i, (spec, shape) in enumerate(zip(variants, shapes, strict=True))
             for matrix in (*matrices, WEIGHTS)]
-    for i, spec, matrix in stage(jobs, "theory", progress):
+    for i, spec, shape, matrix in stage(jobs, "theory", progress):
         if matrix == WEIGHTS:
             res, names = weight_theory(spec), list(WEIGHT_QUANTITIES)
         else:
             res, names = theory_moments(spec, matrix, n_moments), quantity_names(n_moments)
+            if matrix == "JJT" and shape is not None:
+                names.append(ZERO_MASS)
         raw[(i, matrix)] = res
+        label = {} if shape is None else {"width_ratios": shape.label()["width_ratios"],
+                                          "width": shape.width, "widths": shape.label()["widths"]}
         for quantity in names:
             rows.append({"activation": spec.activation, "weights": spec.weights,
                          "depth": spec.depth, "sigma_w": spec.sigma_w, "sigma_b": spec.sigma_b,
-                         "q0": spec.q0, "matrix": matrix, "quantity": quantity,
+                         "q0": spec.q0, **label, "matrix": matrix, "quantity": quantity,
                          "theory": res.values.get(quantity, np.nan), "status": res.status})
-    columns = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0", "matrix",
+    columns = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0",
+               *(["width_ratios", "width", "widths"] if labelled else []), "matrix",
                "quantity", "theory", "status"]
     return pd.DataFrame(rows, columns=columns), raw

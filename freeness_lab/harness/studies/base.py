@@ -25,13 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.schema import ExperimentConfig, RunConfig, Shape
 from freeness_lab.spec import NetworkSpec
 
 #: columns of one table, as produced by one trial (scalars are repeated to the length)
 Columns = dict[str, Any]
 #: study parameters entering a cell's key: (name, value) pairs
 Params = tuple[tuple[str, Any], ...]
+#: one cell of a study's grid: (network at its width, trials), or (network, trials, shape)
+#: for a rectangular network of the sweep (:class:`~freeness_lab.harness.schema.Shape`)
+GridEntry = tuple[NetworkSpec, int] | tuple[NetworkSpec, int, Shape | None]
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,26 @@ def one_moment(experiment: ExperimentConfig) -> int:
     return 1
 
 
-def sweep_grid(run: RunConfig) -> list[tuple[NetworkSpec, int]]:
+def sweep_grid(run: RunConfig) -> list[GridEntry]:
     """The run's own cells: every variant of ``sweep.axes`` at every width of
-    ``sweep.widths`` (variants outer), ``sweep.trials`` trials each."""
-    return [(variant.with_width(width), run.sweep.trials)
-            for variant in run.variants() for width in run.sweep.widths]
+    ``sweep.widths`` (variants outer), ``sweep.trials`` trials each; a rectangular variant
+    (width ratios) with its :class:`~freeness_lab.harness.schema.Shape` at each M."""
+    out: list[GridEntry] = []
+    for variant, ratios in run.shaped_variants():
+        for width in run.sweep.widths:
+            if ratios is None:
+                out.append((variant.with_width(width), run.sweep.trials))
+            else:
+                shape = Shape(width, ratios)
+                out.append((shape.spec(variant), run.sweep.trials, shape))
+    return out
+
+
+def grid_entries(study: Study, run: RunConfig
+                 ) -> list[tuple[NetworkSpec, int, Shape | None]]:
+    """``study.grid(run)`` with every entry as (spec, trials, shape or None)."""
+    return [(entry[0], entry[1], entry[2] if len(entry) > 2 else None)
+            for entry in study.grid(run)]
 
 
 @dataclass(frozen=True)
@@ -127,7 +145,12 @@ class Study:
     grid : callable
         ``grid(run) -> [(spec, trials)]``: its cells, each network at its width M with its
         number of trials (:func:`sweep_grid`, the run's sweep, unless the study has axes of
-        its own; called after ``validate``).
+        its own; called after ``validate``); an entry may carry a third element, the
+        :class:`~freeness_lab.harness.schema.Shape` of a rectangular network
+        (:func:`grid_entries`).
+    rectangular : bool
+        Whether it handles rectangular networks (``network.width_ratios``); a run with width
+        ratios and a study without is refused by the config check.
     """
 
     name: str
@@ -140,4 +163,5 @@ class Study:
     time_factor: float = 1.0
     validate: Callable[[RunConfig], None] = no_check
     range_moments: Callable[[ExperimentConfig], int] = one_moment
-    grid: Callable[[RunConfig], list[tuple[NetworkSpec, int]]] = sweep_grid
+    grid: Callable[[RunConfig], list[GridEntry]] = sweep_grid
+    rectangular: bool = False

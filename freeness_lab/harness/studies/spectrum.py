@@ -6,6 +6,11 @@ moments (:func:`~freeness_lab.harness.theory_side.theory_table`), the Monte Carl
 with them and the verdicts (:mod:`freeness_lab.harness.compare`), histograms over the theory
 densities (each density under a time budget, :data:`MIN_DENSITY_SECONDS`), and its section of
 ``summary.md``.
+
+Rectangular networks (``network.width_ratios``, ``sweep.axes.width_ratios``): the theory of
+each cell's own layer widths (J J^T with its atom at 0 against the fraction of zero
+eigenvalues; H_L ``no theory`` while :func:`~freeness_lab.theory.fim_dual_law` has none), the
+verdicts per shape; the spectral check (``experiment.spectral_trials``) is square-only.
 """
 
 from __future__ import annotations
@@ -16,17 +21,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.compare import VARIANT_COLUMNS, compare, failing, verdicts
+from freeness_lab.harness.compare import (
+    SHAPE_COLUMN,
+    VARIANT_COLUMNS,
+    compare,
+    failing,
+    verdicts,
+)
 from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import spectrum_histogram
-from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.schema import ExperimentConfig, RunConfig, Shape
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_report import spectral_report
 from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
 from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
 from freeness_lab.harness.theory_side import TheoryMoments, stage, theory_density, theory_table
-from freeness_lab.spec import NetworkSpec
+from freeness_lab.spec import NetworkSpec, SpecError
 
 #: rows of the spectral_distance table per trial (6 comparisons x about 16 metrics)
 SPECTRAL_ROWS = 100
@@ -52,14 +63,36 @@ def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
             + (SPECTRAL_ROWS if e.spectral_trials else 0))
 
 
+def validate(run: RunConfig) -> None:
+    """The spectral check (``experiment.spectral_trials``) needs square networks (its cyclic
+    control and paired laws)."""
+    field = run.rectangular()
+    if field is not None and run.experiment.spectral_trials:
+        raise SpecError("experiment.spectral_trials", f"must be 0 with {field} set: the "
+                        f"spectral check handles square networks only, got "
+                        f"{run.experiment.spectral_trials}")
+
+
+def shaped_cells(run: RunConfig) -> tuple[list[NetworkSpec], list[Shape | None]]:
+    """The variants the theory is computed for, with their shapes: the run's variants
+    (square), or each rectangular variant at every M of the sweep (its own layer widths)."""
+    if run.rectangular() is None:
+        variants = run.variants()
+        return variants, [None] * len(variants)
+    pairs = [(spec, Shape(width, ratios)) for spec, ratios in run.shaped_variants()
+             for width in run.sweep.widths]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def range_moments(e: ExperimentConfig) -> int:
     """The spectrum study records m_1..m_n of J J^T and H_L."""
     return e.moments
 
 
-def _slug(spec: Any) -> str:
+def _slug(spec: Any, shape: Shape | None = None) -> str:
+    shaped = "" if shape is None else f"-r{shape.label()[SHAPE_COLUMN].replace(':', '_')}"
     return (f"{spec.activation}-{spec.weights}-L{spec.depth}-sw{spec.sigma_w:.4g}"
-            f"-sb{spec.sigma_b:g}-q{spec.q0:g}").replace("(", "").replace(")", "")
+            f"-sb{spec.sigma_b:g}-q{spec.q0:g}{shaped}").replace("(", "").replace(")", "")
 
 
 def spectrum_plots(run: RunConfig, eigs: pd.DataFrame, raw: dict[tuple[int, str], TheoryMoments],
@@ -71,11 +104,16 @@ def spectrum_plots(run: RunConfig, eigs: pd.DataFrame, raw: dict[tuple[int, str]
     without the curve and says so, so that drawing stays proportionate to computing.
     """
     width = max(run.sweep.widths)
-    jobs = [(i, spec, matrix) for i, spec in enumerate(run.variants()) for matrix in MATRICES]
+    variants, shapes = shaped_cells(run)
+    jobs = [(i, spec, shape, matrix)
+            for i, (spec, shape) in enumerate(zip(variants, shapes, strict=True))
+            for matrix in MATRICES if shape is None or shape.width == width]
     seconds = max(MIN_DENSITY_SECONDS, cells_seconds / max(1, len(jobs)))
     paths, errors = [], []
-    for i, spec, matrix in stage(jobs, "plots", run.progress):
+    for i, spec, shape, matrix in stage(jobs, "plots", run.progress):
         label = {c: getattr(spec, c) for c in VARIANT_COLUMNS}
+        if shape is not None:
+            label[SHAPE_COLUMN] = shape.label()[SHAPE_COLUMN]
         sel = eigs[(eigs["width"] == width)
                    & np.logical_and.reduce([eigs[c] == v for c, v in label.items()])]
         values = sel.loc[sel["matrix"] == matrix, "value"].to_numpy()
@@ -84,16 +122,18 @@ def spectrum_plots(run: RunConfig, eigs: pd.DataFrame, raw: dict[tuple[int, str]
         lo, hi = float(values.min()), float(np.quantile(values, 0.995))
         x = np.linspace(lo, hi, DENSITY_POINTS)
         title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
-                 f"sigma_w={spec.sigma_w:.4g}, sigma_b={spec.sigma_b:g}, M={width}")
+                 f"sigma_w={spec.sigma_w:.4g}, sigma_b={spec.sigma_b:g}, M={width}"
+                 + ("" if shape is None else f", N={shape.label()['widths']}"))
         try:
             with time_limit(seconds):
-                f, note, status = theory_density(spec.with_width(width), matrix, x)
+                f, note, status = theory_density(
+                    spec.with_width(width) if shape is None else shape.spec(spec), matrix, x)
         except TimeLimitExceeded:
             f, note, status = None, f"density not drawn: it took over {seconds:.3g} s", "ok"
         if status == "error":
             errors.append(f"{title}: {note}")
         theory = raw[(i, matrix)]
-        path = plot_dir / f"spectrum_{matrix}_{_slug(spec)}.png"
+        path = plot_dir / f"spectrum_{matrix}_{_slug(spec, shape)}.png"
         paths.append(spectrum_histogram(values, path, title=title,
                                         density=None if f is None else (x, f),
                                         atoms=theory.atoms, note=note or theory.note))
@@ -117,7 +157,8 @@ def section(run: RunConfig, spectrum_verdicts: pd.DataFrame, notes: list[str]
              f"({'failing' if strict else 'not failing'} in this run); "
              "`theory error`, `invalid`: the theory raised or gave non-finite moments, "
              "or the Monte Carlo values are not finite (failing).", ""]
-    lines += markdown_table(compact(spectrum_verdicts, ["matrix", "quantity", "width", "mean",
+    lines += markdown_table(compact(spectrum_verdicts, [SHAPE_COLUMN, "matrix", "quantity",
+                                                        "width", "widths", "mean",
                                                         "se", "theory", "z", "p_familywise",
                                                         "slope", "verdict"]))
     for note in notes:
@@ -129,8 +170,9 @@ def section(run: RunConfig, spectrum_verdicts: pd.DataFrame, notes: list[str]
 def report(inp: ReportInput) -> StudyReport:
     """Theory table, checks, verdicts, histograms and summary section of the study."""
     run = inp.run
-    theory, raw = theory_table(run.variants(), MATRICES, run.experiment.moments,
-                               progress=run.progress)
+    variants, shapes = shaped_cells(run)
+    theory, raw = theory_table(variants, MATRICES, run.experiment.moments,
+                               progress=run.progress, shapes=shapes)
     check = compare(inp.tables["spectrum"], theory)
     out = StudyReport(tables={"theory": theory, "spectrum_check": check})
     spectrum_verdicts = verdicts(check, run.experiment.z_max)
@@ -159,4 +201,5 @@ def trial(spec: NetworkSpec, seed: np.random.SeedSequence, p: dict[str, Any]
 STUDY = Study(name="spectrum", params=params, trial=trial,
               tables=("spectrum", "eigenvalues", "spectral_distance"),
               report_tables=("theory", "spectrum_check", "spectral_fits"),
-              report=report, rows_per_trial=rows_per_trial, range_moments=range_moments)
+              report=report, rows_per_trial=rows_per_trial, range_moments=range_moments,
+              validate=validate, rectangular=True)
