@@ -8,8 +8,9 @@ Run: ``python benchmarks/bench_spectral.py`` (a few minutes on 2 cores).
    (sampling, the Jacobian, both spectra) is the baseline; against it the spectral check of
    that trial (:func:`freeness_lab.harness.spectral_check.trial_rows`, the limit laws already
    solved, as in every trial but a worker's first) and its parts: the paired J J^T and H_L
-   laws solved at the trial's eigenvalues (target: at most the Monte Carlo), the cyclic
-   control, the classical product.
+   laws solved at the trial's eigenvalues (target: at most the Monte Carlo) by contour
+   integrals (the check's path) and, for comparison, through their certified support and
+   quadrature (the former path), the cyclic control, the classical product.
 2. The default study (``freeness-lab`` with no argument: ReLU, both ensembles, M = 64..256)
    run by :func:`freeness_lab.harness.experiment.run_experiment` with n_jobs = 2 in a fresh
    folder, with ``experiment.spectral_trials`` 4 (its default) and 0 (target ratio <= 1.3).
@@ -32,7 +33,8 @@ from freeness_lab.harness.experiment import run_experiment
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import (
-    CONTROL_MASS_TOL,
+    CONTROL_CDF_TOL,
+    PAIRED_CDF_TOL,
     classical_law,
     limit_law,
     paired_law,
@@ -56,10 +58,20 @@ def _monte_carlo(spec: NetworkSpec, seed: np.random.SeedSequence):
 
 
 def _paired(eigs: np.ndarray, net, matrix: str, weights: str | None = None,
-            mass_tol: float | None = None):
+            tol: float | None = None, certified: bool = False):
+    """The paired comparison as the check makes it (contour integrals at the eigenvalues), or
+    through the law's certified support and quadrature (``certified``, the former path)."""
     m, depth = net.spec.width, net.spec.depth
-    law = paired_law(net, matrix, False, weights, mass_tol)
+    law = paired_law(net, matrix, False, weights, tol)
+    if certified:
+        law = law.law
+        getattr(law, "inner", law).mass_tol = law_tol(m, tol)
     return compare(eigs, law, noise_floor(eigs, m, depth))
+
+
+def law_tol(m: int, tol: float | None) -> float:
+    """The certified path's mass tolerance: the cdf tolerance of the check."""
+    return PAIRED_CDF_TOL / m if tol is None else tol
 
 
 def _classical(eigs: np.ndarray, net, seed: np.random.SeedSequence):
@@ -69,7 +81,7 @@ def _classical(eigs: np.ndarray, net, seed: np.random.SeedSequence):
 def per_trial() -> None:
     print("1. one trial: Monte Carlo vs the spectral check (limit laws warm), seconds")
     print(f"{'case':>22} {'M':>5} {'MC':>7} {'check':>7} {'ratio':>6} {'paired J+H':>10} "
-          f"{'ratio':>6} {'cyclic':>7} {'classical':>9}")
+          f"{'ratio':>6} {'certified':>9} {'ratio':>6} {'cyclic':>7} {'classical':>9}")
     for act, ens, sw, sb in CASES:
         for m in WIDTHS:
             spec = NetworkSpec(act, ens, depth=3, width=m, sigma_w=sw, sigma_b=sb)
@@ -82,13 +94,15 @@ def per_trial() -> None:
                 t_check = _timed(trial_rows, net, spectra, seed, False)[1]
                 t_paired = sum(_timed(_paired, eigs, net, matrix)[1]
                                for matrix, eigs in spectra.items())
+                t_cert = sum(_timed(_paired, eigs, net, matrix, None, None, True)[1]
+                             for matrix, eigs in spectra.items())
                 cyc = net.permuted()
                 t_cyc = _timed(_paired, cyc.jacobian_spectrum(), cyc, "JJT", "orthogonal",
-                               CONTROL_MASS_TOL)[1]
+                               CONTROL_CDF_TOL)[1]
                 t_cl = _timed(_classical, spectra["JJT"], net, seed)[1]
             print(f"{act + ' ' + ens:>22} {m:>5} {t_mc:>7.3f} {t_check:>7.3f} "
                   f"{t_check / t_mc:>5.1f}x {t_paired:>10.3f} {t_paired / t_mc:>5.1f}x "
-                  f"{t_cyc:>7.3f} {t_cl:>9.3f}")
+                  f"{t_cert:>9.3f} {t_cert / t_mc:>5.1f}x {t_cyc:>7.3f} {t_cl:>9.3f}")
 
 
 def default_study() -> None:

@@ -18,7 +18,7 @@ top                  largest eigenvalue / top of the law's support
 
 ``status``: ``ok``; ``unavailable`` (the theory does not cover it:
 :class:`~freeness_lab.theory.TheoryUnavailable`) or ``error`` (the reference could not be
-built or solved, or its mass is off by more than MASS_DEFECT_MAX / M -- 10 CONTROL_MASS_TOL
+built or solved, or its mass is off by more than MASS_DEFECT_MAX / M -- 10 CONTROL_CDF_TOL
 for the cyclic control's law: :func:`check_mass`), with NaN values.
 
 Per (variant, network, matrix, reference, metric) over the widths (:func:`fit_distances`),
@@ -56,7 +56,7 @@ import pandas as pd
 from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITHIN_NOISE
 from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import (
-    CONTROL_MASS_TOL,
+    CONTROL_CDF_TOL,
     classical_law,
     limit_law,
     paired_law,
@@ -94,7 +94,7 @@ def _reference(net: SampledNetwork, cyclic: SampledNetwork, seed: np.random.Seed
         return lambda: classical_law(net, seed)
     if network == "cyclic":
         return lambda: paired_law(cyclic, matrix, include_bias, weights="orthogonal",
-                                  mass_tol=CONTROL_MASS_TOL)
+                                  tol=CONTROL_CDF_TOL)
     return lambda: paired_law(net, matrix, include_bias)
 
 
@@ -129,7 +129,7 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
         floor = noise_floor(e, net.spec.width, net.spec.depth)
         try:
             law = _reference(net, cyclic, seed, network, matrix, reference, include_bias)()
-            check_mass(law, 10 * CONTROL_MASS_TOL if network == "cyclic"
+            check_mass(law, 10 * CONTROL_CDF_TOL if network == "cyclic"
                        else MASS_DEFECT_MAX / net.spec.width)
             c = compare(e, law, floor)
         except TheoryUnavailable:
@@ -158,10 +158,10 @@ MASS_DEFECT_MAX = 0.01
 
 
 def check_mass(law, bound: float) -> None:
-    """Raise ValueError when ``law``'s mass (continuous part by its quadrature, plus the
-    atoms) differs from 1 by more than ``bound`` (MASS_DEFECT_MAX / M for the references of
-    a sampled network; a law without a quadrature -- an empirical law -- has its mass
-    exactly)."""
+    """Raise ValueError when ``law``'s mass (its continuous part -- by the support quadrature
+    of a solved law, by the contour integrals of a pointwise one -- plus the atoms) differs
+    from 1 by more than ``bound`` (MASS_DEFECT_MAX / M for the references of a sampled
+    network; an empirical law has its mass exactly)."""
     mass = getattr(law, "continuous_mass", None)
     if mass is None:
         return

@@ -42,17 +42,18 @@ from freeness_lab.theory import (
     jacobian_product_law,
 )
 
-__all__ = ["CLASSICAL_SAMPLE", "CONTROL_MASS_TOL", "PAIRED_MASS_TOL", "classical_law", "limit_law",
+__all__ = ["CLASSICAL_SAMPLE", "CONTROL_CDF_TOL", "PAIRED_CDF_TOL", "classical_law", "limit_law",
            "paired_law"]
 
 #: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
 CLASSICAL_SAMPLE = 8
-#: the paired laws' support quadrature is certified to this mass over M (its components
-#: carry masses k / M; a Kolmogorov distance of O(1/M) is what they are compared with)
-PAIRED_MASS_TOL = 0.005
-#: the cyclic control's paired law is certified to this mass only: its Kolmogorov distance to
-#: the cyclic network's spectrum stays O(0.1) at every M, which no error below 1e-3 can hide
-CONTROL_MASS_TOL = 1e-3
+#: the paired laws' cdf is computed to this over M (:class:`~freeness_lab.theory.density.
+#: pointwise.PointwiseLaw`; its components carry masses k / M, and a Kolmogorov distance of
+#: O(1/M) is what they are compared with)
+PAIRED_CDF_TOL = 0.005
+#: the cyclic control's paired law is computed to this only: its Kolmogorov distance to the
+#: cyclic network's spectrum stays O(0.1) at every M, which no error below 1e-3 can hide
+CONTROL_CDF_TOL = 1e-3
 
 
 def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
@@ -61,8 +62,12 @@ def empirical_d2_laws(net: SampledNetwork) -> list[DiscreteLaw]:
 
 
 def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
-               weights: str | None = None, mass_tol: float | None = None) -> SpectralLaw:
-    """The free product of ``net``'s own marginals for ``matrix`` (module docstring).
+               weights: str | None = None, tol: float | None = None) -> SpectralLaw:
+    """The free product of ``net``'s own marginals for ``matrix`` (module docstring), its cdf,
+    partial mean and quantiles at the points asked for by contour integrals of its Cauchy
+    transform (:meth:`~freeness_lab.theory.density.solved.SolvedLaw.pointwise`): the free
+    product of discrete laws with M atoms has components of mass k/M near its edges, which
+    a support search finds one by one; the contour integrals count them wherever they lie.
 
     Parameters
     ----------
@@ -74,21 +79,21 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
     weights : {"orthogonal", "gaussian"}, optional
         The law of W_l W_l^T assumed; default the spec's ensemble ("orthogonal" for the
         cyclic control, whose sigma_w P is orthogonal).
-    mass_tol : float, optional
-        The accuracy asked of the law's mass (:attr:`~freeness_lab.theory.SolvedLaw.
-        mass_tol`); default PAIRED_MASS_TOL / M.
+    tol : float, optional
+        The error asked of the cdf; default PAIRED_CDF_TOL / M.
     """
     spec = net.spec
     weights = spec.weights if weights is None else weights
     d2 = empirical_d2_laws(net)
-    tol = PAIRED_MASS_TOL / spec.width if mass_tol is None else mass_tol
+    tol = PAIRED_CDF_TOL / spec.width if tol is None else tol
     if matrix == "JJT":
-        return jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T",
-                                    mass_tol=tol)
-    beta = 1.0 if include_bias else 0.0
-    shifts = [(float(x @ x) + beta) / spec.width for x in net.activations[:-1]]
-    return fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L",
-                              mass_tol=tol)
+        law = jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T")
+    else:
+        beta = 1.0 if include_bias else 0.0
+        shifts = [(float(x @ x) + beta) / spec.width for x in net.activations[:-1]]
+        law = fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L")
+    # a depth-1 H_L is a point mass: a law of its own, exact
+    return law.pointwise(tol) if hasattr(law, "pointwise") else law
 
 
 def classical_law(net: SampledNetwork, seed: np.random.SeedSequence) -> DiscreteLaw:

@@ -264,7 +264,7 @@ def _ensemble_weight_law(weights: str, sigma_w: float) -> SpectralLaw:
 
 
 def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: float, *,
-                         label: str = "", mass_tol: float | None = None) -> FreeProductLaw:
+                         label: str = "") -> FreeProductLaw:
     """Law of J J^T for square layers whose D_l^2 have the given laws, free from each other
     and from the weights: nu_1 boxtimes ... boxtimes nu_L boxtimes w^(boxtimes L).
 
@@ -282,30 +282,17 @@ def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: 
     sigma_w : float
         > 0.
     label : str
-    mass_tol : float, optional
-        The accuracy asked of the support quadrature's mass (:attr:`SolvedLaw.mass_tol`; a
-        law compared with M eigenvalues needs it to a fraction of 1/M only).
     """
     if not len(d2_laws):
         raise ValueError("d2_laws: must hold at least one law")
     w = _ensemble_weight_law(weights, sigma_w)
     factors = [Factor(nu) for nu in d2_laws] + [Factor(w, len(d2_laws))]
-    return _with_mass_tol(FreeProductLaw(FreeProduct(factors), label=label), mass_tol)
-
-
-def _with_mass_tol(law, mass_tol: float | None):
-    """``law`` with the solved law inside it accepting ``mass_tol`` (when given)."""
-    if mass_tol is not None:
-        if not mass_tol > 0:
-            raise ValueError(f"mass_tol: must be > 0, got {mass_tol!r}")
-        (law.inner if isinstance(law, ShiftedLaw) else law).mass_tol = float(mass_tol)
-    return law
+    return FreeProductLaw(FreeProduct(factors), label=label)
 
 
 def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], weights: str,
                        sigma_w: float, *, ratios: Sequence[float] | None = None,
-                       label: str = "", mass_tol: float | None = None
-                       ) -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
+                       label: str = "") -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
     """Law of H_L by the Hayase-Karakida recursion from given laws of D_l^2 and shifts:
     mu_1 = delta_{c_0}, mu_{l+1} = c_l + (nu_l boxtimes w_l boxtimes mu_l)^(r_l), l = 1..L-1
     (module docstring; square: r_l = 1, w_l = w).
@@ -328,8 +315,6 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         w_l the law of W_{l+1}^T W_{l+1} in dimension N_l (the spec's conventions). Default
         square (all 1: the square recursion, unchanged).
     label : str
-    mass_tol : float, optional
-        As in :func:`jacobian_product_law`.
 
     Returns
     -------
@@ -351,8 +336,7 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         return delta(float(shifts[0]))
     if ratios is None and len(d2_laws) == 1:
         product = FreeProduct([Factor(d2_laws[0]), Factor(w), Factor(delta(float(shifts[0])))])
-        return _with_mass_tol(ShiftedLaw(FreeProductLaw(product), float(shifts[1]),
-                                         label=label), mass_tol)
+        return ShiftedLaw(FreeProductLaw(product), float(shifts[1]), label=label)
     if len(d2_laws) == 1:  # c_1 + (nu_1 boxtimes w_1 boxtimes delta_{c_0})^(r_1)
         r = float(ratios[0])
         laws = (d2_laws[0], _ensemble_wtw_law(weights, sigma_w, 1.0 / r), delta(float(shifts[0])))
@@ -360,8 +344,8 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         product = FreeProduct([Factor(law, 1, 1.0 / r) for law in laws],
                               LogTerms(0.0, np.array([[1.0, 1.0, 1.0], [-1.0, r, 1.0]])))
         atoms = change_dimension(FreeProduct([Factor(law) for law in laws]).atoms(), r)
-        return _with_mass_tol(ShiftedLaw(FreeProductLaw(product, atoms=atoms),
-                                         float(shifts[1]), label=label), mass_tol)
+        return ShiftedLaw(FreeProductLaw(product, atoms=atoms), float(shifts[1]),
+                          label=label)
     if ratios is None:
         layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
                   for nu, c in zip(d2_laws, shifts[1:], strict=True)]
@@ -369,7 +353,7 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         layers = [ShiftLayer((Factor(nu), Factor(_ensemble_wtw_law(weights, sigma_w, 1.0 / r))),
                              float(c), float(r))
                   for nu, c, r in zip(d2_laws, shifts[1:], ratios, strict=True)]
-    return _with_mass_tol(ShiftChainLaw(float(shifts[0]), layers, label=label), mass_tol)
+    return ShiftChainLaw(float(shifts[0]), layers, label=label)
 
 
 def fim_dual_mean_variance(spec: NetworkSpec) -> np.ndarray:

@@ -90,9 +90,12 @@ def _paired(matrix: str, mass_tol: float | None = None, m: int = M):
     H_3 by 7e-3 at M = 512)."""
     d2 = [_sampled_d2(s, q, m) for s, q in ((1, 1.21), (2, 0.53), (3, 0.33))]
     if matrix == "JJT":
-        return jacobian_product_law(d2, "orthogonal", 1.1, mass_tol=mass_tol)
-    return fim_dual_chain_law(d2[:2], [1.0, 0.4398, 0.2736], "orthogonal", 1.1,
-                              mass_tol=mass_tol)
+        law = jacobian_product_law(d2, "orthogonal", 1.1)
+    else:
+        law = fim_dual_chain_law(d2[:2], [1.0, 0.4398, 0.2736], "orthogonal", 1.1)
+    if mass_tol is not None:
+        getattr(law, "inner", law).mass_tol = mass_tol
+    return law
 
 
 @pytest.mark.parametrize("matrix, m, mass_tol", [("JJT", M, None), ("H_L", 256, 0.005 / 256)])

@@ -27,6 +27,7 @@ from freeness_lab.theory.density.cdf import (
 from freeness_lab.theory.density.certify import MASS_TOL, CertifiedSupport, certify_support
 from freeness_lab.theory.density.chaining import TOL_STALL_EDGE, solve_chained
 from freeness_lab.theory.density.edges import EdgeFit, fitted_profile
+from freeness_lab.theory.density.pointwise import PointwiseLaw
 from freeness_lab.theory.density.quadrature import quadrature_moments
 from freeness_lab.theory.laws import SpectralLaw
 from freeness_lab.theory.newton import LawSystem, NewtonResult
@@ -120,16 +121,22 @@ class SolvedLaw(SpectralLaw):
             warnings.warn(f"Newton solver did not converge at {bad} of {res.converged.size} "
                           f"points (returned as nan)", RuntimeWarning, stacklevel=3)
 
+    def continuous_cauchy(self, zeta: np.ndarray, unknowns: np.ndarray,
+                          converged: np.ndarray) -> np.ndarray:
+        """G_c(zeta): the Cauchy transform of the continuous part (the atoms' poles removed)
+        from the system's solution ``unknowns`` at ``zeta`` (nan where not ``converged``)."""
+        G = np.full(zeta.shape, complex(np.nan, np.nan))
+        G[converged] = self.system.cauchy(unknowns[converged], zeta[converged],
+                                          drop_zero_atom=True)
+        for a, p in self.atoms:
+            if a != self.base_atom:
+                G = G - p / (zeta - a)
+        return G
+
     def continuous_density(self, res: NewtonResult) -> np.ndarray:
         """-Im G_c(zeta) / pi at the points of ``res``: the atoms removed (nan where not
         converged)."""
-        G = np.full(res.zeta.shape, complex(np.nan, np.nan))
-        ok = res.converged
-        G[ok] = self.system.cauchy(res.unknowns[ok], res.zeta[ok], drop_zero_atom=True)
-        for a, p in self.atoms:
-            if a != self.base_atom:
-                G = G - p / (res.zeta - a)
-        return -G.imag / math.pi
+        return -self.continuous_cauchy(res.zeta, res.unknowns, res.converged).imag / math.pi
 
     def leak(self, res: NewtonResult) -> np.ndarray:
         """eps |G_c'(zeta)| / pi: the Poisson leak of the continuous part at zeta = x + i eps,
@@ -223,6 +230,11 @@ class SolvedLaw(SpectralLaw):
         power points), the latter with rho ~ (x - c)^(delta - 1) on their right (the support
         quadrature puts log panels there, like at the base point). None by default."""
         return np.empty(0), np.empty(0)
+
+    def pointwise(self, tol: float) -> PointwiseLaw:
+        """This law by contour integrals at given points, without its support
+        (:class:`~freeness_lab.theory.density.pointwise.PointwiseLaw`, cdf to ``tol``)."""
+        return PointwiseLaw(self, self, tol=tol, label=getattr(self, "label", ""))
 
     def intervals(self) -> np.ndarray:
         """Rows (a, b): the intervals carrying the continuous part of the law."""

@@ -93,10 +93,10 @@ def scan_intervals(law, grid: np.ndarray, res: NewtonResult, pos: np.ndarray,
 
 
 def bisect_edges(law, lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np.ndarray,
-                 rising: np.ndarray) -> np.ndarray:
+                 rising: np.ndarray, rel: float = 1e-13) -> np.ndarray:
     """The edges (in x) inside the brackets [lo, hi] of y = x - base (solutions v_lo, v_hi
     at their ends, Im zeta = EPS_EDGE y), where :func:`inside` turns True (``rising``) or
-    False as y grows: bisection in log y to 1e-13 relative, all brackets at once."""
+    False as y grows: bisection in log y to ``rel`` relative, all brackets at once."""
     base = law.base_atom
     if not len(lo):
         return np.empty(0)
@@ -112,7 +112,7 @@ def bisect_edges(law, lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np
     J = 2**BISECTION_LEVELS - 1
     frac = np.arange(1, J + 1) / (J + 1)
     for _ in range(-(-60 // BISECTION_LEVELS)):
-        if np.all(hi - lo <= 1e-13 * (hi + abs(base))):
+        if np.all(hi - lo <= rel * (hi + abs(base))):
             break
         # the dyadic points in log y, (E, J)
         u_lo, u_hi = np.log(lo), np.log(hi)

@@ -301,6 +301,14 @@ class SpectralLaw:
                                     f"use s_series(n)")
         return terms.evaluate(m)
 
+    def support_bound(self) -> float:
+        """An upper bound of the support: its top, ``support()[1]``, by default (laws whose
+        support costs a solve override it with a bound from their parts)."""
+        support = getattr(self, "support", None)
+        if support is None:
+            raise TheoryUnavailable(f"{type(self).__name__}: no support")
+        return float(support()[1])
+
     def atom_cdf(self, x: np.ndarray) -> np.ndarray:
         """The atoms' part of the cdf: the mass of the atoms at locations <= x."""
         if not len(self.atoms):

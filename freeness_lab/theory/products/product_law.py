@@ -8,6 +8,7 @@ one from building-block laws.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -80,6 +81,16 @@ class FreeProductLaw(SolvedLaw):
             # stationary values (GELU: 16-point panels across them miss 1.6e-6 of the mass)
             return others[0].law.scale * scale * nu.stationary_values, np.empty(0)
         return np.empty(0), np.empty(0)
+
+    def support_bound(self) -> float:
+        """prod_i b_i^{k_i}, b_i the support bound of factor i (the norm of a product of
+        positive operators is at most the product of their norms); the support itself where
+        a factor has an argument scale or the product extra S-terms (rectangular)."""
+        extra, factors = self.product.extra, self.product.factors
+        if len(np.reshape(extra.rows, (-1, 3))) or extra.const or any(f.scale != 1.0
+                                                                       for f in factors):
+            return self.support()[1]
+        return math.prod(f.law.support_bound() ** f.power for f in factors)
 
     def build_system(self) -> ProductSystem:
         one = one_factor_of(QuadratureLaw, self.product.factors)

@@ -11,11 +11,13 @@ binomially and moves atoms: (c + mu)({c + a}) = mu({a}).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from freeness_lab.theory.checks import moment_order
+from freeness_lab.theory.density.pointwise import PointwiseLaw
 from freeness_lab.theory.density.solved import SolvedLaw
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.laws import SmoothD2Law, SpectralLaw
@@ -86,6 +88,14 @@ class ShiftedLaw(SpectralLaw):
 
     def intervals(self) -> np.ndarray:
         return self.inner.intervals() + self.shift
+
+    def support_bound(self) -> float:
+        return self.shift + self.inner.support_bound()
+
+    def pointwise(self, tol: float) -> PointwiseLaw:
+        """This law by contour integrals at given points (:class:`~freeness_lab.theory.
+        density.pointwise.PointwiseLaw`): the inner law's, moved by the shift."""
+        return PointwiseLaw(self, self.inner, self.shift, tol=tol, label=self.label)
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, w, rho = self.inner.quadrature()
@@ -185,6 +195,15 @@ class ShiftChainLaw(SolvedLaw):
 
     def _moments(self, n: int) -> np.ndarray:
         return self._layer_moments(n)[-1]
+
+    def support_bound(self) -> float:
+        """b_1 = start, b_{l+1} = c_l + b_l prod_i b_i^{k_i} over the layer's factors (the
+        norm of c + A H A^* is at most c + |A|^2 |H|)."""
+        bound = self.start
+        for lay in self.layers:
+            bound = lay.shift + bound * math.prod(f.law.support_bound() ** f.power
+                                                  for f in lay.factors)
+        return bound
 
     def singular_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Orthogonal weights (every layer: one smooth D^2 law nu_l times point masses):

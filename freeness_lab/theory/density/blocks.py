@@ -1,0 +1,85 @@
+"""The cdf between known points by the integrated density: blocks of the pointwise law.
+
+Between two points a < b where the cdf F_c and the partial mean of the continuous part are
+known (legs of the comb, :mod:`~freeness_lab.theory.density.contour_cdf`), the density is
+solved on the axis at BLOCK_NODES Gauss-Legendre points of [a, b], and its Legendre
+interpolant (and that of t rho(t)) integrated from a gives both at any point inside. A block
+is accepted only when the integral over [a, b] reproduces F_c(b) - F_c(a) within the
+tolerance and the interpolant's last coefficients are below it: inside the bulk, where the
+density is analytic on the scale of the block, that costs BLOCK_NODES solves instead of a leg
+per point; a block across an edge or a gap fails and is cut (:class:`~freeness_lab.theory.
+density.pointwise.PointwiseLaw`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from freeness_lab.theory.density.contour_cdf import antiderivatives
+from freeness_lab.theory.density.panels import gauss_legendre
+
+__all__ = ["BLOCK_NODES", "Pieces", "fit_blocks"]
+
+#: Gauss-Legendre points of the density per block
+BLOCK_NODES = 8
+
+
+class Pieces:
+    """The accepted blocks: their ends, F_c and partial mean at the left end, and the
+    Legendre coefficients of both antiderivatives (from the left end, times the half-width)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, a: np.ndarray, b: np.ndarray, F_a: np.ndarray, P_a: np.ndarray,
+            coef: np.ndarray) -> None:
+        self.parts.append((a, b, F_a, P_a, coef))
+
+    def lookup(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(F_c, partial mean, not found) at y: from a block y lies strictly inside."""
+        F, P = np.full(y.size, np.nan), np.full(y.size, np.nan)
+        if not self.parts:
+            return F, P, np.ones(y.size, dtype=bool)
+        a, b, F_a, P_a = (np.concatenate([p[i] for p in self.parts]) for i in range(4))
+        coef = np.concatenate([p[4] for p in self.parts], axis=1)
+        order = np.argsort(a)
+        a, b, F_a, P_a, coef = a[order], b[order], F_a[order], P_a[order], coef[:, order]
+        k = np.clip(np.searchsorted(a, y, side="right") - 1, 0, a.size - 1)
+        found = (y > a[k]) & (y < b[k])
+        if found.any():
+            kk = k[found]
+            u = 2.0 * (y[found] - a[kk]) / (b[kk] - a[kk]) - 1.0
+            basis = np.polynomial.legendre.legvander(u, coef.shape[-1] - 1)
+            part = np.einsum("pk,cpk->cp", basis, coef[:, kk]).real
+            F[found], P[found] = F_a[kk] + part[0], P_a[kk] + part[1]
+        return F, P, ~found
+
+
+def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarray,
+               tol: float, pieces: Pieces) -> np.ndarray:
+    """Fill ``F``, ``P`` (F_c and the partial mean of ``law``'s continuous part, known at the
+    ends) strictly inside the blocks y[a] < y < y[b] (rows (a, b) of ``pairs``) that pass
+    their checks (module docstring), and add those to ``pieces``; returns which passed."""
+    lo, hi = pairs[:, 0], pairs[:, 1]
+    m = BLOCK_NODES
+    u, _ = gauss_legendre(m)
+    a, b = y[lo], y[hi]
+    t = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a failed node fails its block
+        rho = law.continuous_density(law.solve(t.ravel())).reshape(t.shape)
+    integral = antiderivatives(np.stack([rho, rho * t]), 0.5 * (b - a))
+    total = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))[0]
+    good = ((np.abs(total - (F[hi] - F[lo])) <= tol)
+            & (np.abs(integral[0, :, -3:]).sum(-1) <= tol) & np.isfinite(total))
+    if good.any():
+        pieces.add(a[good], b[good], F[lo][good], P[lo][good], integral[:, good])
+    for k in np.nonzero(good)[0]:
+        idx = np.arange(lo[k] + 1, hi[k])
+        z = 2.0 * (y[idx] - a[k]) / (b[k] - a[k]) - 1.0
+        part = np.polynomial.legendre.legval(z, integral[:, k].T)
+        F[idx] = F[lo[k]] + part[0].real
+        P[idx] = P[lo[k]] + part[1].real
+    return good

@@ -1,0 +1,194 @@
+"""The cdf of a solved law at given points by contour integrals of G, without its support.
+
+For x_0 left of the support and any real x, by Stieltjes inversion and Cauchy's theorem
+(G_c: the Cauchy transform of the continuous part, the atoms' poles removed; analytic in
+the upper half-plane),
+
+    F_c(x) = -(1/pi) Im int_{x_0}^{x} G_c(t + i0) dt
+           = -(1/pi) [Re I(x_0) + Im H(x) - Re I(x)],
+    I(x) = int_0^eta G_c(x + i y) dy,         H(x) = int_{x_0}^{x} G_c(t + i eta) dt,
+
+along the path that goes up at x_0 to height eta, along Im z = eta, and down at x ("a
+comb": one horizontal line shared by every point, one vertical leg per point). The partial
+mean int_{x_0}^x t rho_c(t) dt is the same with z G_c(z) in place of G_c. No support, edge
+or gap is needed, and a component of any width is counted with its mass:
+
+* the horizontal line keeps a distance eta from every singularity on the real axis:
+  composite Gauss-Legendre on panels of width eta integrates it to rounding (a singularity
+  at two half-widths from a panel: error ~ 4.2^(-2n)), and its Legendre interpolant on each
+  panel gives H at any x (:class:`Horizontal`);
+* each leg is integrated in s = sqrt(y), where a square-root or inverse square-root edge at
+  x itself is smooth, by adaptive bisection in s (:func:`legs`): a panel is accepted when its
+  two halves agree with it within its share of the tolerance; an edge at distance d from x
+  puts a branch point at |s| = sqrt(d), and the panels shrink to that size near s = 0 only.
+  Close to the base point (0, where the density may be a power of x) the leg above y = d
+  (the distance to it) is integrated in log y.
+
+Every node is solved by the lilypads homotopy from a solved neighbour above it (the top of
+its leg, then its parent panel), so that the solution stays on the branch the far field
+selects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from freeness_lab.theory.density.chaining import CHAINED, TOL_STALL_EDGE
+from freeness_lab.theory.density.panels import gauss_legendre
+from freeness_lab.theory.newton import lilypads
+
+__all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "Horizontal", "antiderivatives",
+           "horizontal", "legs"]
+
+#: Gauss-Legendre nodes per panel of the horizontal line
+HORIZONTAL_NODES = 12
+#: Gauss-Legendre nodes per panel of a leg (in s = sqrt(y))
+LEG_NODES = 8
+#: bisection levels of a leg's panels at most (a panel 2^-40 of the leg)
+LEG_LEVELS = 40
+
+
+def _solve_from(law, x: np.ndarray, y: np.ndarray, z0: np.ndarray, v0: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(G_c, unknowns) at x + i y, each point walked from its solved neighbour z0 (solution
+    v0); a point whose walk fails comes down from the far field (nan where that fails too)."""
+    r = lilypads(law.system, x, y, y_start=law.y_start(x), start=(z0, v0),
+                 tol_stall=TOL_STALL_EDGE, **CHAINED)
+    v, conv = r.unknowns, r.converged
+    if not conv.all():
+        bad = ~conv
+        rb = law.solve(x[bad], y[bad], chain=False, tol_stall=TOL_STALL_EDGE)
+        v[bad], conv[bad] = rb.unknowns, rb.converged
+    return law.continuous_cauchy(x + 1j * y, v, conv), v
+
+
+@dataclass
+class Horizontal:
+    """int_{x_0}^x g(t) dt and int_{x_0}^x t g(t) dt for g(t) = G_c(t + i eta), x in
+    [x_0, x_1]: the Legendre interpolant of g on each panel, integrated exactly.
+
+    Attributes
+    ----------
+    edges : ndarray (n + 1,)      panel ends, x_0 .. x_1
+    eta : float                   the height of the line
+    coef : ndarray (2, n, k + 1)  per panel, Legendre coefficients (in the panel's variable
+                                  u in [-1, 1]) of the antiderivatives from the panel's left
+                                  end of g and of z g (z = t + i eta), times the half-width
+    cumulative : ndarray (2, n + 1)  both integrals from x_0 to each panel end
+    """
+
+    edges: np.ndarray
+    eta: float
+    coef: np.ndarray
+    cumulative: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H(x), Hz(x)) for x in [x_0, x_1] (clipped there)."""
+        x = np.clip(x, self.edges[0], self.edges[-1])
+        j = np.clip(np.searchsorted(self.edges, x, side="right") - 1, 0, len(self.edges) - 2)
+        a, b = self.edges[j], self.edges[j + 1]
+        u = 2.0 * (x - a) / (b - a) - 1.0
+        basis = np.polynomial.legendre.legvander(u, self.coef.shape[-1] - 1)
+        part = np.einsum("pk,cpk->cp", basis, self.coef[:, j])
+        return self.cumulative[0, j] + part[0], self.cumulative[1, j] + part[1]
+
+
+def antiderivatives(values: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Legendre coefficients (in u in [-1, 1]) of the antiderivatives from u = -1 of the
+    interpolants of ``values`` (..., panels, n) at the n Gauss-Legendre points of each panel,
+    times its half-width ``half``: the coefficients by the Gauss rule (exact for the
+    interpolant of degree n - 1), then integrated exactly."""
+    n = values.shape[-1]
+    u, w = gauss_legendre(n)
+    vander = np.polynomial.legendre.legvander(u, n - 1)
+    coef = np.einsum("...pj,jk->...pk", values, vander * w[:, None]) * (np.arange(n) + 0.5)
+    return np.polynomial.legendre.legint(coef, lbnd=-1, axis=-1) * half[:, None]
+
+
+def horizontal(law, edges: np.ndarray, eta: float) -> Horizontal:
+    """:class:`Horizontal` of ``law`` (a :class:`~freeness_lab.theory.density.solved.
+    SolvedLaw`) on the panels ``edges`` at height ``eta`` (nan where a node did not
+    converge)."""
+    n = HORIZONTAL_NODES
+    u, _ = gauss_legendre(n)
+    a, b = edges[:-1], edges[1:]
+    t = (0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u).ravel()
+    res = law.solve(t, np.full(t.shape, eta))
+    z = t + 1j * eta
+    g = law.continuous_cauchy(z, res.unknowns, res.converged).reshape(len(a), n)
+    integral = antiderivatives(np.stack([g, g * z.reshape(len(a), n)]), 0.5 * (b - a))
+    full = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))
+    cumulative = np.concatenate([np.zeros((2, 1), dtype=complex), np.cumsum(full, axis=1)],
+                                axis=1)
+    return Horizontal(edges, eta, integral, cumulative)
+
+
+def legs(law, x: np.ndarray, eta: float, tol: float
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(I(x), Iz(x), converged): int_0^eta G_c(x + i y) dy and int_0^eta (x + i y)
+    G_c(x + i y) dy for every x, by adaptive bisection (module docstring).
+
+    The leg is integrated in s = sqrt(y). A point at distance d < eta / 16 above the base
+    point (0, or a chain's last shift, where the density may be singular) sees G vary over
+    every octave of y between d and eta: there the leg is cut at y = d, and its upper part
+    integrated in tau = log y, where that variation is smooth. Each piece's panels share its
+    half of ``tol`` in proportion to their width (a piece alone gets all of it); a panel is
+    accepted when |Q(panel) - Q(left half) - Q(right half)| is below its share, and the
+    halves are kept. ``converged`` is False for a leg with a node the solver did not reach
+    or a panel still failing after LEG_LEVELS bisections.
+    """
+    x = np.asarray(x, dtype=float)
+    P, m = x.size, LEG_NODES
+    u, w = gauss_legendre(m)
+    top = law.solve(x, np.full(P, eta))
+    total = np.zeros((2, P), dtype=complex)
+    ok = top.converged.copy()
+    # nearest node of the parent panel for each node of a half, by the rule's geometry
+    parent = [np.argmin(np.abs((u[:, None] + side) / 2 - u[None, :]), axis=1)
+              for side in (-1.0, 1.0)]
+
+    def quad(col, kind, lo, hi, z0, v0):
+        t = 0.5 * (lo + hi)[:, None] + 0.5 * (hi - lo)[:, None] * u  # (K, m)
+        y = np.where(kind[:, None] == 1, np.exp(t), t * t)
+        dy = np.where(kind[:, None] == 1, y, 2.0 * t) * w * 0.5 * (hi - lo)[:, None]
+        xs = np.repeat(x[col], m)
+        g, v = _solve_from(law, xs, y.ravel(), z0.ravel(), v0.reshape(-1, v0.shape[-1]))
+        g = g.reshape(y.shape)
+        z = x[col][:, None] + 1j * y
+        q = np.stack([(g * dy).sum(1), (g * z * dy).sum(1)])
+        return q, (xs + 1j * y.ravel()).reshape(y.shape), v.reshape(len(col), m, -1)
+
+    d = x - law.base_atom
+    near = ok & (d > 0) & (d < eta / 16.0)
+    col = np.concatenate([np.arange(P)[ok], np.arange(P)[near]])
+    kind = np.concatenate([np.zeros(ok.sum(), dtype=int), np.ones(near.sum(), dtype=int)])
+    split = np.where(near, d, eta)[col]
+    lo = np.where(kind == 1, np.log(split), 0.0)
+    hi = np.where(kind == 1, math.log(eta), np.sqrt(split))
+    pieces = np.where(near[col], 2.0, 1.0)
+    unit = tol / pieces / (hi - lo)  # tolerance per unit width of the panel variable
+    q, zn, vn = quad(col, kind, lo, hi, np.repeat(x[col] + 1j * eta, m),
+                     np.repeat(top.unknowns[col], m, axis=0))
+    scale = np.abs(x) + eta
+    for _ in range(LEG_LEVELS):
+        if not col.size:
+            break
+        mid = 0.5 * (lo + hi)
+        halves = [quad(col, kind, a, b, zn[:, parent[side]], vn[:, parent[side]])
+                  for side, (a, b) in enumerate(((lo, mid), (mid, hi)))]
+        q_half = halves[0][0] + halves[1][0]
+        err = np.abs(q_half - q)
+        share = unit * (hi - lo)
+        good = (err[0] <= share) & (err[1] <= share * scale[col])
+        np.add.at(total, (slice(None), col[good]), q_half[:, good])
+        keep = ~good
+        col, kind, unit = (np.concatenate([a[keep], a[keep]]) for a in (col, kind, unit))
+        lo, hi = np.concatenate([lo[keep], mid[keep]]), np.concatenate([mid[keep], hi[keep]])
+        q = np.concatenate([halves[0][0][:, keep], halves[1][0][:, keep]], axis=1)
+        zn = np.concatenate([halves[0][1][keep], halves[1][1][keep]])
+        vn = np.concatenate([halves[0][2][keep], halves[1][2][keep]])
+    ok[col] = False
+    return total[0], total[1], ok
