@@ -1,39 +1,22 @@
-"""Shared helpers of the paper figures.
-
-For the figure studies of the app (:mod:`freeness_lab.harness.studies`): :class:`Check` (one
-PASS/FAIL claim), :func:`spectrum_panel`, :func:`check_cases` (the critical cases a study
-draws), and :func:`app_arguments` (the command line of the ``experiments/<fig>/run.py``
-aliases).
-
-For the figure still run as a standalone Hydra app (figure 5, ``experiments/fig5_*``;
-:func:`figure_app`, :func:`run_figure`), with :func:`freeness_lab.harness.stats.correlation`
-re-exported: one folder per run, ``results/<figure>/<run>/`` (:func:`output_dir`), holding the
-PNGs, the CSVs behind them (:func:`write_csv`), ``metadata.json`` (config, git state,
-package versions; :func:`write_metadata`) and ``summary.md`` with one PASS/FAIL line per
-claim (:func:`write_summary`). Files are written atomically (temporary name, then
-``os.replace``).
+"""Shared helpers of the paper figures, all of them studies of the app
+(:mod:`freeness_lab.harness.studies`): :class:`Check` (one PASS/FAIL claim),
+:func:`spectrum_panel`, :func:`check_keys` and :func:`check_cases` (a study's parameters and
+the critical cases it draws), and :func:`app_arguments` (the command line of the
+``experiments/<fig>/run.py`` aliases).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from freeness_lab.harness.provenance import git_state, package_versions
-from freeness_lab.harness.stats import correlation
-from freeness_lab.harness.storage import write_json
 from freeness_lab.spec import SpecError
 from freeness_lab.theory.predictions import critical_point
 
-__all__ = ["Check", "app_arguments", "check_cases", "check_config_keys", "correlation",
-           "figure_app", "output_dir", "run_figure", "spectrum_panel", "write_csv",
-           "write_metadata", "write_summary"]
+__all__ = ["Check", "app_arguments", "check_cases", "check_keys", "spectrum_panel"]
 
 
 @dataclass(frozen=True)
@@ -57,20 +40,6 @@ class Check:
     def line(self) -> str:
         """``PASS: name -- detail`` (or ``FAIL``)."""
         return f"{'PASS' if self.passed else 'FAIL'}: {self.name} -- {self.detail}"
-
-
-def check_config_keys(cfg: Mapping[str, Any], allowed: Iterable[str], where: str = "") -> None:
-    """Refuse keys outside ``allowed`` (Hydra accepts ``+misspelled=...`` silently).
-
-    Raises
-    ------
-    ValueError
-        Naming the first unknown key and the allowed ones.
-    """
-    allowed = tuple(allowed)
-    for key in cfg:
-        if key not in allowed and key != "hydra":
-            raise ValueError(f"{where}{key}: unknown config key; allowed: {', '.join(allowed)}")
 
 
 def check_keys(params: Mapping[str, Any], allowed: Iterable[str], field: str) -> None:
@@ -129,101 +98,6 @@ def app_arguments(preset: str, argv: Sequence[str]) -> list[str]:
         else:
             out.append(arg)
     return [f"experiment={chosen}", *out]
-
-
-def output_dir(root: str | Path, figure: str, run: str) -> Path:
-    """``root/figure/run``, created."""
-    path = Path(root) / figure / run
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_csv(df: pd.DataFrame, path: Path | str) -> Path:
-    """Write a table as CSV atomically; returns the path."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
-
-
-def write_metadata(out_dir: Path, config: Mapping[str, Any], **extra: Any) -> Path:
-    """``metadata.json``: the resolved config, git commit and dirty flag, package versions."""
-    path = Path(out_dir) / "metadata.json"
-    write_json(path, {"config": dict(config), "git": git_state(),
-                      "versions": package_versions(), **extra})
-    return path
-
-
-def write_summary(out_dir: Path, title: str, checks: Sequence[Check],
-                  notes: Sequence[str] = ()) -> Path:
-    """Write ``summary.md`` (title, one PASS/FAIL line per check, notes) and print it."""
-    lines = [f"# {title}", "", *(f"- {c.line()}" for c in checks)]
-    if notes:
-        lines += ["", *notes]
-    verdict = "ALL CHECKS PASS" if all(c.passed for c in checks) else "SOME CHECKS FAIL"
-    lines += ["", f"**{verdict}** ({sum(c.passed for c in checks)}/{len(checks)})", ""]
-    text = "\n".join(lines)
-    path = Path(out_dir) / "summary.md"
-    _atomic_text(path, text)
-    print(text)
-    return path
-
-
-#: top-level keys of every figure config (experiments/fig*/config.yaml)
-CONFIG_KEYS = ("figure", "title", "size", "seed", "results_root", "run", "sizes")
-
-
-def run_figure(cfg: Mapping[str, Any],
-               compute: Callable[[Mapping[str, Any], int, Path],
-                                 tuple[list[Check], list[str]]]) -> int:
-    """Validate a figure config, run ``compute(params, seed, out_dir)``, write the summary.
-
-    ``params`` is ``cfg["sizes"][cfg["size"]]``; ``out_dir`` is
-    ``results_root/figure/run``. Writes ``metadata.json`` before the work and ``summary.md``
-    after it. Returns the exit status: 0 when every check passes, 1 otherwise.
-
-    Raises
-    ------
-    ValueError
-        For an unknown top-level key or an unknown ``size``.
-    """
-    check_config_keys(cfg, CONFIG_KEYS)
-    sizes = cfg["sizes"]
-    if cfg["size"] not in sizes:
-        raise ValueError(f"size: must be one of {', '.join(sizes)}, got {cfg['size']!r}")
-    out = output_dir(cfg["results_root"], cfg["figure"], str(cfg["run"]))
-    write_metadata(out, cfg)
-    checks, notes = compute(sizes[cfg["size"]], int(cfg["seed"]), out)
-    write_summary(out, f"{cfg['title']} (size={cfg['size']})", checks, notes)
-    return 0 if all(c.passed for c in checks) else 1
-
-
-def figure_app(compute: Callable[[Mapping[str, Any], int, Path],
-                                  tuple[list[Check], list[str]]],
-               script: str | Path) -> Callable[[], None]:
-    """The Hydra entry point of a figure script: ``config.yaml`` beside ``script``.
-
-    ``main = figure_app(compute, __file__)`` then ``main()`` composes the config with the
-    command-line overrides, runs :func:`run_figure` and exits with its status.
-    """
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    @hydra.main(config_path=str(Path(script).resolve().parent), config_name="config",
-                version_base="1.3")
-    def main(cfg: DictConfig) -> None:
-        status = run_figure(OmegaConf.to_container(cfg, resolve=True), compute)
-        if status:
-            raise SystemExit(status)
-
-    return main
 
 
 def spectrum_panel(ax: Any, eigs: np.ndarray, *, x: np.ndarray | None = None,

@@ -4,6 +4,8 @@ Adding a study is one module defining its ``STUDY`` (see :mod:`.base`) and one l
 """
 
 from freeness_lab.harness.studies import (
+    chhaibi2022,
+    chhaibi2022_training,
     freeness,
     hayase_karakida2021,
     hayase_karakida2021_training,
@@ -23,6 +25,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     hayase_karakida2021.STUDY,
     hayase_karakida2021_training.STUDY,
     spectral_check.STUDY,
+    chhaibi2022.STUDY,
+    chhaibi2022_training.STUDY,
 )}
 
 __all__ = ["STUDIES", "ReportInput", "Study", "StudyReport"]
