@@ -237,7 +237,7 @@ def dimension_mismatch(word: str | Sequence[Letter], dims: Sequence[object],
         c, r = letter_layers(x)[1], letter_layers(nxt)[0]
         if dims[c] != dims[r]:
             where = (f"is followed at position {i + 2} by" if i + 1 < len(letters)
-                     else "does not close the trace on the first letter")
+                     else f"at position {i + 1} does not close the trace on position 1,")
             return (f"word {name!r}: {shape(x)} {where} {shape(nxt)}: N_{c} = {dims[c]:g}"
                     f"{unit} columns against N_{r} = {dims[r]:g}{unit} rows")
     return None

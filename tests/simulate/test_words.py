@@ -118,9 +118,9 @@ def test_rectangular_traces_match_dense_products():
                         r"N_1 = 7 rows$"),
     ("W2 D2c W2 D2c", r"position 2 by D2c .*: N_1 = 7 columns against N_2 = 4 rows$"),
     ("D1 D2", r"position 2 by D2 .*: N_1 = 7 columns against N_2 = 4 rows$"),
-    ("W2 D1", r"^word 'W2 D1': D1 \(N_1 x N_1 = 7 x 7\) does not close the trace "
-                   r"on the first letter W2 \(N_2 x N_1 = 4 x 7\): N_1 = 7 columns against "
-                   r"N_2 = 4 rows$"),
+    ("W2 D1", r"^word 'W2 D1': D1 \(N_1 x N_1 = 7 x 7\) at position 2 does not close the "
+              r"trace on position 1, W2 \(N_2 x N_1 = 4 x 7\): N_1 = 7 columns against "
+              r"N_2 = 4 rows$"),
     ("W2^2 D1", r"W2\^2 \(N_2 x N_1 = 4 x 7\) at position 1 is not square"),
     ("D1 W2c W1", r"W2c .* at position 2 is not square"),
 ])
