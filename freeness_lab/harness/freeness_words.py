@@ -149,7 +149,7 @@ def _preset(depth: int, dims: tuple[float, ...] | None, unit: str
     kept, skipped = [], []
     for sw in words:
         why = dimension_mismatch(sw.word, dims, unit)
-        if why is None and sw.weights is not None:
+        if why is None and sw.weights is not None and len(set(dims)) > 1:
             why = f"word {sw.label!r}: the {sw.weights} control needs a square network"
         if why is None:
             kept.append(sw)

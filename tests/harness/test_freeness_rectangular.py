@@ -110,6 +110,10 @@ def test_preset_keeps_consistent_words_and_lists_the_others(study):
     assert ("W1 D1c W1^T D1c W1 D1c W1^T D1c [W=permutation]", "word 'W1 D1c W1^T D1c W1 D1c "
             "W1^T D1c [W=permutation]': the permutation control needs a square network") in \
         fr.skipped_words(2, (1, 1, 2))
+    # equal ratios: a square network in all but name, nothing skipped
+    assert fr.skipped_words(2, (2, 2, 2)) == []
+    assert len(fr.study_words(2, None, (2, 2, 2))) == len(
+        fr.default_words(2) + fr.negative_controls(2) + fr.rectangular_controls(2))
 
 
 def test_cells_carry_their_shapes(study):
@@ -197,3 +201,20 @@ def test_the_square_rule_turns_the_verdict_red(tmp_path, monkeypatch):
     assert wrong.loc["W2 D1c W2^T D2c", "verdict"] == "free"  # no rotation: unaffected
     assert failing_words(wrong.reset_index(), strict=False).sum() == 1
     assert result.failed_checks == 1 and "FAIL" in result.summary.read_text()
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+def test_equal_widths_reduce_to_the_square_rule(weights):
+    """Every rectangular rule is the identity when all widths are equal: the same draw gives
+    the same per-trial values (traces and paired predictions) and limit predictions."""
+    square = NetworkSpec("tanh", weights, depth=2, width=24, sigma_w=1.2, sigma_b=0.1)
+    equal = NetworkSpec("tanh", weights, depth=2, widths=(24, 24, 24), sigma_w=1.2,
+                        sigma_b=0.1)
+    words = fr.study_words(2, None)
+    assert fr.study_words(2, None, equal.layer_widths) == words + fr.rectangular_controls(2)
+    words = words + fr.rectangular_controls(2)
+    np.testing.assert_array_equal(fr.trial_values(square, words, 5),
+                                  fr.trial_values(equal, words, 5))
+    for sw in words:
+        assert fr.limit_prediction(equal, sw) == pytest.approx(
+            fr.limit_prediction(square, sw), rel=1e-13, abs=1e-15)
