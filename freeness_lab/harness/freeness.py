@@ -64,17 +64,24 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from freeness_lab.harness.freeness_words import (
+    StudyWord,
+    default_words,
+    negative_controls,
+    rectangular_controls,
+    skipped_words,
+    study_words,
+)
 from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.ensembles import single_blas_thread
 from freeness_lab.simulate.network import sample_network
-from freeness_lab.simulate.words import Letter, WordEvaluator, format_word, parse_word
+from freeness_lab.simulate.words import Letter, WordEvaluator, letter_layers, parse_word
 from freeness_lab.spec import NetworkSpec
-from freeness_lab.theory.free_cumulants import Element, Family, free_moment
+from freeness_lab.theory.free_cumulants import Element, Family, chain_rows, free_moment
 from freeness_lab.theory.predictions import limit_family
 
 __all__ = [
@@ -85,6 +92,8 @@ __all__ = [
     "default_words",
     "fit_decay",
     "negative_controls",
+    "rectangular_controls",
+    "skipped_words",
     "study_words",
     "trial_values",
 ]
@@ -95,127 +104,6 @@ Z_WITHIN_NOISE = 4.0
 SLOPE_SIGNIFICANCE = 3.0
 #: |z| at least this at every M: the word is flagged "not free"
 Z_NOT_FREE = 8.0
-
-#: how a study word groups its letters into mutually free families
-SPLITS = ("none", "layers", "transpose")
-#: deterministic weights that replace the sampled ones in a control
-DETERMINISTIC_WEIGHTS = ("permutation",)
-
-
-@dataclass(frozen=True)
-class StudyWord:
-    """A word of the freeness study and the freeness assumption it is tested under.
-
-    Attributes
-    ----------
-    word : str
-        In the notation of :mod:`freeness_lab.simulate.words`.
-    group : str
-        Word family for tables and plots, e.g. ``"within layer"``.
-    split : {"none", "layers", "transpose"}
-        ``"none"``: the Collins-Hayase families -- (W_l, W_l^T) for each l, (D_1..D_L)
-        jointly, H_l alone. ``"layers"``: each D_l its own family (wrong: they commute).
-        ``"transpose"``: W_l and W_l^T two free copies (wrong: dependent).
-    weights : {"permutation"} or None
-        Replace every W^l by sigma_w times the cyclic shift P e_i = e_(i+1) (a control);
-        None: the spec's random weights.
-    expected : {"free", "not free"}
-        What a correct harness must conclude.
-    """
-
-    word: str
-    group: str
-    split: str = "none"
-    weights: str | None = None
-    expected: str = "free"
-
-    def __post_init__(self) -> None:
-        parse_word(self.word)
-        if self.split not in SPLITS:
-            raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if self.weights is not None and self.weights not in DETERMINISTIC_WEIGHTS:
-            raise ValueError(f"weights: must be None or one of "
-                             f"{', '.join(DETERMINISTIC_WEIGHTS)}, got {self.weights!r}")
-        if self.expected not in ("free", "not free"):
-            raise ValueError(f"expected: must be 'free' or 'not free', got {self.expected!r}")
-
-    @property
-    def label(self) -> str:
-        """The canonical word, tagged with its assumption when it is not the default one."""
-        word = format_word(parse_word(self.word))
-        tags = ([f"{self.split} split"] if self.split != "none" else []) + (
-            [f"W={self.weights}"] if self.weights else [])
-        return f"{word} [{', '.join(tags)}]" if tags else word
-
-
-def _check_depth(depth: int) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-        raise ValueError(f"depth: the default words need depth >= 2, got {depth!r}")
-    return depth
-
-
-def default_words(depth: int) -> tuple[StudyWord, ...]:
-    """The default word set for a network of ``depth`` >= 2 layers.
-
-    Pairs within one layer (W_l with its own D_l, which depends on W_l), across layers (W_2
-    conjugating D_1 against D_2, the 2-layer tr(J J^T), two weight pairs interleaved), words of
-    length 8, and the pair (H_l, D_l) that the H_L recursion relies on.
-    """
-    last = _check_depth(depth)
-    words = [
-        ("W1 D1c W1^T D1c", "within layer"),
-        (f"W{last} D{last} W{last}^T D{last}^2", "within layer"),
-        ("W2 D2c W2 D2c", "within layer"),
-        ("W2 D1c W2^T D2c", "across layers"),
-        ("D2 W2 D1 W1 W1^T D1 W2^T D2", "across layers"),
-        ("W1 D1c W2 D2c W1^T D1c W2^T D2c", "across layers"),
-        ("W2 D2c W2^T D2c W2 D2c W2^T D2c", "length 8"),
-        ("W2 D1c W2^T D2c W2 D1c W2^T D2c", "length 8"),
-        ("H2c D2c H2c D2c", "H-D pair"),
-        (f"H{last} D{last}^2 H{last} D{last}^2", "H-D pair"),
-        ("H2 D2c H2 D2c H2 D2c", "H-D pair"),
-    ]
-    return tuple(StudyWord(w, g) for w, g in words)
-
-
-def negative_controls(depth: int) -> tuple[StudyWord, ...]:
-    """Words under a wrong freeness assumption; each must be flagged "not free" at every M.
-
-    - D_1, D_2 treated as free: tr(D1c D2c D1c D2c) = tr(D1c^2) tr(D2c^2) (classical), not 0.
-    - W = sigma_w P (a fixed cyclic shift) treated as Haar: its *-moments are exactly those
-      of a Haar unitary (tr(P^k) = 0 for 0 < k < M), but P D1c P^T is diagonal and commutes
-      with D1c, so the alternating word of length 8 is sigma_w^4 tr((P D1c P^T)^2 D1c^2),
-      not 0. (The identity is no control: sigma_w I is a scalar, free from everything; only
-      its marginal differs from Haar, and the paired prediction rightly calls it free.)
-    - (W_1, W_1^T) as two free copies: tr(W1 D1 W1^T D1) = sigma_w^2 tr(D1)^2 + O(1/M),
-      while two free Haar unitaries give tr(u) tr(v*) (...) = 0.
-    """
-    _check_depth(depth)
-    return (
-        StudyWord("D1c D2c D1c D2c", "control", split="layers", expected="not free"),
-        StudyWord("W1 D1c W1^T D1c W1 D1c W1^T D1c", "control", weights="permutation",
-                  expected="not free"),
-        StudyWord("W1 D1 W1^T D1", "control", split="transpose", expected="not free"),
-    )
-
-
-def study_words(depth: int, words: Sequence[str] | None) -> tuple[StudyWord, ...]:
-    """Words of the study: :func:`default_words` and :func:`negative_controls`, or ``words``
-    (each tested under the Collins-Hayase families, expected free).
-
-    Raises
-    ------
-    ValueError
-        For a depth below 2 (default words), a malformed word, or a letter of a layer
-        beyond ``depth``.
-    """
-    if words is None:
-        return default_words(depth) + negative_controls(depth)
-    out = tuple(StudyWord(w, "custom") for w in words)
-    for sw in out:
-        parse_word(sw.word, depth)
-    return out
-
 
 # --------------------------------------------------------------------------- families
 
@@ -247,11 +135,30 @@ def _families(letters: Sequence[Letter], split: str,
     return out
 
 
-def _empirical_law(trace: Callable[[str], float]) -> Callable[..., Family]:
-    """Family laws measured on one network: base-letter words evaluated by ``trace``."""
+def _empirical_law(trace: Callable[[str], float],
+                   widths: tuple[int, ...] | None = None) -> Callable[..., Family]:
+    """Family laws measured on one network: base-letter words evaluated by ``trace``.
+
+    A rectangular network (``widths``): a sub-word that does not chain and close has moment
+    0 (rule 1 of :mod:`freeness_lab.theory.free_cumulants.rectangular`); the others are
+    normalized by the rows of their first letter (:class:`WordEvaluator`)."""
     def law(key: tuple[object, ...], bases: list[Letter]) -> Family:
-        return Family([str(b) for b in bases], lambda w: trace(" ".join(w)))
+        if widths is None:
+            return Family([str(b) for b in bases], lambda w: trace(" ".join(w)))
+        shapes = {str(b): tuple(widths[i] for i in letter_layers(b)) for b in bases}
+
+        def moment(w: tuple[str, ...]) -> float:
+            return 0.0 if chain_rows(w, shapes) is None else trace(" ".join(w))
+        return Family([str(b) for b in bases], moment)
     return law
+
+
+def _rows(spec: NetworkSpec, letters: Sequence[Letter]) -> list[int] | None:
+    """The rows of each letter of a rectangular network's word (``free_moment``'s ``rows``),
+    ``None`` for a square network."""
+    if spec.widths is None:
+        return None
+    return [spec.layer_widths[letter_layers(x)[0]] for x in letters]
 
 
 def _limit_law(spec: NetworkSpec, weights: str | None,
@@ -277,7 +184,9 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
 
     Samples ``sample_network(spec, seed)`` (and, for controls, the same input and biases with
     deterministic weights), then for each word tr(word) and its free prediction at this
-    network's own marginals.
+    network's own marginals. In a rectangular network (``spec.widths``) every word must be
+    dimensionally consistent; its prediction follows rule 1 of
+    :mod:`freeness_lab.theory.free_cumulants.rectangular`.
 
     Returns
     -------
@@ -285,6 +194,7 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
         Columns: empirical trace, free prediction at the empirical marginals.
     """
     out = np.empty((len(words), 2))
+    widths = None if spec.widths is None else spec.layer_widths
     with single_blas_thread():
         net = sample_network(spec, np.random.default_rng(seed))
         evaluators: dict[str | None, WordEvaluator] = {None: WordEvaluator(net)}
@@ -295,17 +205,18 @@ def trial_values(spec: NetworkSpec, words: Sequence[StudyWord],
             if sw.weights not in traces:
                 traces[sw.weights] = functools.cache(evaluators[sw.weights])
             letters = parse_word(sw.word, spec.depth)
-            fams = _families(letters, sw.split, _empirical_law(traces[sw.weights]))
+            fams = _families(letters, sw.split, _empirical_law(traces[sw.weights], widths))
             out[i, 0] = evaluators[sw.weights](letters)
-            out[i, 1] = free_moment([str(x) for x in letters], fams)
+            out[i, 1] = free_moment([str(x) for x in letters], fams, _rows(spec, letters))
     return out
 
 
 def limit_prediction(spec: NetworkSpec, sw: StudyWord) -> float:
-    """Free prediction of a study word at the LIMIT marginals (M -> infinity) of ``spec``."""
+    """Free prediction of a study word at the LIMIT marginals (M -> infinity) of ``spec``
+    (a rectangular ``spec``: at the ratios of its layer widths)."""
     letters = parse_word(sw.word, spec.depth)
     fams = _families(letters, sw.split, _limit_law(spec, sw.weights, letters))
-    return float(free_moment([str(x) for x in letters], fams))
+    return float(free_moment([str(x) for x in letters], fams, _rows(spec, letters)))
 
 
 # --------------------------------------------------------------------------- the study

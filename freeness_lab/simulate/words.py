@@ -23,6 +23,17 @@ normalized trace tr(word) = Tr(word) / M. A letter is ``NAME LAYER [^T] [^POWER]
 Layers run from 1 to the network's depth. Examples: ``"W2 D1 W2^T D2"``,
 ``"W1 D1c W1^T D1c"``, ``"H2 D2^2 H2 D2^2"``.
 
+Dimensions
+----------
+In a network of widths N_0..N_L a letter has a type (rows, cols): W_l is N_l x N_{l-1},
+W_l^T is N_{l-1} x N_l, D_l and H_l are N_l x N_l. A word is *consistent* when consecutive
+letters chain (the columns of each letter are the rows of the next), the last letter's columns
+are the first letter's rows (the product is square: the trace closes), and every powered or
+centered letter is square (:func:`dimension_mismatch`, :func:`check_dimensions`). Its value
+is then tr(word) = Tr(word) / N, N the rows of its FIRST letter (the dimension in which the
+trace closes; for a square network N = M). Cyclic rotation keeps Tr, not tr: rotating to a
+letter with n rows multiplies tr by N / n. Every word is consistent in a square network.
+
 Evaluation
 ----------
 A word is evaluated without forming more products than it needs (:class:`WordEvaluator`):
@@ -49,7 +60,10 @@ __all__ = [
     "LETTER_FORMS",
     "Letter",
     "WordEvaluator",
+    "check_dimensions",
+    "dimension_mismatch",
     "format_word",
+    "letter_layers",
     "matmul_count",
     "parse_word",
     "word_trace",
@@ -170,6 +184,75 @@ def format_word(letters: Iterable[Letter]) -> str:
     return " ".join(str(x) for x in letters)
 
 
+def letter_layers(x: Letter) -> tuple[int, int]:
+    """(row layer, column layer) of a letter: W_l is N_l x N_{l-1}, W_l^T N_{l-1} x N_l,
+    D_l and H_l N_l x N_l (the layer indices l of the widths N_l)."""
+    if x.name != "W":
+        return x.layer, x.layer
+    return (x.layer - 1, x.layer) if x.transpose else (x.layer, x.layer - 1)
+
+
+def dimension_mismatch(word: str | Sequence[Letter], dims: Sequence[object],
+                       unit: str = "") -> str | None:
+    """Why a word is not dimensionally consistent (module docstring), or ``None``.
+
+    Parameters
+    ----------
+    word : str or sequence of Letter
+    dims : sequence
+        N_0..N_L, compared by equality: the layer widths, or the width ratios r_l of
+        N_l = round(r_l M) (then ``unit="M"``).
+    unit : str
+        Appended to each dimension in the message.
+
+    Returns
+    -------
+    str or None
+        One line naming the word, the position (1-based) and the mismatching dimensions.
+
+    Examples
+    --------
+    >>> dimension_mismatch("W2 D1 W2^T D2", (1, 2, 1), "M") is None
+    True
+    >>> why = dimension_mismatch("W1 D1c W1^T D1c", (1, 2, 1), "M")
+    >>> why[:64]
+    "word 'W1 D1c W1^T D1c': W1 (N_1 x N_0 = 2M x 1M) is followed at "
+    >>> why.split(": ")[-1]
+    'N_0 = 1M columns against N_1 = 2M rows'
+    """
+    letters = parse_word(word, len(dims) - 1)
+    name = format_word(letters)
+
+    def shape(x: Letter) -> str:
+        r, c = letter_layers(x)
+        return f"{x} (N_{r} x N_{c} = {dims[r]:g}{unit} x {dims[c]:g}{unit})"
+
+    for i, x in enumerate(letters):
+        r, c = letter_layers(x)
+        if (x.power != 1 or x.centered) and dims[r] != dims[c]:
+            return (f"word {name!r}: {shape(x)} at position {i + 1} is not square, so it "
+                    f"cannot be powered or centered")
+    for i, x in enumerate(letters):
+        nxt = letters[(i + 1) % len(letters)]
+        c, r = letter_layers(x)[1], letter_layers(nxt)[0]
+        if dims[c] != dims[r]:
+            where = (f"is followed at position {i + 2} by" if i + 1 < len(letters)
+                     else f"at position {i + 1} does not close the trace on position 1,")
+            return (f"word {name!r}: {shape(x)} {where} {shape(nxt)}: N_{c} = {dims[c]:g}"
+                    f"{unit} columns against N_{r} = {dims[r]:g}{unit} rows")
+    return None
+
+
+def check_dimensions(word: str | Sequence[Letter], dims: Sequence[object],
+                     unit: str = "") -> tuple[Letter, ...]:
+    """The letters of a consistent word; raises ``ValueError`` (one line,
+    :func:`dimension_mismatch`) for an inconsistent one."""
+    why = dimension_mismatch(word, dims, unit)
+    if why is not None:
+        raise ValueError(why)
+    return parse_word(word, len(dims) - 1)
+
+
 def matmul_count(word: str | Sequence[Letter]) -> int:
     """Matrix-matrix products that :class:`WordEvaluator` spends on ``word``.
 
@@ -189,7 +272,8 @@ class WordEvaluator:
     Parameters
     ----------
     net : SampledNetwork
-        A square network (every width equal to M).
+        Square or rectangular; a word must be dimensionally consistent (module docstring),
+        and its trace is normalized by the rows of its first letter.
 
     Notes
     -----
@@ -198,11 +282,8 @@ class WordEvaluator:
     """
 
     def __init__(self, net: SampledNetwork):
-        if not net.spec.is_square:
-            raise ValueError(f"net: words need a square network (all widths equal), got "
-                             f"widths {net.spec.layer_widths}")
         self.net = net
-        self.size = net.spec.layer_widths[-1]
+        self.widths = net.spec.layer_widths
         self._diag: dict[Letter, np.ndarray] = {}
         self._dense: dict[Letter, np.ndarray] = {}
 
@@ -232,13 +313,17 @@ class WordEvaluator:
             for _ in range(x.power - 1):
                 p = p @ base
             c = np.array(p, copy=True)
-            c[np.diag_indices_from(c)] -= np.trace(p) / self.size
+            c[np.diag_indices_from(c)] -= np.trace(p) / p.shape[0]
             self._dense[x] = c
         return [self._dense[x]]
 
     def __call__(self, word: str | Sequence[Letter]) -> float:
         """tr(word) on this network."""
-        letters = parse_word(word, self.net.spec.depth)
+        if self.net.spec.is_square:
+            letters = parse_word(word, self.net.spec.depth)
+        else:
+            letters = check_dimensions(word, self.widths)
+        size = self.widths[letter_layers(letters[0])[0]]
         # factors: dense matrices and diagonal vectors, consecutive diagonals multiplied
         factors: list[np.ndarray] = []
         kinds: list[bool] = []  # True: diagonal vector
@@ -280,7 +365,7 @@ class WordEvaluator:
         a, d = groups[-1]
         if d is not None:
             p = p * d[:, None]  # Tr(P A diag(d)) = sum_ij d_i P_ij A_ji
-        return float(np.einsum("ij,ji->", p, a)) / self.size
+        return float(np.einsum("ij,ji->", p, a)) / size
 
 
 def word_trace(net: SampledNetwork, word: str | Sequence[Letter]) -> float:

@@ -26,6 +26,7 @@ from freeness_lab.theory.free_cumulants import (
     circular_family,
     commutative_family,
     haar_unitary_family,
+    rectangular_weight_family,
     univariate_family,
 )
 from freeness_lab.theory.limits import fim_dual_law
@@ -105,17 +106,23 @@ def limit_family(spec: NetworkSpec, kind: str, names: Sequence[str], layers: Seq
 
     - ``"W"``: the pair (W_l, W_l^T) is sigma_w times a Haar unitary pair (u, u*) when
       ``haar``, a circular pair (c, c*) otherwise (Gaussian weights); a family holding only
-      one of the two (the "transpose" split) has the same law.
+      one of the two (the "transpose" split) has the same law. When N_l != N_{l-1} (a
+      rectangular ``spec``), the compression of that pair by projections
+      (:func:`~freeness_lab.theory.free_cumulants.rectangular_weight_family`).
     - ``"D"``: the D_l are commuting, independent across layers, with moments
       E[D_l^k] = :func:`dphi_moment` (spec, q^l, k) at the mean-field variance q^l, so that
-      tr(D_{l1}^{e1} ... ) = prod_l E[phi'(h_l)^{e_l}].
+      tr(D_{l1}^{e1} ... ) = prod_l E[phi'(h_l)^{e_l}]; in a rectangular ``spec``, 0 when
+      the layers with e_l > 0 differ in width (the product does not chain: rule 1 of
+      :mod:`~freeness_lab.theory.free_cumulants.rectangular`).
     - ``"H"``: H_l alone, with the moments m_1..m_order of its limit law
-      (:func:`freeness_lab.theory.fim_dual_law` of the depth-l network).
+      (:func:`freeness_lab.theory.fim_dual_law` of the depth-l network, its own widths
+      N_0..N_l in a rectangular ``spec``).
 
     Parameters
     ----------
     spec : NetworkSpec
-        The network (its width is not used).
+        The network (a square one's width is not used; a rectangular one's layer widths give
+        the ratios of the changes of dimension).
     kind : {"W", "D", "H"}
         The family's kind (:data:`FAMILY_KINDS`).
     names : sequence of str
@@ -138,10 +145,15 @@ def limit_family(spec: NetworkSpec, kind: str, names: Sequence[str], layers: Seq
         For an unknown ``kind``.
     """
     names = list(names)
+    widths = spec.layer_widths
     if kind == "W":
         u, ut = f"W{layers[0]}", f"W{layers[0]}^T"
-        pair = (haar_unitary_family(u, ut, spec.sigma_w) if haar
-                else circular_family(u, ut, spec.sigma_w))
+        n_out, n_in = widths[layers[0]], widths[layers[0] - 1]
+        if n_out != n_in:
+            pair = rectangular_weight_family(u, ut, n_out, n_in, spec.sigma_w, haar=haar)
+        else:
+            pair = (haar_unitary_family(u, ut, spec.sigma_w) if haar
+                    else circular_family(u, ut, spec.sigma_w))
         return Family(names, pair.moment)
     if kind == "D":
         q = meanfield.preactivation_variances(spec)
@@ -149,10 +161,14 @@ def limit_family(spec: NetworkSpec, kind: str, names: Sequence[str], layers: Seq
 
         @functools.cache
         def joint(exps: tuple[int, ...]) -> float:
+            if len({widths[ell] for ell, e in zip(layers, exps, strict=True) if e}) > 1:
+                return 0.0
             return math.prod(dphi_moment(spec, q[ell - 1], e)
                              for ell, e in zip(layers, exps, strict=True) if e)
         return commutative_family(names, joint)
     if kind == "H":
-        h_law = fim_dual_law(replace(spec, depth=int(layers[0])))
+        depth = int(layers[0])
+        h_law = fim_dual_law(replace(spec, depth=depth, widths=None if spec.widths is None
+                                     else spec.widths[:depth + 1]))
         return univariate_family(names[0], h_law.moments(order))
     raise ValueError(f"kind: must be one of {', '.join(FAMILY_KINDS)}, got {kind!r}")

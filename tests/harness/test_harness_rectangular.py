@@ -83,12 +83,18 @@ def test_shape_widths_round_and_stay_positive():
     (["experiment=spectrum", "experiment.spectral_trials=0", "sweep.axes.depth=[2,3]",
       "network.width_ratios=[1,2,2,1]"], "sweep.axes.depth"),
     # studies that handle square networks only refuse a rectangular config
-    (["network.width_ratios=[1,2,2,1]"], "network.width_ratios"),  # default: + freeness
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "experiment.studies=[spectrum,freeness,pennington2017]",
+      "network.width_ratios=[1,2,2,1]"], "network.width_ratios"),
     (["experiment=spectrum", "experiment.spectral_trials=0",
       "experiment.studies=[spectrum,spectral_check]", "network.width_ratios=[1,2,2,1]"],
      "network.width_ratios"),
-    (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]"],
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "experiment.studies=[pennington2018]", "sweep.axes.width_ratios=[[1,2,2,1]]"],
      "sweep.axes.width_ratios"),
+    # the freeness study refuses a given word that is dimensionally inconsistent (part 3b)
+    (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]",
+      "experiment.words=['W1 D1c W1^T D1c']"], "experiment.words"),
     # the spectrum study's spectral check is square-only
     (["experiment=spectrum", "network.width_ratios=[1,2,2,1]"], "experiment.spectral_trials"),
 ])

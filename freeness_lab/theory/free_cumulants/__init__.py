@@ -38,7 +38,10 @@ The public entry point for the simplest case is :func:`free_mixed_moment`.
 Modules: :mod:`~freeness_lab.theory.free_cumulants.partitions` (NC(n), Kreweras, Moebius),
 :mod:`~freeness_lab.theory.free_cumulants.cumulants` (one variable),
 :mod:`~freeness_lab.theory.free_cumulants.families` (families and their constructors),
-:mod:`~freeness_lab.theory.free_cumulants.free_moment` (free predictions of words).
+:mod:`~freeness_lab.theory.free_cumulants.free_moment` (free predictions of words),
+:mod:`~freeness_lab.theory.free_cumulants.rectangular` (words whose letters live in different
+dimensions: freeness with amalgamation over the block projections, rectangular weights by
+compression).
 """
 
 from freeness_lab.theory.free_cumulants.cumulants import (
@@ -68,12 +71,17 @@ from freeness_lab.theory.free_cumulants.partitions import (
     noncrossing_partitions,
     size_types,
 )
+from freeness_lab.theory.free_cumulants.rectangular import (
+    chain_rows,
+    rectangular_weight_family,
+)
 
 __all__ = [
     "Element",
     "Family",
     "MomentFunctional",
     "Partition",
+    "chain_rows",
     "circular_family",
     "clear_caches",
     "commutative_family",
@@ -86,6 +94,7 @@ __all__ = [
     "moments_to_free_cumulants",
     "multiplicative_convolution_moments",
     "noncrossing_partitions",
+    "rectangular_weight_family",
     "univariate_family",
 ]
 

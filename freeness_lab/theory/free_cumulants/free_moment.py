@@ -32,7 +32,8 @@ def compatible_partitions(colors: tuple[int, ...]) -> tuple[Partition, ...]:
                  if all(len({colors[i] for i in b}) == 1 for b in p))
 
 
-def free_moment(word: Sequence[str], families: Sequence[Family]) -> float:
+def free_moment(word: Sequence[str], families: Sequence[Family],
+                rows: Sequence[float] | None = None) -> float:
     """Free prediction tr(a_1 ... a_n) for letters from mutually free families.
 
     Moment-cumulant formula restricted by freeness (mixed cumulants vanish):
@@ -50,6 +51,12 @@ def free_moment(word: Sequence[str], families: Sequence[Family]) -> float:
         Tokens, each a base letter or element name of exactly one family.
     families : sequence of Family
         Mutually free families.
+    rows : sequence of float, optional
+        A rectangular word (:mod:`~freeness_lab.theory.free_cumulants.rectangular`, rule 1):
+        the dimension each token maps into. The value is then tr in dimension ``rows[0]``,
+        each family's moments must be normalized in their own first token's dimension (0 for
+        a word that does not chain and close), and the rotation to a family boundary at
+        position s multiplies the sum by rows[s] / rows[0]. ``None``: one dimension.
 
     Returns
     -------
@@ -86,6 +93,7 @@ def free_moment(word: Sequence[str], families: Sequence[Family]) -> float:
     if not starts:
         return families[colors[0]].moment(word)
     shift = starts[0]
+    ratio = 1.0 if rows is None else float(rows[shift]) / float(rows[0])
     word, colors = word[shift:] + word[:shift], colors[shift:] + colors[:shift]
     items, item_colors = [], []
     for i, (tok, col) in enumerate(zip(word, colors, strict=True)):
@@ -99,7 +107,7 @@ def free_moment(word: Sequence[str], families: Sequence[Family]) -> float:
     for p in compatible_partitions(tuple(item_colors)):
         total += math.prod(families[item_colors[b[0]]].cumulant([items_t[j] for j in b])
                            for b in p)
-    return total
+    return total if rows is None else total * ratio
 
 
 def free_mixed_moment(word: str, moments: Mapping[str, Sequence[float]]) -> float:
