@@ -99,7 +99,10 @@ def test_paired_relu_chain_with_atoms_agrees_with_its_certified_quadrature() -> 
     pw = law.pointwise(1e-7)
     atoms = law.atoms[:, 0]
     lo, hi = law.support()
-    x = np.sort(np.concatenate([np.linspace(lo, hi, 97), atoms, atoms - 1e-6, atoms + 1e-6]))
+    # and one ulp above the base point (the chain's last shift, an atom), where x - base has
+    # no digits left: counted as at the base
+    x = np.sort(np.concatenate([np.linspace(lo, hi, 97), atoms, atoms - 1e-6, atoms + 1e-6,
+                                [np.nextafter(law.base_atom, np.inf)]]))
     np.testing.assert_allclose(pw.cdf(x), law.cdf(x), atol=1e-7)
     np.testing.assert_allclose(pw.partial_mean(x), law.partial_mean(x), atol=1e-7 * hi)
     for a, mass in law.atoms:
@@ -131,3 +134,19 @@ def test_a_comb_that_stops_inside_the_support_shows_in_its_mass(monkeypatch) -> 
     monkeypatch.setattr(type(law), "support_bound", lambda self: 0.5 * law.support()[1])
     pw = law.pointwise(1e-5)
     assert 1.0 - pw.continuous_mass() - pw.atom_mass > 0.01
+
+
+def test_a_leg_the_solver_cannot_reach_fails_without_refining_forever(monkeypatch) -> None:
+    """Nodes that never converge (nan) would make every panel fail at every level: the leg
+    is given up once it holds LEG_PANELS panels, not after 2^LEG_LEVELS."""
+    law = _projections()
+    calls = []
+
+    def unreachable(law, x, y, z0, v0):
+        calls.append(x.size)
+        return np.full(x.size, complex(np.nan, np.nan)), np.asarray(v0).copy()
+
+    monkeypatch.setattr(contour_cdf, "_solve_from", unreachable)
+    _, _, ok = contour_cdf.legs(law, np.array([0.3, 0.6]), 0.05, 1e-8)
+    assert not ok.any()
+    assert sum(calls) <= 2 * 4 * contour_cdf.LEG_PANELS * contour_cdf.LEG_NODES  # 2 legs

@@ -53,6 +53,7 @@ import pandas as pd
 from freeness_lab.harness.figures import Check, check_keys, spectrum_panel
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
+from freeness_lab.harness.stats import mean_se
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.simulate import sample_network
 from freeness_lab.spec import NetworkSpec, SpecError
@@ -205,11 +206,8 @@ def atom_fraction(eigs: np.ndarray, loc: float, others: np.ndarray) -> float:
 def extrapolate(values_half: np.ndarray, values_full: np.ndarray) -> tuple[float, float]:
     """Richardson extrapolation to M = infinity from widths M/2 and M, bias b/M assumed:
     m_inf = 2 m(M) - m(M/2), SE = sqrt(4 SE(M)^2 + SE(M/2)^2) (independent trials)."""
-    def mean_se(v: np.ndarray) -> tuple[float, float]:
-        return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
-
-    (mh, sh), (mf, sf) = mean_se(np.asarray(values_half)), mean_se(np.asarray(values_full))
-    return 2 * mf - mh, max(math.sqrt(4 * sf**2 + sh**2), 1e-12)
+    (mh, sh), (mf, sf) = mean_se(values_half), mean_se(values_full)
+    return float(2 * mf - mh), max(math.sqrt(4 * sf**2 + sh**2), 1e-12)
 
 
 def _per_trial_moments(eigs: pd.DataFrame, width: int, case: str) -> np.ndarray:

@@ -40,15 +40,17 @@ from freeness_lab.theory.density.chaining import CHAINED, TOL_STALL_EDGE
 from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import lilypads
 
-__all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "Horizontal", "antiderivatives",
-           "horizontal", "legs"]
+__all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "LEG_PANELS", "Horizontal",
+           "antiderivatives", "horizontal", "legs"]
 
 #: Gauss-Legendre nodes per panel of the horizontal line
 HORIZONTAL_NODES = 12
 #: Gauss-Legendre nodes per panel of a leg (in s = sqrt(y))
 LEG_NODES = 8
-#: bisection levels of a leg's panels at most (a panel 2^-40 of the leg)
+#: bisection levels of a leg's panels at most (a panel 2^-40 of the leg), and panels open at
+#: once on one leg at most (a leg refines near its singular points only: a few per level)
 LEG_LEVELS = 40
+LEG_PANELS = 64
 
 
 def _solve_from(law, x: np.ndarray, y: np.ndarray, z0: np.ndarray, v0: np.ndarray
@@ -184,7 +186,12 @@ def legs(law, x: np.ndarray, eta: float, tol: float
         share = unit * (hi - lo)
         good = (err[0] <= share) & (err[1] <= share * scale[col])
         np.add.at(total, (slice(None), col[good]), q_half[:, good])
-        keep = ~good
+        # a leg whose panels keep failing everywhere (a node the solver cannot reach) would
+        # double its panels at every level: it fails once it holds LEG_PANELS of them
+        open_panels = np.bincount(col[~good], minlength=P)
+        crowded = open_panels > LEG_PANELS // 2
+        ok[crowded] = False
+        keep = ~good & ~crowded[col]
         col, kind, unit = (np.concatenate([a[keep], a[keep]]) for a in (col, kind, unit))
         lo, hi = np.concatenate([lo[keep], mid[keep]]), np.concatenate([mid[keep], hi[keep]])
         q = np.concatenate([halves[0][0][:, keep], halves[1][0][:, keep]], axis=1)

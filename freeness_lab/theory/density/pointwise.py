@@ -39,7 +39,7 @@ HORIZONTAL_ROUNDS = 8
 BLOCK = 16
 #: points of the scan for the top edge of the support (then bisected to EDGE_REL), doubled
 #: up to EDGE_ROUNDS times
-EDGE_SCAN = 32
+EDGE_SCAN = 64
 EDGE_REL = 1e-7
 EDGE_ROUNDS = 4
 #: a quantile is interpolated linearly between known points of the cdf whose cdf differs by
@@ -154,8 +154,10 @@ class PointwiseLaw(SpectralLaw):
         F[beyond] = mass
         P[beyond] = np.nan  # not asked for by the interface: the mean is known from m_1
         # the continuous part has no mass at or below the base point (0, or a chain's last
-        # shift: the support lies above it)
-        inner = (y > max(lo, self.solved.base_atom)) & ~beyond
+        # shift: the support lies above it); within 1e-12 of a nonzero base, x = base + d
+        # keeps less than 4 digits of d (as in the support search): counted as at the base
+        base = self.solved.base_atom
+        inner = (y > max(lo, base + 1e-12 * abs(base))) & ~beyond
         if inner.any():
             F[inner], P[inner] = self._legs(y[inner])
         return F, P + self.shift * F
