@@ -26,6 +26,7 @@ from freeness_lab.theory.free_cumulants import (
     noncrossing_partitions,
     univariate_family,
 )
+from freeness_lab.theory.jacobian_product import jacobian_product_law
 from freeness_lab.theory.laws import (
     DiscreteLaw,
     MarchenkoPastur,
@@ -40,7 +41,6 @@ from freeness_lab.theory.limits import (
     fim_dual_law,
     fim_dual_mean_variance,
     jacobian_law,
-    jacobian_product_law,
 )
 from freeness_lab.theory.meanfield import (
     D2Law,

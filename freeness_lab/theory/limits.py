@@ -20,7 +20,8 @@ With kappa_l = N_L / N_l this gives
 
 (the orthogonal rectangular W of the spec is sigma_w sqrt(max(1, N_l/N_{l-1})) times a block of
 a Haar matrix). Atoms follow Belinschi's rule layer by layer, with the same change of
-dimension (zero mass 1 - r (1 - p_0), other masses times r).
+dimension (zero mass 1 - r (1 - p_0), other masses times r). The construction, from any laws
+of D_l^2, is :func:`~freeness_lab.theory.jacobian_product.jacobian_product_law`.
 
 FIM dual H_L (Hayase, Karakida 2021), square widths: H_1 = q0 I and
 H_{l+1} = qhat_l I + W_{l+1} D_l H_l D_l W_{l+1}^T, so
@@ -42,7 +43,8 @@ output width, H_1 = (||x^0||^2 / M) I, H_{l+1} = (||x^l||^2 / M) I + W D_l H_l D
 (||x^l||^2 / N_l -> qhat_l = E phi(h^l)^2 per unit, the mean field being width-free;
 c_0 = q0 N_0 / M). The nonzero spectrum of W A W^T, A = D_l H_l D_l, is that of A W^T W in
 dimension N_l, whose law is nu_l boxtimes mu_l boxtimes w_l, w_l the law of W^T W in
-dimension N_l (:func:`_wtw_law`: Marchenko-Pastur(N_l / N_{l+1}, sigma_w^2 N_{l+1} / N_l)
+dimension N_l (:func:`~freeness_lab.theory.jacobian_product.wtw_law`:
+Marchenko-Pastur(N_l / N_{l+1}, sigma_w^2 N_{l+1} / N_l)
 (Gaussian); delta_{sigma_w^2 N_{l+1} / N_l} if N_{l+1} >= N_l, else Bernoulli(N_{l+1} / N_l)
 at sigma_w^2 (orthogonal)). Moving it to dimension N_{l+1} keeps the nonzero spectrum and
 multiplies psi by r_l = N_l / N_{l+1} (write mu^(r)): moments times r_l, mass at 0
@@ -73,14 +75,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from freeness_lab.spec import NetworkSpec, SpecError
-from freeness_lab.theory.laws import (
-    DiscreteLaw,
-    MarchenkoPastur,
-    SpectralLaw,
-    bernoulli,
-    d2_factor,
-    delta,
-)
+from freeness_lab.theory.jacobian_product import jacobian_product_law, weight_law, wtw_law
+from freeness_lab.theory.laws import DiscreteLaw, SpectralLaw, d2_factor, delta
 from freeness_lab.theory.log_terms import LogTerms
 from freeness_lab.theory.meanfield import (
     d2_law,
@@ -96,7 +92,6 @@ from freeness_lab.theory.products import (
     ShiftedLaw,
     ShiftLayer,
     change_dimension,
-    product_atoms,
 )
 
 #: consecutive layers whose q^l agree to this relative precision share one D^2 factor
@@ -128,25 +123,6 @@ def _d2_groups(spec: NetworkSpec, qs: np.ndarray) -> list[tuple[SpectralLaw, lis
     near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
     return [(d2_factor(d2_law(spec.activation, q), near_support=near), layers)
             for q, layers in groups]
-
-
-def _weight_law(spec: NetworkSpec) -> SpectralLaw:
-    return _ensemble_weight_law(spec.weights, spec.sigma_w)
-
-
-def _wtw_law(spec: NetworkSpec, n_out: int, n_in: int) -> SpectralLaw:
-    """Law of W^T W in dimension N_in."""
-    return _ensemble_wtw_law(spec.weights, spec.sigma_w, n_out / n_in)
-
-
-def _ensemble_wtw_law(weights: str, sigma_w: float, c: float) -> SpectralLaw:
-    """Law of W^T W in dimension N_in for W N_out x N_in, c = N_out / N_in (the spec's
-    convention: Gaussian entries of variance sigma_w^2 / N_in; orthogonal sigma_w
-    sqrt(max(1, c)) times a block of a Haar matrix)."""
-    s = sigma_w**2
-    if weights == "gaussian":
-        return MarchenkoPastur(1.0 / c, s * c)
-    return delta(s * c) if c >= 1 else bernoulli(c, s)
 
 
 def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProductLaw:
@@ -182,25 +158,11 @@ def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProd
     label = f"J J^T: {spec.activation}, {spec.weights}, L={spec.depth}"
     if spec.is_square:
         factors = [Factor(law, len(layers)) for law, layers in groups]
-        factors.append(Factor(_weight_law(spec), spec.depth))
+        factors.append(Factor(weight_law(spec.weights, spec.sigma_w), spec.depth))
         return FreeProductLaw(FreeProduct(factors), label=label)
-    widths = spec.layer_widths
-    kappa = [widths[-1] / n for n in widths]
-    factors = [Factor(law, 1, kappa[l + 1]) for law, layers in groups for l in layers]
-    const, rows = -spec.depth * np.log(spec.sigma_w**2), []
-    for l in range(1, spec.depth + 1):
-        if spec.weights == "gaussian":
-            rows.append([-1.0, 1.0, kappa[l - 1]])
-        elif widths[l] >= widths[l - 1]:
-            rows += [[1.0, 1.0, kappa[l]], [-1.0, 1.0, kappa[l - 1]]]
-    extra = LogTerms(const, np.array(rows, dtype=float).reshape(-1, 3))
     d2_of_layer = {l: law for law, layers in groups for l in layers}
-    atoms = np.array([[1.0, 1.0]])
-    for l in range(1, spec.depth + 1):
-        atoms = product_atoms(atoms, _wtw_law(spec, widths[l], widths[l - 1]).atoms)
-        atoms = change_dimension(atoms, widths[l - 1] / widths[l])
-        atoms = product_atoms(atoms, d2_of_layer[l - 1].atoms)
-    return FreeProductLaw(FreeProduct(factors, extra), atoms=atoms, label=label)
+    return jacobian_product_law([d2_of_layer[l] for l in range(spec.depth)], spec.weights,
+                                spec.sigma_w, widths=spec.layer_widths, label=label)
 
 
 def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
@@ -253,43 +215,6 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
                               ratios=n[1:-1] / n[2:], label=label + f", widths={spec.widths}")
 
 
-def _ensemble_weight_law(weights: str, sigma_w: float) -> SpectralLaw:
-    """Law of W W^T for square W: delta_{sigma_w^2} (orthogonal) or Marchenko-Pastur."""
-    if weights not in ("orthogonal", "gaussian"):
-        raise ValueError(f"weights: must be 'orthogonal' or 'gaussian', got {weights!r}")
-    if not sigma_w > 0:
-        raise ValueError(f"sigma_w: must be > 0, got {sigma_w!r}")
-    s = float(sigma_w) ** 2
-    return delta(s) if weights == "orthogonal" else MarchenkoPastur(1.0, s)
-
-
-def jacobian_product_law(d2_laws: Sequence[SpectralLaw], weights: str, sigma_w: float, *,
-                         label: str = "") -> FreeProductLaw:
-    """Law of J J^T for square layers whose D_l^2 have the given laws, free from each other
-    and from the weights: nu_1 boxtimes ... boxtimes nu_L boxtimes w^(boxtimes L).
-
-    With the mean-field laws of D_l^2 this is :func:`jacobian_law`; with the empirical laws
-    of one sampled network's D_l^2 (a :class:`DiscreteLaw` of its M values per layer) it is
-    the free product of that network's own marginals, the reference against which its
-    spectrum measures freeness rather than the convergence of its marginals.
-
-    Parameters
-    ----------
-    d2_laws : sequence of SpectralLaw
-        nu_l, l = 1..L.
-    weights : {"orthogonal", "gaussian"}
-        w = delta_{sigma_w^2} or Marchenko-Pastur(1, sigma_w^2).
-    sigma_w : float
-        > 0.
-    label : str
-    """
-    if not len(d2_laws):
-        raise ValueError("d2_laws: must hold at least one law")
-    w = _ensemble_weight_law(weights, sigma_w)
-    factors = [Factor(nu) for nu in d2_laws] + [Factor(w, len(d2_laws))]
-    return FreeProductLaw(FreeProduct(factors), label=label)
-
-
 def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], weights: str,
                        sigma_w: float, *, ratios: Sequence[float] | None = None,
                        label: str = "") -> ShiftChainLaw | ShiftedLaw | DiscreteLaw:
@@ -324,7 +249,7 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
     if shifts.shape != (len(d2_laws) + 1,) or not np.all(shifts > 0):
         raise ValueError(f"shifts: must hold len(d2_laws) + 1 = {len(d2_laws) + 1} positive "
                          f"values, got {shifts.tolist()}")
-    w = _ensemble_weight_law(weights, sigma_w)
+    w = weight_law(weights, sigma_w)
     if ratios is not None:
         ratios = np.asarray(ratios, dtype=float)
         if ratios.shape != (len(d2_laws),) or not np.all((ratios > 0) & np.isfinite(ratios)):
@@ -339,7 +264,7 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         return ShiftedLaw(FreeProductLaw(product), float(shifts[1]), label=label)
     if len(d2_laws) == 1:  # c_1 + (nu_1 boxtimes w_1 boxtimes delta_{c_0})^(r_1)
         r = float(ratios[0])
-        laws = (d2_laws[0], _ensemble_wtw_law(weights, sigma_w, 1.0 / r), delta(float(shifts[0])))
+        laws = (d2_laws[0], wtw_law(weights, sigma_w, 1.0 / r), delta(float(shifts[0])))
         # S_{Y^(r)}(m) = S_Y(m / r) (1 + m) / (r + m) (module docstring)
         product = FreeProduct([Factor(law, 1, 1.0 / r) for law in laws],
                               LogTerms(0.0, np.array([[1.0, 1.0, 1.0], [-1.0, r, 1.0]])))
@@ -350,7 +275,7 @@ def fim_dual_chain_law(d2_laws: Sequence[SpectralLaw], shifts: Sequence[float], 
         layers = [ShiftLayer((Factor(nu), Factor(w)), float(c))
                   for nu, c in zip(d2_laws, shifts[1:], strict=True)]
     else:
-        layers = [ShiftLayer((Factor(nu), Factor(_ensemble_wtw_law(weights, sigma_w, 1.0 / r))),
+        layers = [ShiftLayer((Factor(nu), Factor(wtw_law(weights, sigma_w, 1.0 / r))),
                              float(c), float(r))
                   for nu, c, r in zip(d2_laws, shifts[1:], ratios, strict=True)]
     return ShiftChainLaw(float(shifts[0]), layers, label=label)
