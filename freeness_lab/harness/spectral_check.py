@@ -57,7 +57,9 @@ from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITH
 from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import (
     CONTROL_CDF_TOL,
+    SQUARE_ONLY,
     classical_law,
+    cyclic_network,
     limit_law,
     paired_law,
 )
@@ -65,8 +67,8 @@ from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.network import SampledNetwork
 from freeness_lab.theory import TheoryUnavailable
 
-__all__ = ["COMPARISONS", "EXPECTED", "MASS_DEFECT_MAX", "check_mass", "fit_distances",
-           "trial_rows"]
+__all__ = ["COMPARISONS", "EXPECTED", "MASS_DEFECT_MAX", "NOT_CLAIMED", "check_mass",
+           "fit_distances", "trial_rows"]
 
 #: (network, matrix, reference) compared in every trial
 COMPARISONS: tuple[tuple[str, str, str], ...] = (
@@ -76,6 +78,8 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
 #: the verdict a sound harness must reach, per (network, reference)
 EXPECTED = {("sampled", "paired"): "free", ("sampled", "classical"): "not free",
             ("cyclic", "paired"): "not free"}
+#: the verdict of a square-only comparison (``SQUARE_ONLY``) of a rectangular network
+NOT_CLAIMED = "not claimed"
 #: distance metrics fitted against M
 DISTANCES = ("kolmogorov", "wasserstein1")
 #: the metric whose verdicts are the claims (W_1 weighs the heavy upper tail of the Gaussian
@@ -85,7 +89,7 @@ CLAIMED_METRIC = "kolmogorov"
 COLUMNS = ("network", "matrix", "reference", "metric", "point", "value", "law", "status")
 
 
-def _reference(net: SampledNetwork, cyclic: SampledNetwork, seed: np.random.SeedSequence,
+def _reference(net: SampledNetwork, cyclic: SampledNetwork | None, seed: np.random.SeedSequence,
                network: str, matrix: str, reference: str, include_bias: bool
                ) -> Callable[[], Any]:
     if reference == "limit":
@@ -112,10 +116,16 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
         The trial's sequence (the classical product draws from a stream of its own).
     include_bias : bool
         Whether H_L includes the bias parameters.
+
+    A rectangular network (widths N_0..N_L): the floor is that of the largest width, and
+    the comparisons of ``SQUARE_ONLY`` (the classical product, the cyclic control) are
+    ``unavailable`` (:mod:`~freeness_lab.harness.spectral_references`).
     """
-    cyclic = net.permuted()
     eigs = {("sampled", m): e for m, e in spectra.items()}
-    eigs[("cyclic", "JJT")] = cyclic.jacobian_spectrum()
+    cyclic = cyclic_network(net) if net.spec.is_square else None
+    if cyclic is not None:
+        eigs[("cyclic", "JJT")] = cyclic.jacobian_spectrum()
+    width = max(net.spec.layer_widths)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
 
     def add(key: tuple[str, str, str], metric: str, point: float, value: float, law: float,
@@ -125,9 +135,11 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
 
     for key in COMPARISONS:
         network, matrix, reference = key
-        e = eigs[(network, matrix)]
-        floor = noise_floor(e, net.spec.width, net.spec.depth)
+        e = eigs.get((network, matrix))
         try:
+            if e is None:  # the cyclic control of a rectangular network: raises
+                cyclic_network(net)  # TheoryUnavailable, saying why
+            floor = noise_floor(e, width, net.spec.depth)
             law = _reference(net, cyclic, seed, network, matrix, reference, include_bias)()
             check_mass(law, 10 * CONTROL_CDF_TOL if network == "cyclic"
                        else MASS_DEFECT_MAX / net.spec.width)
@@ -228,6 +240,14 @@ def per_width(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rectangular(rows: pd.DataFrame) -> bool:
+    """Whether ``rows`` (of one comparison) come from rectangular networks: their ``widths``
+    column ("64-128-64", present in the tables of rectangular cells) names unequal widths."""
+    if "widths" not in rows.columns:
+        return False
+    return any(len(set(str(w).split("-"))) > 1 for w in rows["widths"].unique())
+
+
 def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFrame:
     """Slope, extrapolated distance and verdict per (variant, network, matrix, reference,
     metric) (module docstring), from the per-trial ``spectral_distance`` table.
@@ -239,7 +259,10 @@ def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFra
         slope_se, d_inf, se_inf, z_inf, rms_last, se_last, not_ok, expected, verdict``
         (``expected`` and ``verdict`` empty for the limit reference and the top edge; a
         comparison with rows that are not ``ok`` gets the verdict ``theory error`` or
-        ``no theory``).
+        ``no theory``; a comparison of ``SQUARE_ONLY`` of rectangular networks, whose rows
+        are ``unavailable``, is not claimed: ``expected`` empty, verdict ``not claimed``).
+        Rectangular tables are fitted per shape when ``variant_columns`` include
+        ``width_ratios``.
     """
     keys = [*variant_columns, "network", "matrix", "reference", "metric"]
     dist = table[table["metric"].isin(DISTANCES)]
@@ -256,8 +279,11 @@ def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFra
         z_inf = d_inf / se_inf if se_inf > 0 else math.nan
         label = dict(zip(keys, key, strict=True))
         expected = EXPECTED.get((label["network"], label["reference"]), "")
-        statuses = set(table.loc[(table[keys] == pd.Series(label)).all(axis=1), "status"])
-        if not expected or label["metric"] == "top":
+        comparison = table.loc[(table[keys] == pd.Series(label)).all(axis=1)]
+        statuses = set(comparison["status"])
+        if (label["network"], label["reference"]) in SQUARE_ONLY and _rectangular(comparison):
+            expected, word = "", "" if label["metric"] == "top" else NOT_CLAIMED
+        elif not expected or label["metric"] == "top":
             word = ""
         elif "error" in statuses:
             word = "theory error"

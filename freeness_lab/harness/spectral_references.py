@@ -27,6 +27,19 @@ And the spectral negative control ``cyclic``: the same input and biases with eve
 replaced by sigma_w times the cyclic shift P (:meth:`~freeness_lab.simulate.network.
 SampledNetwork.permuted`), whose J J^T is diagonal, compared with ITS paired free product
 (J J^T only): not free at any M.
+
+Rectangular widths N_0..N_L (``network.width_ratios``): the limit law is that of the trial's
+own widths; the paired law is the rectangular product of the same construction
+(:func:`~freeness_lab.theory.jacobian_product_law` with ``widths``, the D_l^2 laws with N_l
+atoms each), for H_L the chain with the changes of dimension r_l = N_l / N_{l+1} and the
+shifts (||x^l||^2 + beta) / N_L (:meth:`~freeness_lab.simulate.network.SampledNetwork.
+fim_dual` normalizes by the output width). The classical product and the cyclic control
+are defined for square networks only: the classical product draws, per layer, one of the M
+values of D_l^2 and one eigenvalue of W_l W_l^T as if every factor lived in one dimension
+(a rectangular layer's change of rank is a draw of no marginal), and a cyclic shift is
+square. For a rectangular network they raise :class:`~freeness_lab.theory.
+TheoryUnavailable` (:data:`SQUARE_ONLY`): its trial records them as ``unavailable``, and the
+fits do not claim them (:func:`freeness_lab.harness.spectral_check.fit_distances`).
 """
 
 from __future__ import annotations
@@ -38,12 +51,16 @@ from freeness_lab.simulate.network import SampledNetwork
 from freeness_lab.theory import (
     DiscreteLaw,
     SpectralLaw,
+    TheoryUnavailable,
     fim_dual_chain_law,
     jacobian_product_law,
 )
 
-__all__ = ["CLASSICAL_SAMPLE", "CONTROL_CDF_TOL", "PAIRED_CDF_TOL", "classical_law", "limit_law",
-           "paired_law"]
+__all__ = ["CLASSICAL_SAMPLE", "CONTROL_CDF_TOL", "PAIRED_CDF_TOL", "SQUARE_ONLY",
+           "classical_law", "cyclic_network", "limit_law", "paired_law"]
+
+#: (network, reference) comparisons defined for square networks only (module docstring)
+SQUARE_ONLY = frozenset({("sampled", "classical"), ("cyclic", "paired")})
 
 #: draws of the classical product per eigenvalue (its own sampling error ~ (8 M)^-1/2)
 CLASSICAL_SAMPLE = 8
@@ -72,7 +89,7 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
     Parameters
     ----------
     net : SampledNetwork
-        One trial's network (square).
+        One trial's network, square or rectangular (module docstring).
     matrix : {"JJT", "H_L"}
     include_bias : bool
         H_L with the bias parameters: each shift is (||x^l||^2 + 1) / M.
@@ -80,18 +97,24 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
         The law of W_l W_l^T assumed; default the spec's ensemble ("orthogonal" for the
         cyclic control, whose sigma_w P is orthogonal).
     tol : float, optional
-        The error asked of the cdf; default PAIRED_CDF_TOL / M.
+        The error asked of the cdf; default PAIRED_CDF_TOL / max_l N_l (M for a square
+        network).
     """
     spec = net.spec
     weights = spec.weights if weights is None else weights
     d2 = empirical_d2_laws(net)
-    tol = PAIRED_CDF_TOL / spec.width if tol is None else tol
+    n = spec.layer_widths
+    tol = PAIRED_CDF_TOL / max(n) if tol is None else tol
+    square = spec.is_square
     if matrix == "JJT":
-        law = jacobian_product_law(d2, weights, spec.sigma_w, label="paired J J^T")
+        law = jacobian_product_law(d2, weights, spec.sigma_w, widths=None if square else n,
+                                   label="paired J J^T")
     else:
         beta = 1.0 if include_bias else 0.0
-        shifts = [(float(x @ x) + beta) / spec.width for x in net.activations[:-1]]
-        law = fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, label="paired H_L")
+        shifts = [(float(x @ x) + beta) / n[-1] for x in net.activations[:-1]]
+        ratios = None if square else [a / b for a, b in zip(n[1:-1], n[2:], strict=True)]
+        law = fim_dual_chain_law(d2[:-1], shifts, weights, spec.sigma_w, ratios=ratios,
+                                 label="paired H_L")
     # a depth-1 H_L is a point mass: a law of its own, exact
     return law.pointwise(tol) if hasattr(law, "pointwise") else law
 
@@ -99,8 +122,12 @@ def paired_law(net: SampledNetwork, matrix: str, include_bias: bool,
 def classical_law(net: SampledNetwork, seed: np.random.SeedSequence) -> DiscreteLaw:
     """The classical (commuting, independent) product of ``net``'s marginals for J J^T, as
     the empirical law of ``CLASSICAL_SAMPLE`` x M draws from a stream of ``seed``'s own
-    (module docstring)."""
+    (module docstring); :class:`~freeness_lab.theory.TheoryUnavailable` for a rectangular
+    network."""
     spec = net.spec
+    if not spec.is_square:
+        raise TheoryUnavailable("the classical product is defined for square networks only "
+                                f"(widths {spec.layer_widths})")
     m, n = spec.width, CLASSICAL_SAMPLE * spec.width
     gen = np.random.default_rng(np.random.SeedSequence(seed.entropy,
                                                        spawn_key=(*seed.spawn_key, 1)))
@@ -112,3 +139,13 @@ def classical_law(net: SampledNetwork, seed: np.random.SeedSequence) -> Discrete
         else:
             product *= np.maximum(np.linalg.eigvalsh(w @ w.T), 0.0)[gen.integers(0, m, n)]
     return DiscreteLaw.empirical(product)
+
+
+def cyclic_network(net: SampledNetwork) -> SampledNetwork:
+    """The cyclic control of ``net`` (:meth:`~freeness_lab.simulate.network.SampledNetwork.
+    permuted`); :class:`~freeness_lab.theory.TheoryUnavailable` for a rectangular network
+    (a cyclic shift is square)."""
+    if not net.spec.is_square:
+        raise TheoryUnavailable("the cyclic control is defined for square networks only "
+                                f"(widths {net.spec.layer_widths})")
+    return net.permuted()

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.compare import VARIANT_COLUMNS
+from freeness_lab.harness.compare import VARIANT_COLUMNS, variant_columns
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import RunConfig
@@ -51,13 +51,17 @@ def failing(fits: pd.DataFrame, strict: bool) -> pd.Series:
 
 
 def _slug(variant: dict) -> str:
-    return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{v}" for k, v in variant.items())
+    return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{v}".replace(":", "_")
+                    for k, v in variant.items())
 
 
-def _spec(variant: dict, width: int) -> NetworkSpec:
+def _spec(variant: dict, width: int, widths: str | None = None) -> NetworkSpec:
+    """The network of ``variant`` at M = ``width``, or at the layer widths ``widths``
+    ("64-128-64", the column of a rectangular cell)."""
+    layers = None if widths is None else tuple(int(n) for n in widths.split("-"))
     return NetworkSpec(variant["activation"], variant["weights"], int(variant["depth"]),
                        width=int(width), sigma_w=variant["sigma_w"],
-                       sigma_b=variant["sigma_b"], q0=variant["q0"])
+                       sigma_b=variant["sigma_b"], q0=variant["q0"], widths=layers)
 
 
 def distance_plot(stats: pd.DataFrame, fits: pd.DataFrame, path: Path, title: str) -> Path:
@@ -153,10 +157,12 @@ def panel_plot(table: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def cdf_plot(eigs: np.ndarray, laws: dict, depth: int, path: Path, title: str) -> Path:
-    """The ESD's cdf against each law's, the paired law's Kolmogorov point marked."""
+def cdf_plot(eigs: np.ndarray, laws: dict, depth: int, path: Path, title: str,
+             width: int | None = None) -> Path:
+    """The ESD's cdf against each law's, the paired law's Kolmogorov point marked (the floor
+    of ``width``, the largest layer width; default the number of eigenvalues)."""
     x = np.sort(eigs)
-    floor = noise_floor(x, x.size, depth)
+    floor = noise_floor(x, x.size if width is None else width, depth)
     grid = np.linspace(x[0], x[-1], 600)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color="k", lw=1,
@@ -180,7 +186,7 @@ def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Pat
     rows = table[(table["width"] == width) & (table["trial"] == 0)]
     if rows.empty:
         return []
-    spec = _spec(variant, width)
+    spec = _spec(variant, width, rows["widths"].iloc[0] if "widths" in rows.columns else None)
     key = tuple(int(k) for k in str(rows["spawn_key"].iloc[0]).split(","))
     net = sample_network(spec, np.random.default_rng(
         np.random.SeedSequence(run.seed, spawn_key=key)))
@@ -197,9 +203,10 @@ def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Pat
             except Exception:  # noqa: BLE001 -- a failed law is drawn without its curve
                 laws.pop(name, None)
         title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
-                 f"M={width}, trial 0")
+                 f"M={width}, trial 0" + ("" if spec.widths is None
+                                          else f", N={'-'.join(map(str, spec.widths))}"))
         path = plot_dir / f"cdf_{matrix}_{_slug(variant)}.png"
-        paths.append(cdf_plot(eigs, laws, spec.depth, path, title))
+        paths.append(cdf_plot(eigs, laws, spec.depth, path, title, max(spec.layer_widths)))
     return paths
 
 
@@ -218,16 +225,18 @@ def spectral_report(run: RunConfig, table: pd.DataFrame, plot_dir: Path
     -------
     (spectral_fits, plots, section lines, failed)
     """
-    fits = fit_distances(table, VARIANT_COLUMNS)
-    keys = [*VARIANT_COLUMNS, "network", "matrix", "reference", "metric"]
+    columns = variant_columns(table)  # with the shape's width_ratios, when rectangular
+    fits = fit_distances(table, columns)
+    keys = [*columns, "network", "matrix", "reference", "metric"]
     stats = per_width(table[table["metric"].isin(["kolmogorov", "wasserstein1"])], keys)
     plots = []
-    for vkey, g in table.groupby(VARIANT_COLUMNS, sort=False):
-        variant = dict(zip(VARIANT_COLUMNS, vkey, strict=True))
+    for vkey, g in table.groupby(columns, sort=False):
+        variant = dict(zip(columns, vkey, strict=True))
         sel = np.logical_and.reduce([stats[c] == v for c, v in variant.items()])
         fsel = np.logical_and.reduce([fits[c] == v for c, v in variant.items()])
         title = (f"{variant['activation']}, {variant['weights']}, L={variant['depth']}, "
-                 f"sigma_w={variant['sigma_w']:.4g}, sigma_b={variant['sigma_b']:g}")
+                 f"sigma_w={variant['sigma_w']:.4g}, sigma_b={variant['sigma_b']:g}"
+                 + (f", ratios {variant['width_ratios']}" if "width_ratios" in variant else ""))
         plots.append(distance_plot(stats[sel], fits[fsel],
                                    plot_dir / f"spectral_distance_{_slug(variant)}.png", title))
         plots += _cdf_plots(run, g, variant, plot_dir)
@@ -249,12 +258,13 @@ def spectral_report(run: RunConfig, table: pd.DataFrame, plot_dir: Path
              f"Verdicts: {counts(fits.loc[fits['expected'] != '', 'verdict'])}.", ""]
     cols = ["network", "matrix", "reference", "metric", "slope", "slope_se", "d_inf", "z_inf",
             "rms_last", "expected", "verdict"]
-    lines += markdown_table(compact(fits[[*VARIANT_COLUMNS, *cols]], cols))
+    lines += markdown_table(compact(fits[[*columns, *cols]], cols))
     lines += ["", "Claims:", ""]
     for r, failed in zip(fits.itertuples(), bad, strict=True):
         if r.expected:
+            shape = f", {r.width_ratios}" if "width_ratios" in columns else ""
             lines.append(f"- {'FAIL' if failed else 'PASS'}: {r.matrix} [{r.network}, "
-                         f"{r.weights}, {r.activation}] vs {r.reference} ({r.metric}) is "
+                         f"{r.weights}, {r.activation}{shape}] vs {r.reference} ({r.metric}) is "
                          f"{r.expected} -- verdict {r.verdict}; slope {r.slope:.2f} +- "
                          f"{r.slope_se:.2f}, z_inf {r.z_inf:.2f}")
     lines.append("")

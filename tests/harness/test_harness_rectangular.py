@@ -1,4 +1,5 @@
-"""Rectangular networks in the harness (issue 15, parts 1 and 3a): ``network.width_ratios`` and
+"""Rectangular networks in the harness (issue 15, parts 1 and 3a; the spectral check of
+rectangular spectrum runs: ``test_spectral_rectangular.py``): ``network.width_ratios`` and
 ``sweep.axes.width_ratios`` validated, carried by cells, keys and tables; runs resume and do
 not depend on n_jobs; square runs keep their keys, seeds and run folders."""
 
@@ -94,8 +95,6 @@ def test_shape_widths_round_and_stay_positive():
     # the freeness study refuses a given word that is dimensionally inconsistent (part 3b)
     (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]",
       "experiment.words=['W1 D1c W1^T D1c']"], "experiment.words"),
-    # the spectrum study's spectral check is square-only
-    (["experiment=spectrum", "network.width_ratios=[1,2,2,1]"], "experiment.spectral_trials"),
 ])
 def test_bad_width_ratios_give_one_line_naming_the_field(overrides, field):
     message = prevalidate(overrides)

@@ -9,8 +9,11 @@ densities (each density under a time budget, :data:`MIN_DENSITY_SECONDS`), and i
 
 Rectangular networks (``network.width_ratios``, ``sweep.axes.width_ratios``): the theory of
 each cell's own layer widths (J J^T with its atom at 0 against the fraction of zero
-eigenvalues; H_L ``no theory`` while :func:`~freeness_lab.theory.fim_dual_law` has none), the
-verdicts per shape; the spectral check (``experiment.spectral_trials``) is square-only.
+eigenvalues; H_L by :func:`~freeness_lab.theory.fim_dual_law` with its changes of dimension),
+the verdicts per shape; the spectral check (``experiment.spectral_trials``) compares each
+trial with the limit and the paired law of its own widths, fitted per shape (its classical
+and cyclic controls are square-only: ``unavailable``, not claimed;
+:mod:`~freeness_lab.harness.spectral_references`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from freeness_lab.harness.spectral_report import spectral_report
 from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
 from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
 from freeness_lab.harness.theory_side import TheoryMoments, stage, theory_density, theory_table
-from freeness_lab.spec import NetworkSpec, SpecError
+from freeness_lab.spec import NetworkSpec
 
 #: rows of the spectral_distance table per trial (6 comparisons x about 16 metrics)
 SPECTRAL_ROWS = 100
@@ -61,16 +64,6 @@ def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
     spectral-distance rows (:data:`SPECTRAL_ROWS`)."""
     return (2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
             + (SPECTRAL_ROWS if e.spectral_trials else 0))
-
-
-def validate(run: RunConfig) -> None:
-    """The spectral check (``experiment.spectral_trials``) needs square networks (its cyclic
-    control and paired laws)."""
-    field = run.rectangular()
-    if field is not None and run.experiment.spectral_trials:
-        raise SpecError("experiment.spectral_trials", f"must be 0 with {field} set: the "
-                        f"spectral check handles square networks only, got "
-                        f"{run.experiment.spectral_trials}")
 
 
 def shaped_cells(run: RunConfig) -> tuple[list[NetworkSpec], list[Shape | None]]:
@@ -202,4 +195,4 @@ STUDY = Study(name="spectrum", params=params, trial=trial,
               tables=("spectrum", "eigenvalues", "spectral_distance"),
               report_tables=("theory", "spectrum_check", "spectral_fits"),
               report=report, rows_per_trial=rows_per_trial, range_moments=range_moments,
-              validate=validate, rectangular=True)
+              rectangular=True)
