@@ -40,6 +40,9 @@ in the style of the freeness words (:mod:`freeness_lab.harness.freeness`):
   Expected (the claims, on the Kolmogorov distance): ``free`` for the paired law of the
   sampled networks, ``not free`` for the classical product and for the cyclic control; a
   check fails when the verdict contradicts it. W_1 verdicts are reported, not claimed.
+* a rectangular network's classical and cyclic comparisons (square-only,
+  :data:`~freeness_lab.harness.spectral_references.SQUARE_ONLY`) are ``unavailable`` in every
+  trial and ``not claimed`` (:data:`NOT_CLAIMED`): no ``expected``, never failing;
 * the top eigenvalue's gap to the top of the support, |lambda_max - top|: its fitted rate
   (metric ``top``; expected near M^(-2/3) at a square-root edge), no verdict.
 """
