@@ -156,6 +156,39 @@ def test_run_dir_is_under_results_and_ignores_runtime_fields(composed):
     (["paths.results="], "paths.results"),
     (["+paths.root=x"], "paths.root"),
     (["paths=nope"], "paths"),
+    # rectangular networks (issue 15): network.width_ratios and sweep.axes.width_ratios
+    (["network.width_ratios=[1,2]"], "network.width_ratios"),  # depth 3: four entries
+    (["network.width_ratios=[1,2,3,4,5]"], "network.width_ratios"),
+    (["network.width_ratios=[1,0,1,1]"], "network.width_ratios[1]"),
+    (["network.width_ratios=[1,1,-2,1]"], "network.width_ratios[2]"),
+    (["network.width_ratios=[1,a,1,1]"], "network.width_ratios[1]"),
+    (["network.width_ratios=[1,1,1,true]"], "network.width_ratios[3]"),
+    (["network.width_ratios=[1,inf,1,1]"], "network.width_ratios[1]"),
+    (["network.width_ratios=abc"], "network.width_ratios"),
+    (["network.width_ratios=2"], "network.width_ratios"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "sweep.axes.width_ratios=[[1,2,2,1],[1,2]]"], "sweep.axes.width_ratios[1]"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "sweep.axes.width_ratios=[1,2,2,1]"], "sweep.axes.width_ratios[0]"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "sweep.axes.width_ratios=[[1,2,2,1],[1,2,2,1]]"], "sweep.axes.width_ratios"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "sweep.axes.width_ratios=[[1,0,2,1]]"], "sweep.axes.width_ratios[0][1]"),
+    (["experiment=spectrum", "experiment.spectral_trials=0", "sweep.axes.depth=[2,3]",
+      "network.width_ratios=[1,2,2,1]"], "sweep.axes.depth"),
+    # studies that handle square networks only refuse a rectangular config
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "experiment.studies=[spectrum,freeness,pennington2017]",
+      "network.width_ratios=[1,2,2,1]"], "network.width_ratios"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "experiment.studies=[spectrum,spectral_check]", "network.width_ratios=[1,2,2,1]"],
+     "network.width_ratios"),
+    (["experiment=spectrum", "experiment.spectral_trials=0",
+      "experiment.studies=[pennington2018]", "sweep.axes.width_ratios=[[1,2,2,1]]"],
+     "sweep.axes.width_ratios"),
+    # the freeness study refuses a given word that is dimensionally inconsistent (part 3b)
+    (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]",
+      "experiment.words=['W1 D1c W1^T D1c']"], "experiment.words"),
 ])
 def test_bad_override_gives_one_line_naming_the_field(overrides, field):
     message = prevalidate(overrides)

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from freeness_lab.harness import budget, run_experiment, validate_config
-from freeness_lab.harness.app import config_dir, prevalidate, register_resolvers
+from freeness_lab.harness.app import config_dir, register_resolvers
 from freeness_lab.harness.cells import plan_cells
 from freeness_lab.harness.runner import COMPUTED_LOG
 from freeness_lab.harness.schema import Shape
@@ -60,47 +60,6 @@ def test_shape_widths_round_and_stay_positive():
     assert spec.layer_widths == (10, 2, 1, 20)
     # the budget sizes a rectangular trial by its largest layer
     assert budget.trial_bytes(spec) == (3 + 6) * 8.0 * 20**2
-
-
-@pytest.mark.parametrize(("overrides", "field"), [
-    (["network.width_ratios=[1,2]"], "network.width_ratios"),  # depth 3: four entries
-    (["network.width_ratios=[1,2,3,4,5]"], "network.width_ratios"),
-    (["network.width_ratios=[1,0,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=[1,1,-2,1]"], "network.width_ratios[2]"),
-    (["network.width_ratios=[1,a,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=[1,1,1,true]"], "network.width_ratios[3]"),
-    (["network.width_ratios=[1,inf,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=abc"], "network.width_ratios"),
-    (["network.width_ratios=2"], "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,2,2,1],[1,2]]"], "sweep.axes.width_ratios[1]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[1,2,2,1]"], "sweep.axes.width_ratios[0]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,2,2,1],[1,2,2,1]]"], "sweep.axes.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,0,2,1]]"], "sweep.axes.width_ratios[0][1]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0", "sweep.axes.depth=[2,3]",
-      "network.width_ratios=[1,2,2,1]"], "sweep.axes.depth"),
-    # studies that handle square networks only refuse a rectangular config
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[spectrum,freeness,pennington2017]",
-      "network.width_ratios=[1,2,2,1]"], "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[spectrum,spectral_check]", "network.width_ratios=[1,2,2,1]"],
-     "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[pennington2018]", "sweep.axes.width_ratios=[[1,2,2,1]]"],
-     "sweep.axes.width_ratios"),
-    # the freeness study refuses a given word that is dimensionally inconsistent (part 3b)
-    (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]",
-      "experiment.words=['W1 D1c W1^T D1c']"], "experiment.words"),
-])
-def test_bad_width_ratios_give_one_line_naming_the_field(overrides, field):
-    message = prevalidate(overrides)
-    assert message is not None
-    assert "\n" not in message
-    assert message.startswith(f"{field}:"), message
 
 
 def test_width_ratios_override_validates_and_keeps_m_as_the_width():

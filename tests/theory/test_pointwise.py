@@ -146,7 +146,7 @@ def test_a_leg_the_solver_cannot_reach_fails_without_refining_forever(monkeypatc
         calls.append(x.size)
         return np.full(x.size, complex(np.nan, np.nan)), np.asarray(v0).copy()
 
-    monkeypatch.setattr(contour_cdf, "_solve_from", unreachable)
+    monkeypatch.setattr(contour_cdf, "solve_from", unreachable)
     _, _, ok = contour_cdf.legs(law, np.array([0.3, 0.6]), 0.05, 1e-8)
     assert not ok.any()
     assert sum(calls) <= 2 * 4 * contour_cdf.LEG_PANELS * contour_cdf.LEG_NODES  # 2 legs

@@ -41,7 +41,7 @@ from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import lilypads
 
 __all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "LEG_PANELS", "Horizontal",
-           "antiderivatives", "horizontal", "legs"]
+           "antiderivatives", "horizontal", "legs", "solve_from"]
 
 #: Gauss-Legendre nodes per panel of the horizontal line
 HORIZONTAL_NODES = 12
@@ -53,7 +53,7 @@ LEG_LEVELS = 40
 LEG_PANELS = 64
 
 
-def _solve_from(law, x: np.ndarray, y: np.ndarray, z0: np.ndarray, v0: np.ndarray
+def solve_from(law, x: np.ndarray, y: np.ndarray, z0: np.ndarray, v0: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(G_c, unknowns) at x + i y, each point walked from its solved neighbour z0 (solution
     v0); a point whose walk fails comes down from the far field (nan where that fails too)."""
@@ -157,7 +157,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float
         y = np.where(kind[:, None] == 1, np.exp(t), t * t)
         dy = np.where(kind[:, None] == 1, y, 2.0 * t) * w * 0.5 * (hi - lo)[:, None]
         xs = np.repeat(x[col], m)
-        g, v = _solve_from(law, xs, y.ravel(), z0.ravel(), v0.reshape(-1, v0.shape[-1]))
+        g, v = solve_from(law, xs, y.ravel(), z0.ravel(), v0.reshape(-1, v0.shape[-1]))
         g = g.reshape(y.shape)
         z = x[col][:, None] + 1j * y
         q = np.stack([(g * dy).sum(1), (g * z * dy).sum(1)])
