@@ -24,11 +24,11 @@ from freeness_lab.simulate import sample_network, single_blas_thread
 
 VARIANT = ["activation", "weights", "depth", "sigma_w", "sigma_b", "q0"]
 #: (activation, ensemble, sigma_w, sigma_b) near criticality, (widths, trials). In CI: the
-#: activations whose phi' takes two values (exact two-atom D-laws), and erf with Gaussian
-#: weights at the CI size (a smooth activation the check was not tuned on: about 30 s; its
-#: verdicts hold at seeds 0-2 there); slow (``pytest -m slow``, about 4 minutes on 2 cores):
-#: the smooth ones at larger widths -- tanh orthogonal needs them (at the CI size its paired
-#: J J^T slope is -0.70 and its classical control inconclusive at seed 1).
+#: activations whose phi' takes two values (exact two-atom D-laws); slow (``pytest -m slow``,
+#: about 4 minutes on 2 cores): the smooth ones, at larger widths -- at the CI size their
+#: verdicts are right (seeds 0-2) but not every assertion holds: tanh orthogonal's paired
+#: J J^T slope is -0.70 and its classical control inconclusive at seed 1, and erf's
+#: classical control is not 8 SE above the paired distance at M = 32.
 CI_SIZE = ((32, 64, 128, 256), 5)
 SLOW_SIZE = ((64, 128, 256, 512), 8)
 CASES = [
@@ -39,7 +39,6 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("tanh", "gaussian", 1.1, 0.05, SLOW_SIZE, id="tanh-gaussian",
                  marks=pytest.mark.slow),
-    pytest.param("erf", "gaussian", 1.0, 0.05, CI_SIZE, id="erf-gaussian-ci"),
     pytest.param("erf", "gaussian", 1.0, 0.05, SLOW_SIZE, id="erf-gaussian",
                  marks=pytest.mark.slow),
 ]
