@@ -27,10 +27,7 @@ def log_lower(z: np.ndarray) -> np.ndarray:
     -------
     complex ndarray
     """
-    w = np.array(z, dtype=complex)
-    im = w.imag
-    im[im >= 0] = 0.0
-    return np.log(w)
+    return _clipped_log(z, upper=False)
 
 
 def log_upper(z: np.ndarray) -> np.ndarray:
@@ -44,7 +41,12 @@ def log_upper(z: np.ndarray) -> np.ndarray:
     -------
     complex ndarray
     """
+    return _clipped_log(z, upper=True)
+
+
+def _clipped_log(z: np.ndarray, upper: bool) -> np.ndarray:
+    """np.log of z with Im z set to +0 where it is <= 0 (``upper``) or >= 0."""
     w = np.array(z, dtype=complex)
     im = w.imag
-    im[im <= 0] = 0.0
+    im[(im <= 0) if upper else (im >= 0)] = 0.0
     return np.log(w)
