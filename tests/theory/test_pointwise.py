@@ -10,6 +10,7 @@ short for the support) are reported, never silently wrong.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -150,3 +151,19 @@ def test_a_leg_the_solver_cannot_reach_fails_without_refining_forever(monkeypatc
     _, _, ok = contour_cdf.legs(law, np.array([0.3, 0.6]), 0.05, 1e-8)
     assert not ok.any()
     assert sum(calls) <= 2 * 4 * contour_cdf.LEG_PANELS * contour_cdf.LEG_NODES  # 2 legs
+
+
+def test_a_top_component_the_scan_misses_is_found_on_the_cdf(monkeypatch) -> None:
+    """When no scanned point is inside (a top component narrower than the scan's spacing,
+    forced here), the top is where the mass above falls to the tolerance: the cdf bisected,
+    no warning, within the resolution of the tolerance of the true edge 1."""
+    from freeness_lab.theory.density import pointwise
+
+    monkeypatch.setattr(pointwise, "inside", lambda law, y, res: np.zeros(y.shape, bool))
+    law = _projections().pointwise(1e-6)
+    law.cdf(np.array([0.5, 0.9]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        top = law.top_edge
+    # mass above 1 - d is sqrt(d) / pi here: d <= (pi tol)^2 ~ 1e-11
+    assert 1.0 - 1e-9 < top < 1.0 + 1e-6

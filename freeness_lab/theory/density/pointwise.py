@@ -303,8 +303,9 @@ class PointwiseLaw(SpectralLaw):
         with mass above it (the largest point asked for, in the spectral check) up to the
         comb's end, its last flip bisected (:func:`~freeness_lab.theory.density.support.
         bisect_edges`); the scan is made twice as dense, up to EDGE_ROUNDS times, while the
-        mass above the edge found exceeds tol (a component it missed), then a RuntimeWarning.
-        nan for a purely atomic law."""
+        mass above the edge found exceeds tol (a component it missed); failing that (a top
+        component narrower than the scan's spacing), the point where the mass above falls
+        to tol, by bisection on the cdf. nan for a purely atomic law."""
         if self.atomic:
             return math.nan
         law, (line, _, mass) = self.solved, self.comb
@@ -316,7 +317,9 @@ class PointwiseLaw(SpectralLaw):
         start = known.max() if known.size else base
         n, edge, above = EDGE_SCAN, math.nan, math.inf
         for _ in range(EDGE_ROUNDS):
-            y = start + (line.edges[-1] - start) * np.geomspace(1e-9, 1.0, n) - base
+            d = (line.edges[-1] - start) * np.concatenate([[0.0], np.geomspace(1e-9, 1.0, n)])
+            y = start + d - base
+            y = y[y > 0]
             res = law.solve(base + y, EPS_EDGE * y)
             # near an atom of mass p the rounding of its pole (~1e-12 p / d at distance d)
             # passes the density threshold of :func:`inside` (~1e-9 / y): such points are
@@ -335,9 +338,22 @@ class PointwiseLaw(SpectralLaw):
             above = mass - self._continuous(np.array([edge + self.shift]))[0][0]
             if above <= self.tol:
                 return edge + self.shift
-        warnings.warn(f"{self!r}: mass {above:.1e} above the top edge found "
-                      f"({edge + self.shift:.6g})", RuntimeWarning, stacklevel=2)
-        return edge + self.shift
+        # a top component narrower than the scan's spacing: the point where the mass above
+        # falls to tol, by bisection on the cdf (the edge to the resolution of tol)
+        lo, hi = max(start, base), line.edges[-1]
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if mass - self._continuous(np.array([mid + self.shift]))[0][0] > self.tol:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo <= EDGE_REL * hi:
+                break
+        above = mass - self._continuous(np.array([hi + self.shift]))[0][0]
+        if not above <= self.tol:
+            warnings.warn(f"{self!r}: mass {above:.1e} above the top edge found "
+                          f"({hi + self.shift:.6g})", RuntimeWarning, stacklevel=2)
+        return hi + self.shift
 
     def support(self) -> tuple[float, float]:
         """(lo, hi): hi the largest point of the support (:attr:`top_edge`, atoms included);
