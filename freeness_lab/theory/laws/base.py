@@ -19,6 +19,8 @@ LogTerms`), which the Newton solver uses to eliminate the factor's subordination
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from freeness_lab.theory.checks import (
@@ -29,6 +31,8 @@ from freeness_lab.theory.checks import (
 )
 from freeness_lab.theory.errors import TheoryUnavailable
 from freeness_lab.theory.log_terms import LogTerms
+from freeness_lab.theory.newton.implicit import PsiRule
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
 from freeness_lab.theory.series import moments_to_s
 
 __all__ = ["SpectralLaw", "empty_atoms"]
@@ -262,6 +266,13 @@ class SpectralLaw:
     def log_s_terms(self) -> LogTerms | None:
         """Explicit S-transform as log-terms, or None."""
         return None
+
+    @functools.cached_property
+    def psi_rule(self) -> PsiRule:
+        """psi(omega), 1 + psi and omega psi' for the Newton systems, where ``log_s_terms``
+        is None: the clustered sums of ``nodes_weights`` (:class:`~freeness_lab.theory.
+        newton.quadrature_rule.QuadratureRule`), built once per law."""
+        return QuadratureRule(*self.nodes_weights)
 
     @property
     def atom_mass(self) -> float:

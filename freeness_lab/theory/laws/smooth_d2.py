@@ -19,9 +19,12 @@ from freeness_lab.activations import get_activation
 from freeness_lab.theory.laws.base import SpectralLaw
 from freeness_lab.theory.laws.zero_rule import ZERO_LOCAL, taylor_coefficients, zero_rule
 from freeness_lab.theory.meanfield import Z_CUT, D2Law, flat_beyond
+from freeness_lab.theory.newton.implicit import PsiRule
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
+from freeness_lab.theory.newton.rational_rule import RationalRule
 
 __all__ = ["CAUCHY_POINTS", "CAUCHY_RADIUS", "CONTOUR_GL", "DEFORM_C", "GRADING_FLOOR",
-           "ZERO_OF_G", "SmoothD2Law"]
+           "RATIONAL_FIT", "ZERO_OF_G", "SmoothD2Law"]
 
 #: deformation h(s) = s - i D(s), D = c g g' / (g'^2 + kappa^2 g^2): the constant c
 DEFORM_C = 0.6
@@ -34,6 +37,9 @@ GRADING_FLOOR = 1e-9
 CAUCHY_RADIUS, CAUCHY_POINTS = 0.25, 32
 #: a stationary point of g with g below this fraction of max g is a (double) zero of g
 ZERO_OF_G = 1e-20
+#: whether the Newton systems sum psi through the rule's certified rational fit (False: the
+#: rule itself everywhere -- the reference the fit is tested and benchmarked against)
+RATIONAL_FIT = True
 
 
 class SmoothD2Law(SpectralLaw):
@@ -316,6 +322,19 @@ class SmoothD2Law(SpectralLaw):
     def nodes_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """The complex contour rule (nodes, weights) (valid for psi(z), Im z <= 0)."""
         return self.nodes, self.weights
+
+    @functools.cached_property
+    def psi_rule(self) -> PsiRule:
+        """psi for the Newton systems: the contour rule through its certified rational fit
+        (:class:`~freeness_lab.theory.newton.rational_rule.RationalRule`; the rule itself
+        in discs of relative radius 2e-3 around the singular values -- 0, the stationary
+        values and the limits of g, the ends of its range -- and wherever the fit is not
+        certified), or the rule alone when ``RATIONAL_FIT`` is False."""
+        if not RATIONAL_FIT:
+            return QuadratureRule(self.nodes, self.weights)
+        singular = np.concatenate([[0.0], self.stationary_values, self.limit_values,
+                                   self.support()])
+        return RationalRule(self.nodes, self.weights, singular)
 
     def _moments(self, n: int) -> np.ndarray:
         """mu_1..mu_n from the real quadrature of ``d2``, normalized to mass 1."""

@@ -5,25 +5,33 @@ Such a factor i (power k_i, argument scale a_i) keeps one unknown u_i = log chi_
 
     F_i = log psi_i(e^{u_i}) - log a_i - log m = 0,
 
-psi_i summed over the factor's quadrature (:class:`~freeness_lab.theory.newton.
-quadrature_rule.QuadratureRule`); it is shared by the product and the chain systems.
+psi_i summed over the factor's rule: its quadrature (:class:`~freeness_lab.theory.newton.
+quadrature_rule.QuadratureRule`) or a certified rational fit of it (:class:`~freeness_lab.
+theory.newton.rational_rule.RationalRule`); it is shared by the product and the chain
+systems.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from freeness_lab.theory.branches import log_lower
 from freeness_lab.theory.log_terms import TermsInR
-from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
 
-__all__ = ["ImplicitFactor", "implicit_equation"]
+__all__ = ["ImplicitFactor", "PsiRule", "implicit_equation"]
 
 
-def implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsInR, r, *,
+class PsiRule(Protocol):
+    """What a factor's rule provides: (psi, 1 + psi, omega psi') at any array of omega."""
+
+    def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(psi, 1 + psi, omega psi') at omega (any shape)."""
+
+
+def implicit_equation(rule: PsiRule, u, log_am: TermsInR, log_1am: TermsInR, r, *,
                       er=None, l1=None):
     """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
     log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
@@ -43,16 +51,11 @@ def implicit_equation(rule: QuadratureRule, u, log_am: TermsInR, log_1am: TermsI
 
 @dataclass(frozen=True)
 class ImplicitFactor:
-    """A factor without explicit S: psi through a quadrature, power k, argument scale a."""
+    """A factor without explicit S: psi through its rule (the law's ``psi_rule``), power k,
+    argument scale a."""
 
-    nodes: np.ndarray
-    weights: np.ndarray
+    rule: PsiRule
     power: float
     scale: float
     chi_series: np.ndarray  # chi_i coefficients c_1..c_n, for the far-field start
-
-    @functools.cached_property
-    def rule(self) -> QuadratureRule:
-        """The nodes and weights as a fast :class:`QuadratureRule`."""
-        return QuadratureRule(self.nodes, self.weights)
 

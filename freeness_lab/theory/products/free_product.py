@@ -103,8 +103,7 @@ class FreeProduct:
                 const += folded.const
                 rows.append(folded.rows)
             else:
-                nodes, weights = f.law.nodes_weights
-                implicit.append(ImplicitFactor(nodes, weights, float(f.power), float(f.scale),
+                implicit.append(ImplicitFactor(f.law.psi_rule, float(f.power), float(f.scale),
                                                reversion(f.law.moments(8))))
         return ProductSystem(LogTerms(const, np.concatenate(rows)), implicit,
                              self.moments(8), zero_mass)

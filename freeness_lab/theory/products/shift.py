@@ -241,8 +241,7 @@ class ShiftChainLaw(SolvedLaw):
                     if nu is not None or f.power != 1 or f.scale != 1:
                         raise TheoryUnavailable("shift chain: at most one factor per layer "
                                                   "without an explicit S-transform")
-                    nodes, weights = f.law.nodes_weights
-                    nu = ImplicitFactor(nodes, weights, 1.0, 1.0,
+                    nu = ImplicitFactor(f.law.psi_rule, 1.0, 1.0,
                                         reversion(f.law.moments(8)))
                 else:
                     folded = terms.scaled(f.power)
