@@ -70,7 +70,7 @@ CLEAN_UP_TOL = 1e-10
 #: at most this many terms in the barycentric form (the AAA budget)
 MAX_TERMS = 150
 #: boundary points per end of each real gap between discs, and per half-circle
-GAP_POINTS, ARC_POINTS = 56, 24
+GAP_POINTS, ARC_POINTS = 32, 20
 #: Laurent terms beyond |zeta - c| = R (the nodes lie within R / 2 of c)
 FAR_TERMS = 56
 
@@ -244,11 +244,14 @@ class RationalRule:
         zx = 1.0 / (1.0 - self.centre * omega)
         x = omega * zx
         y = x * (0.5 * self.radius)
-        yk = np.empty(y.shape + (FAR_TERMS,), dtype=complex)
+        # |y| <= 1/2 and |A_k|, |B_k| <= sum |w|: K terms leave y_max^K of it, 2^-56 at most
+        y_max = float(np.abs(y).max())
+        K = FAR_TERMS if not y_max < 0.5 else int(min(FAR_TERMS, max(  # NaN: all terms
+            2, math.ceil(FAR_TERMS * math.log(0.5) / math.log(max(y_max, 1e-300))))))
+        yk = np.empty(y.shape + (K,), dtype=complex)
         yk[:, 0] = 1.0
-        np.cumprod(np.broadcast_to(y[:, None], (y.size, FAR_TERMS - 1)), axis=1,
-                   out=yk[:, 1:])
-        s0, s1, s2 = (yk @ self._far).T  # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k
+        np.cumprod(np.broadcast_to(y[:, None], (y.size, K - 1)), axis=1, out=yk[:, 1:])
+        s0, s1, s2 = (yk @ self._far[:K]).T  # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k
         return s1 * x, s0 * zx, s2 * x * zx
 
     # -- evaluation ----------------------------------------------------------------------------
