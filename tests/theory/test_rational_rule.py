@@ -50,13 +50,13 @@ def probe_points(law: SmoothD2Law, rng: np.random.Generator) -> np.ndarray:
     """zeta on the real axis across and beyond the support, at heights 1e-8..1 times its
     top above it, near every singular value, and far away."""
     top = law.support()[1]
-    x = rng.uniform(-0.2, 1.2, 1500) * top
-    heights = top * 10.0 ** rng.uniform(-8, 0, 1500)
+    x = rng.uniform(-0.2, 1.2, 600) * top
+    heights = top * 10.0 ** rng.uniform(-8, 0, 600)
     sing = np.concatenate([[0.0], law.stationary_values, law.limit_values])
-    near = (rng.choice(sing, 600) + top * 10.0 ** rng.uniform(-5, -1, 600)
-            * np.exp(1j * rng.uniform(0, np.pi, 600)))
-    far = top * (3 + 10 * rng.random(200)) * np.exp(1j * rng.uniform(0, np.pi, 200))
-    return np.concatenate([x + 0j, rng.choice(x, 1500) + 1j * heights, near, far])
+    near = (rng.choice(sing, 300) + top * 10.0 ** rng.uniform(-5, -1, 300)
+            * np.exp(1j * rng.uniform(0, np.pi, 300)))
+    far = top * (3 + 10 * rng.random(100)) * np.exp(1j * rng.uniform(0, np.pi, 100))
+    return np.concatenate([x + 0j, rng.choice(x, 600) + 1j * heights, near, far])
 
 
 def assert_agrees(fast, rule, zeta, rtol):
