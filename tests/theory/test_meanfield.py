@@ -66,6 +66,40 @@ def test_post_activation_moment(name, q):
     assert mf.post_activation_moment(name, q) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.parametrize("name", ["tanh", "erf", "sigmoid", "silu", "gelu"])
+def test_post_activation_moment_with_affine_tails(name):
+    """At q where the tails beyond affine_beyond are taken in closed form, E[phi^2] equals
+    the uniform composite rule over +-Z_CUT sqrt(q) (still affordable there) to rounding,
+    and SciPy's adaptive quadrature (split at the affine points) to 1e-10."""
+    act = get_activation(name)
+    H = mf.affine_beyond(name)
+    for factor in (1.5, 4.0):
+        q = (factor * mf.AFFINE_TAILS * H / mf.Z_CUT) ** 2
+        got = mf.post_activation_moment(name, q)
+        uniform = mf.gaussian_expectation(lambda h: act.phi(h) ** 2, q)
+        assert got == pytest.approx(uniform, rel=1e-14)
+        s = math.sqrt(q)
+        ref, _ = integrate.quad(
+            lambda z, s=s: float(act.phi(np.array([s * z]))[0]) ** 2 * math.exp(-0.5 * z * z)
+            / math.sqrt(2 * math.pi), -12, 12, points=[-H / s, 0.0, H / s], epsabs=1e-14,
+            epsrel=1e-13, limit=400)
+        assert got == pytest.approx(ref, rel=1e-10)
+
+
+def test_exploding_silu_gelu_depth_1000_has_finite_moments():
+    """sigma_w = 1.6: q^l grows like 1.28^l to 1e107 at depth 1000; the length map takes the
+    affine tails in closed form (its panels grew like sqrt(q): the law never got built).
+    m_1, m_2 ~ 1e107, 1e217 (m_3 and up exceed the floating-point range)."""
+    from freeness_lab.theory import jacobian_law
+
+    for name in ("silu", "gelu"):
+        spec = NetworkSpec(name, "orthogonal", depth=1000, width=1, sigma_w=1.6, sigma_b=0.1)
+        q = mf.preactivation_variances(spec)
+        assert np.all(np.isfinite(q)) and q[-1] > 1e100
+        m = jacobian_law(spec).moments(2)
+        assert np.all(np.isfinite(m)) and np.all(m > 0) and m[1] > m[0] ** 2
+
+
 def test_post_activation_moment_closed_forms():
     assert mf.post_activation_moment("relu", 3.0) == pytest.approx(1.5, rel=1e-15)
     assert mf.post_activation_moment("linear", 3.0) == pytest.approx(3.0, rel=1e-15)
