@@ -45,7 +45,7 @@ import numpy as np
 from scipy.interpolate import AAA
 from threadpoolctl import threadpool_limits
 
-from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, cluster_series
 
 __all__ = ["DISC", "FIT_TOL", "IM_FLOOR", "MAX_TERMS", "RationalRule"]
 
@@ -125,7 +125,6 @@ class RationalRule:
         self.rule = QuadratureRule(nodes, weights)
         real = nodes.imag == 0
         self._atoms = nodes[real], weights[real]
-        self._fit_rule = QuadratureRule(nodes[~real], weights[~real])
         self._fit_mass = weights[~real].sum()
         singular = np.unique(np.asarray(singular, dtype=float))
         self.centre = complex(0.5 * (nodes.real.min() + nodes.real.max()))
@@ -224,9 +223,10 @@ class RationalRule:
         self._bary = fit.weights
 
     def _rule_cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        """G of the fitted (non-real) nodes at zeta, by the rule."""
-        _, one_psi, _ = self._fit_rule.psi_parts(1.0 / zeta)
-        return one_psi / zeta
+        """G of the fitted (non-real) nodes at zeta: the rule's G less its real nodes'."""
+        _, one_psi, _ = self.rule.psi_parts(1.0 / zeta)
+        t, w = self._atoms
+        return one_psi / zeta - (1.0 / (zeta[:, None] - t)) @ w
 
     # -- the far field -------------------------------------------------------------------------
     def _far_moments(self, nodes: np.ndarray, weights: np.ndarray) -> None:
@@ -248,10 +248,8 @@ class RationalRule:
         y_max = float(np.abs(y).max())
         K = FAR_TERMS if not y_max < 0.5 else int(min(FAR_TERMS, max(  # NaN: all terms
             2, math.ceil(FAR_TERMS * math.log(0.5) / math.log(max(y_max, 1e-300))))))
-        yk = np.empty(y.shape + (K,), dtype=complex)
-        yk[:, 0] = 1.0
-        np.cumprod(np.broadcast_to(y[:, None], (y.size, K - 1)), axis=1, out=yk[:, 1:])
-        s0, s1, s2 = (yk @ self._far[:K]).T  # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k
+        # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k: the rule's series, one "cluster"
+        s0, s1, s2 = cluster_series(y[:, None], self._far[None, :K])[:, 0].T
         return s1 * x, s0 * zx, s2 * x * zx
 
     # -- evaluation ----------------------------------------------------------------------------
