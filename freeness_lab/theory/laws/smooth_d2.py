@@ -151,10 +151,14 @@ class SmoothD2Law(SpectralLaw):
         theta = 2 * np.pi * np.arange(CAUCHY_POINTS) / CAUCHY_POINTS
         circle = CAUCHY_RADIUS * np.exp(1j * theta)
         points = s[:, None] + circle
-        vals = self.g(points)
-        if self._dphi_minus_one is not None:  # g - 1 for s > 0: same derivatives
-            dev = self._dphi_minus_one(points[s > 0])
-            vals[s > 0] = dev * (dev + 2.0)
+        if self._dphi_minus_one is None:
+            vals = self.g(points)
+        else:  # g - 1 for s > 0: same derivatives
+            vals = np.empty(points.shape, dtype=complex)
+            right = s > 0
+            vals[~right] = self.g(points[~right])
+            dev = self._dphi_minus_one(points[right])
+            vals[right] = dev * (dev + 2.0)
         out = [self.g(s).real]
         for k in (1, 2, 3):
             coef = (vals * np.exp(-1j * k * theta)).mean(1).real
@@ -237,18 +241,25 @@ class SmoothD2Law(SpectralLaw):
         edges = np.unique(np.clip(edges, -H, H))
         edges = edges[~np.isin(edges, self._zeros)]
         width_max = min(0.25, 0.5 * sq)
+        # only the halves of the panels split last are checked again (a panel's limit
+        # depends on its midpoint alone)
+        lo, hi = edges[:-1], edges[1:]
+        kept = [edges]
         for _ in range(60):
-            mid = 0.5 * (edges[1:] + edges[:-1])
+            mid = 0.5 * (lo + hi)
             D, _, rate = self._deformation(mid, taper=False)
             limit = np.minimum(width_max, 0.5 / np.maximum(np.abs(rate), 1e-300))
             limit = np.minimum(limit, np.where(D != 0, 2.0 * np.abs(D), np.inf))
             # the panels touching a stationary point are graded already (r ~ 1 / |s - p|
             # would split them down to rounding)
-            graded = np.isin(edges[:-1], stationary) | np.isin(edges[1:], stationary)
-            wide = (np.diff(edges) > limit) & ~self._in_local(mid) & ~graded
+            graded = np.isin(lo, stationary) | np.isin(hi, stationary)
+            wide = (hi - lo > limit) & ~self._in_local(mid) & ~graded
             if not wide.any():
                 break
-            edges = np.unique(np.concatenate([edges, mid[wide]]))
+            kept.append(mid[wide])
+            lo, hi, mid = lo[wide], hi[wide], mid[wide]
+            lo, hi = np.concatenate([lo, mid]), np.concatenate([mid, hi])
+        return np.unique(np.concatenate(kept))
         return edges
 
     def _contour_rule(self) -> tuple[np.ndarray, np.ndarray]:

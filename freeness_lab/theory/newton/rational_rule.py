@@ -29,8 +29,11 @@ density is tiny). Elsewhere:
 
 * |zeta - c| > R: G's Laurent series about c (every node within R / 2 of c: 56 terms
   leave 2^-56 of the mass);
-* inside a disc, below the real axis (a Newton iterate overshooting) or below the floor of
-  Im G: the rule itself.
+* |zeta| within the disc around 0 (either half-plane): the rule by levels about 0
+  (:class:`~freeness_lab.theory.newton.zero_levels.ZeroLevels`, the rule's values to
+  rounding; the lower tail of a deep product lives there);
+* inside another disc, below the real axis (a Newton iterate overshooting) or below the
+  floor of Im G: the rule itself.
 
 Real nodes of the rule (the Gaussian tails lumped at g(+-H)) are atoms with tiny masses:
 they are summed exactly, on top of the fit of the other nodes.
@@ -46,6 +49,7 @@ from scipy.interpolate import AAA
 from threadpoolctl import threadpool_limits
 
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, cluster_series
+from freeness_lab.theory.newton.zero_levels import ZeroLevels
 
 __all__ = ["DISC", "FIT_TOL", "IM_FLOOR", "MAX_TERMS", "RationalRule"]
 
@@ -114,6 +118,9 @@ class RationalRule:
         max |G| on the boundary of the region (NaN when no fit was made).
     rule : QuadratureRule
         The rule itself (summed where the fit does not answer).
+    zero, zero_radius : ZeroLevels or None, float
+        The rule by levels about 0, for |zeta| <= ``zero_radius`` (the disc holding 0);
+        None when not fitted or when no disc holds 0.
     centre, radius, singular, discs
         c, R, the sorted singular points and their discs' radii.
     """
@@ -138,6 +145,12 @@ class RationalRule:
         self._far_moments(nodes, weights)
         self.fitted, self.error, self.terms, self.scale = False, math.inf, 0, math.nan
         self._fit(max_terms)
+        # with the fit, the rule by levels about 0 where |zeta| <= the radius of the disc
+        # holding 0 (without it, the rule answers everywhere)
+        at_zero = np.abs(singular) <= self.discs
+        self.zero_radius = float((np.abs(singular) + self.discs)[at_zero].max(initial=0.0))
+        self.zero = (ZeroLevels(nodes, weights, self.zero_radius)
+                     if self.fitted and self.zero_radius > 0 else None)
 
     # -- the fit and its certificate ----------------------------------------------------------
     def _boundary(self, shrink: float, density: int) -> list[np.ndarray]:
@@ -294,6 +307,11 @@ class RationalRule:
             fit[fit] = ((np.abs(g.imag) >= IM_FLOOR * self.scale) & np.isfinite(psi[fit])
                         & np.isfinite(one_psi[fit]) & np.isfinite(dpsi[fit]))
         rest = ~far & ~fit
+        if self.zero is not None:
+            zero = rest & (np.abs(zeta) <= self.zero_radius)
+            if zero.any():
+                psi[zero], one_psi[zero], dpsi[zero] = self.zero.psi_parts(zeta[zero])
+                rest &= ~zero
         if rest.any():
             psi[rest], one_psi[rest], dpsi[rest] = self.rule.psi_parts(om[rest])
         return psi.reshape(shape), one_psi.reshape(shape), dpsi.reshape(shape)
