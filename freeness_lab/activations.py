@@ -3,10 +3,10 @@
 Every activation is vectorized over numpy arrays. Piecewise-linear activations
 (linear, ReLU, leaky ReLU, hard tanh) also carry their ``pieces``: the intervals on
 which phi' is constant, so that the law of phi'(h)^2 with h ~ N(0, q) has exact atoms
-(see :mod:`freeness_lab.theory.meanfield`). Smooth activations may carry phi' continued to
-complex arguments (``complex_dphi``, ``complex_dphi_minus_one``), which the contour rule of
-the law of phi'(h)^2 evaluates (:mod:`freeness_lab.theory.laws.smooth_d2`): an activation is
-added here, in one place.
+(see :mod:`freeness_lab.theory.meanfield`). Smooth activations carry the derivatives of phi' in
+closed form (``dphi_jet``) and may carry phi' continued to complex arguments
+(``complex_dphi``), which the contour rule of the law of phi'(h)^2 uses
+(:mod:`freeness_lab.theory.laws.smooth_d2`): an activation is added here, in one place.
 
 Names
 -----
@@ -55,11 +55,11 @@ class Activation:
         or loses accuracy off the axis; ``None`` when ``dphi`` itself serves (the contour
         rule of the law of phi'(h)^2, :mod:`freeness_lab.theory.laws.smooth_d2`, evaluates
         it in the complex h-plane).
-    complex_dphi_minus_one : callable or None
-        phi'(h) - 1 without cancellation for Re h > 0, where phi' -> 1 (SiLU, GELU): the
-        derivatives of g = phi'^2 in that tail are those of g - 1 = (phi' - 1)(phi' + 1),
-        and taking them from g itself would leave only rounding noise once |g - 1| < 1e-16.
-        ``None`` where phi' does not tend to 1.
+    dphi_jet : callable or None
+        (phi', phi'', phi''', phi'''') at real x, stacked on a first axis of length 4, in
+        closed form and without cancellation in the tails (the contour rule of the law of
+        phi'(h)^2 deforms its path by the derivatives of g = phi'^2). ``None`` for
+        piecewise-linear activations.
     """
 
     name: str
@@ -67,7 +67,7 @@ class Activation:
     dphi: ArrayFn
     pieces: tuple[tuple[float, float, float], ...] | None = None
     complex_dphi: ArrayFn | None = None
-    complex_dphi_minus_one: ArrayFn | None = None
+    dphi_jet: ArrayFn | None = None
 
     @property
     def is_piecewise_linear(self) -> bool:
@@ -118,6 +118,50 @@ def _dgelu(x: np.ndarray) -> np.ndarray:
     return special.ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
+def _sech2(x: np.ndarray) -> np.ndarray:
+    """sech(x)^2 = 4 e^-2|x| / (1 + e^-2|x|)^2, without overflow."""
+    e = np.exp(-2.0 * np.abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _tanh_jet(x: np.ndarray) -> np.ndarray:
+    """p = sech^2 x, t = tanh x: p' = -2 p t, p'' = 4 p t^2 - 2 p^2,
+    p''' = -8 p t^3 + 16 p^2 t."""
+    p, t = _sech2(x), np.tanh(x)
+    return np.stack([p, -2.0 * p * t, 4.0 * p * t * t - 2.0 * p * p,
+                     -8.0 * p * t**3 + 16.0 * p * p * t])
+
+
+def _erf_jet(x: np.ndarray) -> np.ndarray:
+    """p = 2 / sqrt(pi) e^-x^2: p' = -2 x p, p'' = (4 x^2 - 2) p, p''' = (12 x - 8 x^3) p."""
+    p = (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x))
+    return np.stack([p, -2.0 * x * p, (4.0 * x * x - 2.0) * p, (12.0 * x - 8.0 * x**3) * p])
+
+
+def _logistic_jet(x: np.ndarray) -> np.ndarray:
+    """sigma' .. sigma'''' of the logistic sigma: v = sigma' = sech^2(x / 2) / 4 and
+    a = 1 - 2 sigma = -tanh(x / 2) give v' = v a, v'' = v a^2 - 2 v^2,
+    v''' = v a^3 - 8 v^2 a."""
+    v, a = 0.25 * _sech2(0.5 * x), -np.tanh(0.5 * x)
+    return np.stack([v, v * a, v * a * a - 2.0 * v * v, v * a**3 - 8.0 * v * v * a])
+
+
+def _silu_jet(x: np.ndarray) -> np.ndarray:
+    """phi = x sigma: phi^(n) = n sigma^(n-1) + x sigma^(n), from the logistic's jet."""
+    v = _logistic_jet(x)
+    return np.stack([special.expit(x) + x * v[0], 2.0 * v[0] + x * v[1],
+                     3.0 * v[1] + x * v[2], 4.0 * v[2] + x * v[3]])
+
+
+def _gelu_jet(x: np.ndarray) -> np.ndarray:
+    """phi' = Phi(x) + x p(x), p the normal density: phi'' = (2 - x^2) p,
+    phi''' = (x^3 - 4 x) p, phi'''' = (7 x^2 - x^4 - 4) p."""
+    p = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    x2 = x * x
+    return np.stack([special.ndtr(x) + x * p, (2.0 - x2) * p, (x2 - 4.0) * x * p,
+                     (7.0 * x2 - x2 * x2 - 4.0) * p])
+
+
 def _leaky_relu(slope: float) -> Activation:
     short = f"{slope:g}"
     return Activation(
@@ -141,18 +185,17 @@ _REGISTRY: dict[str, Activation] = {
                             ((-_INF, -1.0, 0.0), (-1.0, 1.0, 1.0), (1.0, _INF, 0.0))),
     # complex phi': 1 - tanh^2 cancels to 0 for |h| > 19
     "tanh": Activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
-                       complex_dphi=lambda h: 1.0 / np.cosh(h) ** 2),
+                       complex_dphi=lambda h: 1.0 / np.cosh(h) ** 2, dphi_jet=_tanh_jet),
     "erf": Activation("erf", special.erf,
-                      lambda x: (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x))),
+                      lambda x: (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(x)),
+                      dphi_jet=_erf_jet),
     "sigmoid": Activation("sigmoid", _sigmoid, _dsigmoid,
-                          complex_dphi=lambda h: 0.25 / np.cosh(0.5 * h) ** 2),
+                          complex_dphi=lambda h: 0.25 / np.cosh(0.5 * h) ** 2,
+                          dphi_jet=_logistic_jet),
     "silu": Activation("silu", _silu, _dsilu,
                        complex_dphi=lambda h: expit(h) * (1.0 + h * expit(-h)),
-                       complex_dphi_minus_one=lambda h: expit(-h) * (h * expit(h) - 1.0)),
-    "gelu": Activation("gelu", _gelu, _dgelu,
-                       complex_dphi_minus_one=lambda h: (h * np.exp(-0.5 * h * h)
-                                                         / math.sqrt(2 * math.pi)
-                                                         - special.ndtr(-h))),
+                       dphi_jet=_silu_jet),
+    "gelu": Activation("gelu", _gelu, _dgelu, dphi_jet=_gelu_jet),
 }
 _ALIASES = {"swish": "silu", "hardtanh": "hard_tanh", "identity": "linear"}
 _LEAKY = re.compile(r"^leaky_relu(?:\((?P<slope>[^)]*)\))?$")

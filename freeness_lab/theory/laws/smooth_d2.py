@@ -32,8 +32,9 @@ DEFORM_C = 0.6
 CONTOUR_GL = np.polynomial.legendre.leggauss(16)
 #: geometric grading toward a stationary point of g stops at this distance (times sqrt(q))
 GRADING_FLOOR = 1e-9
-#: radius and points of the Cauchy integrals giving g', g'' at real s (inside the strip of
-#: analyticity of every registered phi': the nearest singularity is tanh's, at i pi / 2)
+#: radius and points of the Cauchy integral giving the Taylor coefficients of phi' at a
+#: double zero of g (inside the strip of analyticity of every registered phi': the nearest
+#: singularity is tanh's, at i pi / 2)
 CAUCHY_RADIUS, CAUCHY_POINTS = 0.25, 32
 #: a stationary point of g with g below this fraction of max g is a (double) zero of g
 ZERO_OF_G = 1e-20
@@ -102,7 +103,7 @@ class SmoothD2Law(SpectralLaw):
         self.d2 = d2
         act = get_activation(d2.activation)
         self._dphi = act.analytic_dphi
-        self._dphi_minus_one = act.complex_dphi_minus_one
+        self._jet = act.dphi_jet
 
     @functools.cached_property
     def _rule(self) -> tuple[np.ndarray, np.ndarray]:
@@ -146,24 +147,10 @@ class SmoothD2Law(SpectralLaw):
         return self._dphi(h) ** 2
 
     def _derivatives(self, s: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(g, g', g'', g''') at real s; the derivatives by Cauchy's integral formula on a
-        circle (trapezoidal rule, spectrally accurate for g analytic in the disc)."""
-        theta = 2 * np.pi * np.arange(CAUCHY_POINTS) / CAUCHY_POINTS
-        circle = CAUCHY_RADIUS * np.exp(1j * theta)
-        points = s[:, None] + circle
-        if self._dphi_minus_one is None:
-            vals = self.g(points)
-        else:  # g - 1 for s > 0: same derivatives
-            vals = np.empty(points.shape, dtype=complex)
-            right = s > 0
-            vals[~right] = self.g(points[~right])
-            dev = self._dphi_minus_one(points[right])
-            vals[right] = dev * (dev + 2.0)
-        out = [self.g(s).real]
-        for k in (1, 2, 3):
-            coef = (vals * np.exp(-1j * k * theta)).mean(1).real
-            out.append(math.factorial(k) * coef / CAUCHY_RADIUS**k)
-        return tuple(out)
+        """(g, g', g'', g''') at real s, from the activation's jet p = phi', p', p'', p''':
+        g = p^2, g' = 2 p p', g'' = 2 (p'^2 + p p''), g''' = 2 (3 p' p'' + p p''')."""
+        p, d1, d2, d3 = self._jet(np.asarray(s, dtype=float))
+        return p * p, 2.0 * p * d1, 2.0 * (d1 * d1 + p * d2), 2.0 * (3.0 * d1 * d2 + p * d3)
 
     def _rate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The deformation rate r = sign(g') sqrt((g'/g)^2 + (g''/g')^2) and r' at real s.
@@ -184,14 +171,16 @@ class SmoothD2Law(SpectralLaw):
         return r, dr
 
     def _stationary_points(self, H: float) -> np.ndarray:
-        """Zeros of g' in (-H, H): sign changes on a fine grid, refined by Brent's method."""
+        """Zeros of g' in (-H, H): sign changes on a fine grid, refined by Brent's method,
+        and the grid points where g' vanishes exactly (s = 0 for an even phi')."""
         grid = np.linspace(-H, H, 4001)
 
         def dg(s):
             return self._derivatives(np.atleast_1d(np.asarray(s, dtype=float)))[1]
 
-        vals = np.where(self.g(grid).real > 1e-280, dg(grid), 0.0)
-        out = []
+        live = self.g(grid).real > 1e-280
+        vals = np.where(live, dg(grid), 0.0)
+        out = list(grid[live & (vals == 0)])
         for i in np.nonzero(vals[:-1] * vals[1:] < 0)[0]:
             out.append(optimize.brentq(lambda s: dg(s)[0], grid[i], grid[i + 1], xtol=1e-15))
         return np.unique(out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["CLUSTER_SIZE", "FAR_RATIO", "LAURENT_TERMS", "SMALL_CLUSTER_SIZE", "SMALL_RULE",
-           "QuadratureRule", "cluster_series", "psi_quadrature", "scatter"]
+           "QuadratureRule", "cluster_series", "powers", "psi_quadrature", "scatter"]
 
 
 def psi_quadrature(nodes: np.ndarray, weights: np.ndarray, omega: np.ndarray
@@ -84,19 +84,19 @@ class QuadratureRule:
         d = self._t - self._centre[:, None]
         # moments in d / rho (no overflow, whatever the radius; rho = 0 for identical nodes)
         self._radius = np.maximum(np.abs(d).max(1), 1e-300)
-        powers = (d / self._radius[:, None])[:, :, None] ** np.arange(LAURENT_TERMS)
+        pw = powers(d / self._radius[:, None], LAURENT_TERMS)  # (K, C, S)
         # columns: A_k, B_k (for 1 + psi and psi), (k + 1) B_k (for omega psi')
-        a = np.einsum("cs,csk->ck", self._w, powers)
-        b = np.einsum("cs,csk->ck", self._w * self._t, powers)
+        a = np.einsum("cs,kcs->ck", self._w, pw)
+        b = np.einsum("cs,kcs->ck", self._w * self._t, pw)
         self._moments = np.stack([a, b, b * np.arange(1, LAURENT_TERMS + 1)], axis=-1)
         # Taylor series about 0, for |zeta| < r0 / FAR_RATIO (r0: the cluster's smallest |t|;
         # 0 when it holds t = 0): a_k = sum w (r0/t)^(k+1), b_k = sum w (r0/t)^k
         self._r0 = np.abs(self._t).min(1)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = np.where(self._t != 0, self._r0[:, None] / self._t, 0.0)
-        powers = inv[:, :, None] ** np.arange(LAURENT_TERMS + 1)
-        a0 = np.einsum("cs,csk->ck", self._w, powers[..., 1:])
-        b0 = np.einsum("cs,csk->ck", self._w, powers[..., :-1])
+        pw = powers(inv, LAURENT_TERMS + 1)
+        a0 = np.einsum("cs,kcs->ck", self._w, pw[1:])
+        b0 = np.einsum("cs,kcs->ck", self._w, pw[:-1])
         self._taylor = np.stack([a0, b0, a0 * np.arange(1, LAURENT_TERMS + 1)], axis=-1)
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,14 +140,20 @@ def cluster_series(y: np.ndarray, coef: np.ndarray) -> np.ndarray:
     (C, K, J): the powers built along k (K multiplications of (P, C) arrays), then one
     batched matrix product per cluster (several times faster than ``cumprod`` and
     ``einsum`` over (P, C, K))."""
-    K = coef.shape[1]
-    yk = np.empty((K,) + y.shape, dtype=complex)
-    yk[0] = 1.0
-    if K > 1:
-        yk[1] = y
-    for k in range(2, K):
-        np.multiply(yk[k - 1], y, out=yk[k])
+    yk = powers(y, coef.shape[1])
     return np.matmul(yk.transpose(2, 1, 0), coef).transpose(1, 0, 2)
+
+
+def powers(x: np.ndarray, n: int) -> np.ndarray:
+    """x^0 .. x^(n-1), shape (n,) + x.shape, by repeated products (several times faster than
+    complex ``**`` with an array of exponents)."""
+    out = np.empty((n,) + np.shape(x), dtype=complex)
+    out[0] = 1.0
+    if n > 1:
+        out[1] = x
+    for k in range(2, n):
+        np.multiply(out[k - 1], x, out=out[k])
+    return out
 
 
 def scatter(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

@@ -48,7 +48,7 @@ import numpy as np
 from scipy.interpolate import AAA
 from threadpoolctl import threadpool_limits
 
-from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, cluster_series
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, cluster_series, powers
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
 
 __all__ = ["DISC", "FIT_TOL", "IM_FLOOR", "MAX_TERMS", "RationalRule"]
@@ -246,9 +246,9 @@ class RationalRule:
         """Columns A_k = sum w (t - c)^k / rho^k, B_k = sum w t (t - c)^k / rho^k and
         (k + 1) B_k, rho = R / 2."""
         d = (nodes - self.centre) / (0.5 * self.radius)
-        powers = d[:, None] ** np.arange(FAR_TERMS)
-        b = (weights * nodes) @ powers
-        self._far = np.stack([weights @ powers, b, b * np.arange(1, FAR_TERMS + 1)], axis=-1)
+        pw = powers(d, FAR_TERMS)  # (K, N)
+        b = pw @ (weights * nodes)
+        self._far = np.stack([pw @ weights, b, b * np.arange(1, FAR_TERMS + 1)], axis=-1)
 
     def _far_parts(self, omega: np.ndarray):
         """(psi, 1 + psi, omega psi') by the Laurent series about c, in omega = 1 / zeta:

@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from freeness_lab.theory.newton.quadrature_rule import powers
+
 __all__ = ["BASE", "TERMS", "ZeroLevels"]
 
 #: the ratio between consecutive levels, and the shells on either side of a point's level
@@ -42,6 +44,8 @@ __all__ = ["BASE", "TERMS", "ZeroLevels"]
 BASE, HALF = math.sqrt(2.0), 1
 #: terms of each series: BASE^(-HALF TERMS) below 1e-18 of its absolute sum left out
 TERMS = math.ceil(18 * math.log(10) / (HALF * math.log(BASE)))
+#: nodes per block when the coefficients are built
+BLOCK = 1024
 
 
 class ZeroLevels:
@@ -136,8 +140,8 @@ class ZeroLevels:
         # needs to leave 1e-18 of sum |w|, TERMS + 1 at most (deep points need one or two)
         nt = _terms(float(np.abs(s).max(initial=0.0)) * BASE ** -HALF)
         nl = _terms(float(np.abs(u).max(initial=0.0)) * BASE ** -(HALF + 1))
-        ts = self._tau[k, :nt] * _powers(s, nt)  # tau_n s^n
-        gu = self._gamma[k, :nl] * _powers(u, nl)  # gamma_n u^n
+        ts = self._tau[k, :nt] * powers(s, nt).T  # tau_n s^n
+        gu = self._gamma[k, :nl] * powers(u, nl).T  # gamma_n u^n
         # partial sums, not differences: 1 + psi may be far below tau_0 or gamma_0
         one_psi = gu.sum(1) - ts[:, 1:].sum(1)
         psi = gu[:, 1:].sum(1) - ts.sum(1)
@@ -170,20 +174,17 @@ def _terms(ratio: float) -> int:
     return int(min(TERMS + 1, max(2, math.ceil(-18 * math.log(10) / math.log(ratio)) + 1)))
 
 
-def _powers(x: np.ndarray, n: int) -> np.ndarray:
-    """x^0 .. x^(n-1), shape (len(x), n), by repeated products."""
-    out = np.empty((n, len(x)), dtype=complex)
-    out[0] = 1.0
-    for k in range(1, n):
-        np.multiply(out[k - 1], x, out=out[k])
-    return out.T
-
-
 def _entering(x: np.ndarray, w: np.ndarray, level: np.ndarray, K: int) -> np.ndarray:
     """sum of w x^m (m = 0 .. TERMS) over the nodes entering each level 0 .. K (``level``
     sorted), shape (K + 1, TERMS + 1)."""
     out = np.zeros((K + 1, TERMS + 1), dtype=complex)
-    if len(x):
-        starts = np.flatnonzero(np.r_[True, level[1:] != level[:-1]])
-        out[level[starts]] = np.add.reduceat(_powers(x, TERMS + 1) * w[:, None], starts)
+    # in blocks of nodes: arrays of a few MB are reused, where one of tens of MB would pay
+    # its page faults (slower than the products themselves)
+    for a in range(0, len(x), BLOCK):
+        block = slice(a, a + BLOCK)
+        lv = level[block]
+        starts = np.flatnonzero(np.r_[True, lv[1:] != lv[:-1]])
+        wx = powers(x[block], TERMS + 1)  # rows m, contiguous along the nodes
+        wx *= w[block]
+        out[lv[starts]] += np.add.reduceat(wx, starts, axis=1).T
     return out
