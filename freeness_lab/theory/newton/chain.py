@@ -32,6 +32,7 @@ from freeness_lab.theory.branches import log_lower, log_upper
 from freeness_lab.theory.log_terms import LogTerms, TermsInR
 from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_equation
 from freeness_lab.theory.newton.protocol import HALF_PLANE_TOL
+from freeness_lab.theory.newton.rule_stack import RuleStack
 
 __all__ = ["ChainLayer", "ChainSystem"]
 
@@ -71,6 +72,9 @@ class ChainSystem:
         self.layers = layers
         self.n = len(layers)
         self.size = 3 * self.n
+        self.implicit_layers = np.array([l for l, lay in enumerate(layers)
+                                         if lay.nu is not None], dtype=int)
+        self.rules = RuleStack([layers[l].nu.rule for l in self.implicit_layers])
         self.c = np.array([1.0 - lay.zero_mass for lay in layers])
         self.terms = []
         for lay, c in zip(layers, self.c, strict=True):
@@ -157,6 +161,10 @@ class ChainSystem:
         er = np.exp(r)
         dzeta = None
         L_prev, dL_prev = None, None
+        # psi of every implicit factor at once (columns: the layers with one)
+        parts = (self.rules.psi_parts(np.exp(u[..., self.implicit_layers]))
+                 if len(self.implicit_layers) else None)
+        column = {l: j for j, l in enumerate(self.implicit_layers)}
         for l, lay in enumerate(self.layers):
             xi = lay.qhat_prev + es[..., l]
             log_xi = log_upper(xi)
@@ -188,9 +196,9 @@ class ChainSystem:
                 F[..., l, 2] = u[..., l]
                 A[..., l, 2, 2] = 1.0
             else:
-                Fl, g, h = implicit_equation(lay.nu.rule, u[..., l], self.log_m[l],
-                                              self.log_1m[l], r[..., l], er=er[..., l],
-                                              l1=(L, dL))
+                Fl, g, h = implicit_equation([p[..., column[l]] for p in parts],
+                                             self.log_m[l], self.log_1m[l], r[..., l],
+                                             er=er[..., l], l1=(L, dL))
                 F[..., l, 2] = Fl
                 A[..., l, 2, 0] = h
                 A[..., l, 2, 2] = g

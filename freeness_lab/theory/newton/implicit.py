@@ -31,15 +31,16 @@ class PsiRule(Protocol):
         """(psi, 1 + psi, omega psi') at omega (any shape)."""
 
 
-def implicit_equation(rule: PsiRule, u, log_am: TermsInR, log_1am: TermsInR, r, *,
-                      er=None, l1=None):
+def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None, l1=None):
     """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
     log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
     Returns (F, dF/du, dF/dr).
 
-    ``er`` = e^r and ``l1`` = log_1am.value_and_slope(r), when the caller has them (the
-    chain system evaluates both for its own equations at every Newton step)."""
-    psi, one_psi, dpsi = rule.psi_parts(np.exp(u))
+    ``parts`` = (psi, 1 + psi, omega psi') at omega = e^u (the factor's rule, evaluated by
+    the caller for all its factors at once: :class:`~freeness_lab.theory.newton.rule_stack.
+    RuleStack`). ``er`` = e^r and ``l1`` = log_1am.value_and_slope(r), when the caller has
+    them (the chain system evaluates both for its own equations at every Newton step)."""
+    psi, one_psi, dpsi = parts
     la, dla = log_am.value_and_slope(r, er)
     l1, dl1 = log_1am.value_and_slope(r, er) if l1 is None else l1
     near = np.abs(np.exp(l1)) < 0.5

@@ -28,6 +28,7 @@ from freeness_lab.theory.branches import log_lower, log_upper
 from freeness_lab.theory.log_terms import LogTerms, TermsInR
 from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_equation
 from freeness_lab.theory.newton.protocol import HALF_PLANE_TOL
+from freeness_lab.theory.newton.rule_stack import RuleStack
 
 __all__ = ["ProductSystem"]
 
@@ -53,6 +54,7 @@ class ProductSystem:
     def __init__(self, explicit: LogTerms, implicit: list[ImplicitFactor],
                  psi_series: np.ndarray, zero_mass: float = 0.0):
         self.implicit = implicit
+        self.rules = RuleStack([f.rule for f in implicit])  # every psi at once
         c_w = 1.0 - sum(f.power for f in implicit)
         # log m (power c_w) and -log(1 + m) join the explicit rows
         rows = [explicit.rows.reshape(-1, 3), np.array([[c_w, 0.0, 1.0], [-1.0, 1.0, 1.0]])]
@@ -114,10 +116,11 @@ class ProductSystem:
         else:
             f0, d0 = None, self.terms.slope(r)
         fi, gi, hi = [], [], []
+        parts = self.rules.psi_parts(np.exp(v[..., 1:])) if self.implicit else None
         for i, f in enumerate(self.implicit):
             u = v[..., 1 + i]
-            F, g, h = implicit_equation(f.rule, u, self.log_am[i],
-                                         self.log_1am[i], r)
+            F, g, h = implicit_equation([p[..., i] for p in parts], self.log_am[i],
+                                        self.log_1am[i], r)
             if residual:
                 f0 = f0 + f.power * u
             fi.append(F)

@@ -23,7 +23,7 @@ points and at the midpoints between them outside Omega's discs, and on Omega's h
 is below ``FIT_TOL`` max |G|, and no pole lies in Omega (tried once more on twice as many
 points); otherwise the rule is used everywhere (:attr:`RationalRule.fitted` is False,
 :attr:`RationalRule.error` says by how much the fit missed). The fit answers in Omega where
-|Im G| >= ``IM_FLOOR`` max |G|: an absolute error, however small, would swamp the tiny
+|Im G| >= ``rule_stack.IM_FLOOR`` max |G|: an absolute error, however small, would swamp the tiny
 imaginary parts the support search measures near the axis outside the support (and where a
 density is tiny). Elsewhere:
 
@@ -48,10 +48,11 @@ import numpy as np
 from scipy.interpolate import AAA
 from threadpoolctl import threadpool_limits
 
-from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, cluster_series, powers
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, powers
+from freeness_lab.theory.newton.rule_stack import RuleStack
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
 
-__all__ = ["DISC", "FIT_TOL", "IM_FLOOR", "MAX_TERMS", "RationalRule"]
+__all__ = ["DISC", "FIT_TOL", "MAX_TERMS", "RationalRule"]
 
 #: half the radius of the discs left to the rule around each singular point, relative to the
 #: largest one
@@ -64,9 +65,6 @@ ZERO_DISC = 2 * DISC
 #: the fit is accepted when its error on the boundary of its region is below this times
 #: max |G| there
 FIT_TOL = 1e-11
-#: the fit answers only where |Im G| is at least this times max |G| on the boundary: its
-#: absolute error (at most FIT_TOL max |G|) is then at most 1e-7 of Im G
-IM_FLOOR = 1e-4
 #: AAA's removal of spurious pole-zero pairs (Froissart doublets): poles whose residue is
 #: below this times the typical |G| times their distance to the nearest sample point (the
 #: default, 1e-13, leaves some on the real axis, with residues ~1e-15)
@@ -123,6 +121,13 @@ class RationalRule:
         None when not fitted or when no disc holds 0.
     centre, radius, singular, discs
         c, R, the sorted singular points and their discs' radii.
+    support_points, support_values, bary_weights : complex ndarray
+        The barycentric form r(z) = sum_j b_j v_j / (z - z_j) / sum_j b_j / (z - z_j) of
+        the fitted nodes' G (when fitted).
+    atoms, fit_mass
+        (t, w) of the rule's real nodes (summed exactly) and the mass of the others.
+    far : complex ndarray (FAR_TERMS, 3)
+        The Laurent coefficients about c (:meth:`_far_moments`).
     """
 
     def __init__(self, nodes: np.ndarray, weights: np.ndarray, singular: np.ndarray, *,
@@ -131,8 +136,8 @@ class RationalRule:
         weights = np.asarray(weights, dtype=complex).ravel()
         self.rule = QuadratureRule(nodes, weights)
         real = nodes.imag == 0
-        self._atoms = nodes[real], weights[real]
-        self._fit_mass = weights[~real].sum()
+        self.atoms = nodes[real], weights[real]
+        self.fit_mass = weights[~real].sum()
         singular = np.unique(np.asarray(singular, dtype=float))
         self.centre = complex(0.5 * (nodes.real.min() + nodes.real.max()))
         self.radius = 2.0 * float(np.abs(nodes - self.centre).max())
@@ -151,6 +156,7 @@ class RationalRule:
         self.zero_radius = float((np.abs(singular) + self.discs)[at_zero].max(initial=0.0))
         self.zero = (ZeroLevels(nodes, weights, self.zero_radius)
                      if self.fitted and self.zero_radius > 0 else None)
+        self._stack = RuleStack([self]) if self.fitted else None
 
     # -- the fit and its certificate ----------------------------------------------------------
     def _boundary(self, shrink: float, density: int) -> list[np.ndarray]:
@@ -231,14 +237,14 @@ class RationalRule:
         else:
             return
         self.fitted, self.terms = True, len(fit.support_points)
-        self._support = fit.support_points
-        self._values = fit.support_values
-        self._bary = fit.weights
+        self.support_points = fit.support_points
+        self.support_values = fit.support_values
+        self.bary_weights = fit.weights
 
     def _rule_cauchy(self, zeta: np.ndarray) -> np.ndarray:
         """G of the fitted (non-real) nodes at zeta: the rule's G less its real nodes'."""
         _, one_psi, _ = self.rule.psi_parts(1.0 / zeta)
-        t, w = self._atoms
+        t, w = self.atoms
         return one_psi / zeta - (1.0 / (zeta[:, None] - t)) @ w
 
     # -- the far field -------------------------------------------------------------------------
@@ -248,70 +254,15 @@ class RationalRule:
         d = (nodes - self.centre) / (0.5 * self.radius)
         pw = powers(d, FAR_TERMS)  # (K, N)
         b = pw @ (weights * nodes)
-        self._far = np.stack([pw @ weights, b, b * np.arange(1, FAR_TERMS + 1)], axis=-1)
-
-    def _far_parts(self, omega: np.ndarray):
-        """(psi, 1 + psi, omega psi') by the Laurent series about c, in omega = 1 / zeta:
-        x = 1 / (zeta - c) = omega / (1 - c omega) and zeta x = 1 / (1 - c omega), finite at
-        omega = 0."""
-        zx = 1.0 / (1.0 - self.centre * omega)
-        x = omega * zx
-        y = x * (0.5 * self.radius)
-        # |y| <= 1/2 and |A_k|, |B_k| <= sum |w|: K terms leave y_max^K of it, 2^-56 at most
-        y_max = float(np.abs(y).max())
-        K = FAR_TERMS if not y_max < 0.5 else int(min(FAR_TERMS, max(  # NaN: all terms
-            2, math.ceil(FAR_TERMS * math.log(0.5) / math.log(max(y_max, 1e-300))))))
-        # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k: the rule's series, one "cluster"
-        s0, s1, s2 = cluster_series(y[:, None], self._far[None, :K])[:, 0].T
-        return s1 * x, s0 * zx, s2 * x * zx
+        self.far = np.stack([pw @ weights, b, b * np.arange(1, FAR_TERMS + 1)], axis=-1)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _fit_parts(self, zeta: np.ndarray):
-        """(psi, 1 + psi, omega psi') by the barycentric fit plus the real nodes."""
-        inv = 1.0 / (zeta[:, None] - self._support)
-        bw = inv * self._bary
-        den = bw.sum(1)
-        g = (bw @ self._values) / den
-        dden = -(bw * inv).sum(1)
-        dnum = -((bw * inv) @ self._values)
-        dg = (dnum - g * dden) / den
-        t, w = self._atoms
-        inv_t = 1.0 / (zeta[:, None] - t)
-        g_t = inv_t @ w
-        one_psi = zeta * (g + g_t)
-        psi = (g * zeta - self._fit_mass) + (inv_t * t) @ w
-        dpsi = -zeta * (g + zeta * dg) + zeta * ((inv_t * inv_t * t) @ w)
-        return psi, one_psi, dpsi, g
-
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at omega (any shape): the fit on its region, the
-        Laurent series beyond it, the rule elsewhere (module docstring)."""
+        Laurent series beyond it, the levels about 0 in the disc at 0, the rule elsewhere
+        (module docstring; through a :class:`~freeness_lab.theory.newton.rule_stack.
+        RuleStack` of one)."""
         if not self.fitted:
             return self.rule.psi_parts(omega)
-        shape = np.shape(omega)
-        om = np.asarray(omega, dtype=complex).ravel()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zeta = 1.0 / om
-        far = ~(np.abs(zeta - self.centre) <= self.radius)  # omega = 0 included
-        fit = ~far & (zeta.imag >= 0) & ~self._in_discs(zeta)
-        psi = np.empty(om.size, dtype=complex)
-        one_psi = np.empty(om.size, dtype=complex)
-        dpsi = np.empty(om.size, dtype=complex)
-        if far.any():
-            psi[far], one_psi[far], dpsi[far] = self._far_parts(om[far])
-        if fit.any():
-            psi[fit], one_psi[fit], dpsi[fit], g = self._fit_parts(zeta[fit])
-            # the rule where Im G is too small for the fit's absolute error (near the real
-            # axis outside the support, or where the density is tiny), or on a support point
-            # of the barycentric form
-            fit[fit] = ((np.abs(g.imag) >= IM_FLOOR * self.scale) & np.isfinite(psi[fit])
-                        & np.isfinite(one_psi[fit]) & np.isfinite(dpsi[fit]))
-        rest = ~far & ~fit
-        if self.zero is not None:
-            zero = rest & (np.abs(zeta) <= self.zero_radius)
-            if zero.any():
-                psi[zero], one_psi[zero], dpsi[zero] = self.zero.psi_parts(zeta[zero])
-                rest &= ~zero
-        if rest.any():
-            psi[rest], one_psi[rest], dpsi[rest] = self.rule.psi_parts(om[rest])
-        return psi.reshape(shape), one_psi.reshape(shape), dpsi.reshape(shape)
+        om = np.asarray(omega, dtype=complex)
+        return tuple(p[..., 0] for p in self._stack.psi_parts(om[..., None]))

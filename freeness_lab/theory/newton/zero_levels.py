@@ -117,18 +117,42 @@ class ZeroLevels:
         # nodes at t = 0 (their shell clipped high) add w to 1 + psi at every level
         gamma[:, 0] += self._w[shell > K + h].sum()
         self._tau, self._gamma = tau, gamma
+        # one member (see stack): its first level, number of levels and radius
+        self._first, self._count, self._r0 = np.zeros(1, int), np.array([K + 1]), np.array([r0])
 
-    def level(self, zeta: np.ndarray) -> np.ndarray:
-        """The level of each zeta (|zeta| <= r0): r_k / BASE < |zeta| <= r_k, at most K."""
+    @classmethod
+    def stack(cls, members: list[ZeroLevels]) -> ZeroLevels:
+        """The levels of several rules in one table: ``psi_parts(zeta, member)`` evaluates
+        each point through the rule ``member`` names (the Newton systems evaluate every
+        layer's law at once)."""
+        out = cls.__new__(cls)
+        out.r0 = max(m.r0 for m in members)
+        nodes = np.cumsum([0] + [len(m._t) for m in members])
+        out._t = np.concatenate([m._t for m in members])
+        out._w = np.concatenate([m._w for m in members])
+        out._lo = np.concatenate([m._lo + n for m, n in zip(members, nodes, strict=False)])
+        out._hi = np.concatenate([m._hi + n for m, n in zip(members, nodes, strict=False)])
+        for name in ("_r", "_tau", "_gamma", "_count", "_r0"):
+            setattr(out, name, np.concatenate([getattr(m, name) for m in members]))
+        out._first = np.cumsum(np.r_[0, out._count[:-1]])
+        out.levels = int(out._count.sum())
+        return out
+
+    def level(self, zeta: np.ndarray, member: np.ndarray | int = 0) -> np.ndarray:
+        """The level of each zeta (|zeta| <= r0 of its member): r_k / BASE < |zeta| <= r_k,
+        the deepest at most (the index into the table of every member's levels)."""
+        r0, last = self._r0[member], self._count[member] - 1
         with np.errstate(divide="ignore"):
-            k = np.floor(np.log(self.r0 / np.abs(zeta)) / math.log(BASE))
-        return np.clip(np.nan_to_num(k, posinf=self.levels - 1), 0, self.levels - 1
-                       ).astype(np.int64)
+            k = np.floor(np.log(r0 / np.abs(zeta)) / math.log(BASE))
+        return self._first[member] + np.clip(np.nan_to_num(k, posinf=last), 0, last
+                                             ).astype(np.int64)
 
-    def psi_parts(self, zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(psi, 1 + psi, omega psi') at zeta (1-d, |zeta| <= r0)."""
+    def psi_parts(self, zeta: np.ndarray, member: np.ndarray | int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(psi, 1 + psi, omega psi') at zeta (1-d, |zeta| <= r0), through the rule
+        ``member`` (per point, for a stack)."""
         zeta = np.asarray(zeta, dtype=complex)
-        k = self.level(zeta)
+        k = self.level(zeta, member)
         r = self._r[k]
         s = zeta / r
         # below the deepest level the Laurent part holds t = 0 only (u^0): u = 0 there

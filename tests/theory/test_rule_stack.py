@@ -1,0 +1,86 @@
+"""Several certified fits evaluated at once (:class:`RuleStack`) against each rule alone.
+
+The Newton systems evaluate every layer's law of phi'(h)^2 in one stacked call: the padded
+tables (discs, barycentric forms, Laurent coefficients, levels about 0) must give each
+column what its own rule gives, wherever the point falls, and a stack holding a rule that
+cannot be stacked must fall back to one call per rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from freeness_lab.theory.laws.smooth_d2 import SmoothD2Law
+from freeness_lab.theory.meanfield import d2_law
+from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
+from freeness_lab.theory.newton.rule_stack import RuleStack
+
+
+def laws() -> list[SmoothD2Law]:
+    """Laws with different singular points, disc counts, fit sizes and levels about 0."""
+    return [SmoothD2Law(d2_law(act, q)) for act, q in
+            (("tanh", 0.05), ("gelu", 3.0), ("erf", 0.7), ("silu", 0.3), ("sigmoid", 2.0))]
+
+
+def omega_columns(rules, rng: np.random.Generator, n: int = 400) -> np.ndarray:
+    """omega = 1 / zeta per column: zeta near each rule's support and singular points (both
+    half-planes), in its disc at 0 down to 1e-200 of it, and far away."""
+    cols = []
+    for r in rules:
+        top = r.radius
+        pieces = [rng.uniform(-0.2, 1.2, n) * top / 2 + 1j * top * 10.0 ** rng.uniform(-9, 0, n),
+                  rng.choice(r.singular, n) + r.discs.max() * rng.uniform(0.1, 3, n)
+                  * np.exp(1j * rng.uniform(-0.3, np.pi + 0.3, n)),
+                  r.zero_radius * 10.0 ** rng.uniform(-200, 0, n)
+                  * np.exp(1j * rng.uniform(-0.3, np.pi + 0.3, n)),
+                  r.centre + top * rng.uniform(1.01, 5, n) * np.exp(1j * rng.uniform(-3, 3, n))]
+        zeta = np.concatenate(pieces)
+        cols.append(1.0 / rng.permutation(zeta))
+    return np.stack(cols, axis=-1)
+
+
+def test_stack_equals_each_rule_and_the_contour_rules():
+    """Column k of the stack is rule k's fit path to rounding (psi, 1 + psi: 1e-13; omega psi',
+    a derivative that cancels near the barycentric form's support points: 1e-11), and within
+    1e-9 (omega psi': 1e-7, as in test_rational_rule) of its contour rule, the reference the
+    fits are certified against."""
+    ls = laws()
+    rules = [law.psi_rule for law in ls]
+    assert all(r.fitted for r in rules)
+    stack = RuleStack(rules)
+    assert stack.stacked
+    omega = omega_columns(rules, np.random.default_rng(0))
+    stacked = stack.psi_parts(omega)
+    for k, (law, r) in enumerate(zip(ls, rules, strict=True)):
+        alone = r.psi_parts(omega[:, k])
+        ref = QuadratureRule(law.nodes, law.weights).psi_parts(omega[:, k])
+        for a, b, c, tol in zip((p[:, k] for p in stacked), alone, ref,
+                                ((1e-13, 1e-9), (1e-13, 1e-9), (1e-11, 1e-7)), strict=True):
+            assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= tol[0], law
+            assert np.max(np.abs(a - c) / np.maximum(np.abs(c), 1.0)) <= tol[1], law
+
+
+def test_stack_keeps_any_leading_shape():
+    """omega of shape (2, 3, 200, K) gives parts of that shape, column by column."""
+    rules = [law.psi_rule for law in laws()[:3]]
+    omega = omega_columns(rules, np.random.default_rng(1), 300)
+    stack = RuleStack(rules)
+    flat = stack.psi_parts(omega)
+    shaped = stack.psi_parts(omega.reshape(2, 3, 200, 3))
+    for a, b in zip(flat, shaped, strict=True):
+        np.testing.assert_array_equal(a, b.reshape(1200, 3))
+
+
+def test_a_rule_that_cannot_be_stacked_falls_back_column_by_column():
+    """With one contour rule (no fit) among the fits, each column is its own rule's call,
+    bit for bit."""
+    ls = laws()[:3]
+    rules = [ls[0].psi_rule, QuadratureRule(ls[1].nodes, ls[1].weights), ls[2].psi_rule]
+    stack = RuleStack(rules)
+    assert not stack.stacked
+    omega = omega_columns(rules[::2], np.random.default_rng(2), 50)
+    omega = np.stack([omega[:, 0], omega[:, 0], omega[:, 1]], axis=-1)
+    for k, r in enumerate(rules):
+        for a, b in zip((p[:, k] for p in stack.psi_parts(omega)), r.psi_parts(omega[:, k]),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
