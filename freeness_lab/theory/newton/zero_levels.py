@@ -44,8 +44,11 @@ __all__ = ["BASE", "TERMS", "ZeroLevels"]
 BASE, HALF = math.sqrt(2.0), 1
 #: terms of each series: BASE^(-HALF TERMS) below 1e-18 of its absolute sum left out
 TERMS = math.ceil(18 * math.log(10) / (HALF * math.log(BASE)))
-#: nodes per block when the coefficients are built
-BLOCK = 1024
+#: nodes per block when the coefficients are built, points per block when evaluated
+BLOCK, POINT_BLOCK = 1024, 512
+#: columns (n >= 1, all n, n) against the terms n = 0 .. TERMS of a series: its partial sums
+_SUMS = np.stack([np.arange(TERMS + 1) >= 1, np.ones(TERMS + 1), np.arange(TERMS + 1.0)],
+                 axis=1).astype(float)
 
 
 class ZeroLevels:
@@ -116,7 +119,9 @@ class ZeroLevels:
             gamma[k] += gamma[k + 1] * decay
         # nodes at t = 0 (their shell clipped high) add w to 1 + psi at every level
         gamma[:, 0] += self._w[shell > K + h].sum()
-        self._tau, self._gamma = tau, gamma
+        # stored transposed, (TERMS + 1, levels): a batch gathers rows n, one per term, laid
+        # out like its powers
+        self._tau, self._gamma = tau.T.copy(), gamma.T.copy()
         # one member (see stack): its first level, number of levels and radius
         self._first, self._count, self._r0 = np.zeros(1, int), np.array([K + 1]), np.array([r0])
 
@@ -132,8 +137,10 @@ class ZeroLevels:
         out._w = np.concatenate([m._w for m in members])
         out._lo = np.concatenate([m._lo + n for m, n in zip(members, nodes, strict=False)])
         out._hi = np.concatenate([m._hi + n for m, n in zip(members, nodes, strict=False)])
-        for name in ("_r", "_tau", "_gamma", "_count", "_r0"):
+        for name in ("_r", "_count", "_r0"):
             setattr(out, name, np.concatenate([getattr(m, name) for m in members]))
+        out._tau = np.concatenate([m._tau for m in members], axis=1)
+        out._gamma = np.concatenate([m._gamma for m in members], axis=1)
         out._first = np.cumsum(np.r_[0, out._count[:-1]])
         out.levels = int(out._count.sum())
         return out
@@ -150,7 +157,11 @@ class ZeroLevels:
     def psi_parts(self, zeta: np.ndarray, member: np.ndarray | int = 0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at zeta (1-d, |zeta| <= r0), through the rule
-        ``member`` (per point, for a stack)."""
+        ``member`` (per point, for a stack).
+
+        The points go in blocks of at most ``POINT_BLOCK``, sorted by the terms their series
+        need: a point deep inside its level, or below the deepest, needs one or two, one on
+        a level's outer edge ``TERMS`` + 1 (and arrays of a few MB stay in the cache)."""
         zeta = np.asarray(zeta, dtype=complex)
         k = self.level(zeta, member)
         r = self._r[k]
@@ -160,16 +171,28 @@ class ZeroLevels:
             u = r / zeta
         u = np.where(np.abs(u) <= BASE, u, 0.0)
         # |s| <= 1 against |tau_n| <= sum |w| BASE^-(HALF n); |u| < BASE against |gamma_n| <=
-        # sum |w| BASE^-((HALF + 1) n): as many terms as the largest |s| (|u|) of the batch
-        # needs to leave 1e-18 of sum |w|, TERMS + 1 at most (deep points need one or two)
-        nt = _terms(float(np.abs(s).max(initial=0.0)) * BASE ** -HALF)
-        nl = _terms(float(np.abs(u).max(initial=0.0)) * BASE ** -(HALF + 1))
-        ts = self._tau[k, :nt] * powers(s, nt).T  # tau_n s^n
-        gu = self._gamma[k, :nl] * powers(u, nl).T  # gamma_n u^n
-        # partial sums, not differences: 1 + psi may be far below tau_0 or gamma_0
-        one_psi = gu.sum(1) - ts[:, 1:].sum(1)
-        psi = gu[:, 1:].sum(1) - ts.sum(1)
-        dpsi = ts @ np.arange(nt, dtype=float) + gu @ np.arange(nl, dtype=float)
+        # sum |w| BASE^-((HALF + 1) n): n terms leave ratio^n of sum |w|, 1e-18 at most
+        nt = _terms(np.abs(s) * BASE ** -HALF)
+        nl = _terms(np.abs(u) * BASE ** -(HALF + 1))
+        order = np.argsort(np.maximum(nt, nl), kind="stable")
+        out = np.empty((3, len(zeta)), dtype=complex)
+        for a in range(0, len(zeta), POINT_BLOCK):
+            i = order[a:a + POINT_BLOCK]
+            out[:, i] = self._block(zeta[i], k[i], s[i], u[i], int(nt[i].max()),
+                                    int(nl[i].max()))
+        return out[0], out[1], out[2]
+
+    def _block(self, zeta, k, s, u, nt: int, nl: int) -> np.ndarray:
+        """(psi, 1 + psi, omega psi') of a block of points (rows), with nt Taylor and nl
+        Laurent terms."""
+        ts = self._tau[:nt, k] * powers(s, nt)  # tau_n s^n, (nt, P)
+        gu = self._gamma[:nl, k] * powers(u, nl)  # gamma_n u^n
+        # the three partial sums of each series in one product: 1 + psi sums n >= 1 of the
+        # Taylor part and all of the Laurent part, psi the reverse, omega psi' weighs by n;
+        # partial sums, not differences (1 + psi may be far below tau_0 or gamma_0)
+        t_sums = _SUMS[:nt].T @ ts  # (3, P): n >= 1, all, n
+        l_sums = _SUMS[:nl].T @ gu
+        out = np.stack([l_sums[0] - t_sums[1], l_sums[1] - t_sums[0], t_sums[2] + l_sums[2]])
         # the shells around the point, directly: the pairs (point, node) one after the
         # other, summed point by point
         lo, count = self._lo[k], self._hi[k] - self._lo[k]
@@ -184,18 +207,18 @@ class ZeroLevels:
             at = a * t
             some = count > 0
             first = (ends - count)[some]
-            one_psi[some] += zeta[some] * np.add.reduceat(a, first)
-            psi[some] += np.add.reduceat(at, first)
-            dpsi[some] += zeta[some] * np.add.reduceat(at * inv, first)
-        return psi, one_psi, dpsi
+            out[0, some] += np.add.reduceat(at, first)
+            out[1, some] += zeta[some] * np.add.reduceat(a, first)
+            out[2, some] += zeta[some] * np.add.reduceat(at * inv, first)
+        return out
 
 
-def _terms(ratio: float) -> int:
-    """Terms n (2 .. TERMS + 1) of a series whose n-th term is below ratio^n: ratio^n <=
-    1e-18."""
-    if not ratio > 0:
-        return 2
-    return int(min(TERMS + 1, max(2, math.ceil(-18 * math.log(10) / math.log(ratio)) + 1)))
+def _terms(ratio: np.ndarray) -> np.ndarray:
+    """Terms n (2 .. TERMS + 1) of series whose n-th term is below ratio^n: ratio^n <=
+    1e-18 (2 where the ratio is 0)."""
+    with np.errstate(divide="ignore"):
+        n = np.ceil(-18 * math.log(10) / np.log(np.where(ratio > 0, ratio, 1e-300))) + 1
+    return np.clip(np.nan_to_num(n, nan=TERMS + 1), 2, TERMS + 1).astype(np.int64)
 
 
 def _entering(x: np.ndarray, w: np.ndarray, level: np.ndarray, K: int) -> np.ndarray:
