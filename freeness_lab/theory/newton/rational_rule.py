@@ -71,6 +71,9 @@ FIT_TOL = 1e-11
 CLEAN_UP_TOL = 1e-10
 #: at most this many terms in the barycentric form (the AAA budget)
 MAX_TERMS = 150
+#: AAA stops at this fraction of FIT_TOL on its training points (the margin the midpoints
+#: and the half-circles of the certificate need)
+AAA_RTOL = 0.01
 #: boundary points per end of each real gap between discs, and per half-circle
 GAP_POINTS, ARC_POINTS = 32, 20
 #: Laurent terms beyond |zeta - c| = R (the nodes lie within R / 2 of c)
@@ -221,7 +224,7 @@ class RationalRule:
                 # the budget, doublets removed) are the certificate's to judge
                 with threadpool_limits(1), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    fit = AAA(z, g[:len(z)], rtol=0.01 * FIT_TOL, max_terms=max_terms,
+                    fit = AAA(z, g[:len(z)], rtol=AAA_RTOL * FIT_TOL, max_terms=max_terms,
                               clean_up_tol=CLEAN_UP_TOL)
                 poles = fit.poles()
             except (ValueError, np.linalg.LinAlgError):
