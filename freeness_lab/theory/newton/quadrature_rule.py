@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["CLUSTER_SIZE", "FAR_RATIO", "LAURENT_TERMS", "SMALL_CLUSTER_SIZE", "SMALL_RULE",
-           "QuadratureRule", "cluster_series", "powers", "psi_quadrature", "scatter"]
+           "ClusterStack", "QuadratureRule", "cluster_series", "powers", "psi_quadrature",
+           "scatter"]
 
 
 def psi_quadrature(nodes: np.ndarray, weights: np.ndarray, omega: np.ndarray
@@ -98,50 +99,96 @@ class QuadratureRule:
         a0 = np.einsum("cs,kcs->ck", self._w, pw[1:])
         b0 = np.einsum("cs,kcs->ck", self._w, pw[:-1])
         self._taylor = np.stack([a0, b0, a0 * np.arange(1, LAURENT_TERMS + 1)], axis=-1)
+        self._stack = ClusterStack([self])
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(psi, 1 + psi, omega psi') at omega (any shape)."""
+        """(psi, 1 + psi, omega psi') at omega (any shape); a clustered rule evaluates
+        through a :class:`ClusterStack` of one."""
         if not self.clustered:
             return psi_quadrature(self.nodes, self.weights, omega)
+        om = np.asarray(omega, dtype=complex)
+        return tuple(p[..., 0] for p in self._stack.psi_parts(om[..., None]))
+
+
+class ClusterStack:
+    """(psi, 1 + psi, omega psi') of K clustered rules at omega of shape (..., K), column k
+    by rule k, in one pass: the K rules' cluster tables stacked on a leading axis (padded to
+    the same number of clusters with empty ones, far from every point), each point meeting
+    the clusters of its own column only (the scheme of :class:`QuadratureRule`).
+
+    Parameters
+    ----------
+    rules : list of QuadratureRule
+        Clustered rules (``clustered`` True).
+    """
+
+    def __init__(self, rules: list[QuadratureRule]):
+        K = len(rules)
+        C = max(r._t.shape[0] for r in rules)
+        S = max(r._t.shape[1] for r in rules)
+        T = LAURENT_TERMS
+        # an empty cluster: no weight, centred at 1e300 with radius 1e-300 (always far; its
+        # series vanish)
+        self._t = np.full((K, C, S), 1e300, dtype=complex)
+        self._w = np.zeros((K, C, S), dtype=complex)
+        self._centre = np.full((K, C), 1e300, dtype=complex)
+        self._radius = np.full((K, C), 1e-300)
+        self._r0 = np.full((K, C), 1e300)
+        self._moments = np.zeros((K, C, T, 3), dtype=complex)
+        self._taylor = np.zeros((K, C, T, 3), dtype=complex)
+        for k, r in enumerate(rules):
+            c, s = r._t.shape
+            self._t[k, :c, :s], self._w[k, :c, :s] = r._t, r._w
+            self._centre[k, :c], self._radius[k, :c], self._r0[k, :c] = (r._centre, r._radius,
+                                                                         r._r0)
+            self._moments[k, :c], self._taylor[k, :c] = r._moments, r._taylor
+
+    def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(psi, 1 + psi, omega psi') at omega, shape (..., K)."""
         shape = np.shape(omega)
-        om = np.asarray(omega, dtype=complex).ravel()
+        K = shape[-1]
+        om = np.asarray(omega, dtype=complex).reshape(-1, K).T  # (K, P)
+        P = om.shape[1]
         with np.errstate(divide="ignore", invalid="ignore"):
             zeta = 1.0 / om
-        diff = zeta[:, None] - self._centre
-        far = np.abs(diff) > FAR_RATIO * self._radius
-        x = np.where(far, 1.0 / np.where(far, diff, 1.0), 0.0)  # 1 / (zeta - c), (P, C)
-        y = x * self._radius  # |y| < 1/3 where far
-        sums = cluster_series(y, self._moments)  # (P, C, 3)
-        s0 = (sums[..., 0] * x).sum(-1)
-        s1 = (sums[..., 1] * x).sum(-1)
-        s2 = (sums[..., 2] * x * x).sum(-1)
-        psi, one_psi, dpsi = s1, zeta * s0, zeta * s2
+        diff = zeta[:, :, None] - self._centre[:, None]  # (K, P, C)
+        radius = self._radius[:, None]
+        far = np.abs(diff) > FAR_RATIO * radius
+        x = np.where(far, 1.0 / np.where(far, diff, 1.0), 0.0)  # 1 / (zeta - c)
+        y = x * radius  # |y| < 1/4 where far
+        sums = cluster_series(y, self._moments)  # (K, P, C, 3)
+        psi = (sums[..., 1] * x).sum(-1)
+        one_psi = zeta * (sums[..., 0] * x).sum(-1)
+        dpsi = zeta * (sums[..., 2] * x * x).sum(-1)
         # clusters whose nodes all lie 4 times farther from 0 than zeta: Taylor about 0
-        small = ~far & (np.abs(zeta)[:, None] < self._r0 / FAR_RATIO)
-        rows = np.nonzero(small.any(1))[0]
-        if len(rows):
-            y = np.where(small[rows], zeta[rows, None] / np.where(small[rows], self._r0, 1.0),
-                         0.0)
-            sums = cluster_series(y, self._taylor) * small[rows][..., None]
-            one_psi[rows] -= (sums[..., 0] * y).sum(-1)
-            psi[rows] -= sums[..., 1].sum(-1)
-            dpsi[rows] += (sums[..., 2] * y).sum(-1)
-        near_p, near_c = np.nonzero(~far & ~small)
-        if len(near_p):
-            p, o, d = psi_quadrature(self._t[near_c], self._w[near_c], om[near_p])
-            psi = psi + scatter(near_p, p, om.size)
-            one_psi = one_psi + scatter(near_p, o, om.size)
-            dpsi = dpsi + scatter(near_p, d, om.size)
-        return psi.reshape(shape), one_psi.reshape(shape), dpsi.reshape(shape)
+        r0 = self._r0[:, None]
+        small = ~far & (np.abs(zeta)[:, :, None] < r0 / FAR_RATIO)
+        kk, pp = np.nonzero(small.any(-1))
+        if len(kk):
+            sm = small[kk, pp]  # (R, C)
+            y = np.where(sm, zeta[kk, pp, None] / np.where(sm, self._r0[kk], 1.0), 0.0)
+            sums = cluster_series(y[:, None], self._taylor[kk])[:, 0] * sm[..., None]
+            one_psi[kk, pp] -= (sums[..., 0] * y).sum(-1)
+            psi[kk, pp] -= sums[..., 1].sum(-1)
+            dpsi[kk, pp] += (sums[..., 2] * y).sum(-1)
+        near_k, near_p, near_c = np.nonzero(~far & ~small)
+        if len(near_k):
+            p, o, d = psi_quadrature(self._t[near_k, near_c], self._w[near_k, near_c],
+                                     om[near_k, near_p])
+            at = near_k * P + near_p
+            psi = psi + scatter(at, p, K * P).reshape(K, P)
+            one_psi = one_psi + scatter(at, o, K * P).reshape(K, P)
+            dpsi = dpsi + scatter(at, d, K * P).reshape(K, P)
+        return tuple(v.T.reshape(shape) for v in (psi, one_psi, dpsi))
 
 
 def cluster_series(y: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """sum_k coef[c, k, :] y[p, c]^k, shape (P, C, J), for y of shape (P, C) and coef of shape
-    (C, K, J): the powers built along k (K multiplications of (P, C) arrays), then one
-    batched matrix product per cluster (several times faster than ``cumprod`` and
-    ``einsum`` over (P, C, K))."""
-    yk = powers(y, coef.shape[1])
-    return np.matmul(yk.transpose(2, 1, 0), coef).transpose(1, 0, 2)
+    """sum_k coef[..., c, k, :] y[..., p, c]^k, shape (..., P, C, J), for y of shape
+    (..., P, C) and coef of shape (..., C, K, J) (leading axes broadcast): the powers built
+    along k, then one batched matrix product per cluster (several times faster than
+    ``cumprod`` and ``einsum`` over (P, C, K))."""
+    yk = np.moveaxis(powers(y, coef.shape[-2]), 0, -1)  # (..., P, C, K)
+    return np.swapaxes(np.swapaxes(yk, -2, -3) @ coef, -2, -3)
 
 
 def powers(x: np.ndarray, n: int) -> np.ndarray:
