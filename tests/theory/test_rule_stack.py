@@ -9,10 +9,15 @@ cannot be stacked must fall back to one call per rule.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from freeness_lab.theory.laws.smooth_d2 import SmoothD2Law
 from freeness_lab.theory.meanfield import d2_law
-from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, psi_quadrature
+from freeness_lab.theory.newton.quadrature_rule import (
+    ClusterStack,
+    QuadratureRule,
+    psi_quadrature,
+)
 from freeness_lab.theory.newton.rule_stack import RuleStack
 
 
@@ -87,23 +92,21 @@ def test_a_rule_that_cannot_be_stacked_falls_back_column_by_column():
 
 
 def test_clustered_quadrature_rules_stack_to_their_direct_sums():
-    """Discrete laws of different sizes (clusters of 128 and of 256 nodes, different counts:
-    the stack pads both) and a contour rule, stacked: each column equals the direct sums
-    of its own nodes to 1e-12, near the atoms, near 0 and far away."""
+    """Three discrete laws of 600 atoms (the paired laws of a trial) and a refused fit's
+    rule do not mix; the three stack, and each column equals the direct sums of its own
+    nodes to 1e-12, near the atoms, near 0 and far away."""
     rng = np.random.default_rng(3)
-    small = QuadratureRule(np.sort(rng.gamma(2.0, 0.5, 600)) + 0j, np.full(600, 1 / 600))
-    large = QuadratureRule(rng.uniform(1e-9, 3.0, 3000) + 0j, rng.dirichlet(np.ones(3000)))
-    law = laws()[0]
-    contour = QuadratureRule(law.nodes, law.weights)
-    rules = [small, large, contour]
-    stack = RuleStack(rules)
-    assert not stack.stacked and all(r.clustered for r in rules)
+    rules = [QuadratureRule(np.sort(rng.gamma(2.0, s, 600)) + 0j, rng.dirichlet(np.ones(600)))
+             for s in (0.2, 0.5, 1.0)]
+    assert ClusterStack.fits(rules) and not ClusterStack.fits(rules + [laws()[0].psi_rule])
+    with pytest.raises(ValueError, match="one size"):
+        ClusterStack(rules[:2] + [QuadratureRule(rules[2].nodes[:300], rules[2].weights[:300])])
     n = 600
     zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
                      for _ in rules], axis=-1)
     zeta[:100] = 10.0 ** rng.uniform(-14, -3, (100, 3)) * np.exp(1j * rng.uniform(0, 3, (100, 3)))
     zeta[100:150] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (50, 3)))
-    stacked = stack.psi_parts(1.0 / zeta)
+    stacked = RuleStack(rules).psi_parts(1.0 / zeta)
     for k, r in enumerate(rules):
         direct = psi_quadrature(r.nodes, r.weights, 1.0 / zeta[:, k])
         for a, b in zip((p[:, k] for p in stacked), direct, strict=True):

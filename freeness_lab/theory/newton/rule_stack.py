@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from freeness_lab.theory.newton.quadrature_rule import ClusterStack, QuadratureRule, powers
+from freeness_lab.theory.newton.quadrature_rule import ClusterStack, powers
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
 
 __all__ = ["IM_FLOOR", "RuleStack"]
@@ -39,10 +39,10 @@ class RuleStack:
     rules : list of PsiRule
         When every one is a fitted :class:`~freeness_lab.theory.newton.rational_rule.
         RationalRule`, their tables are stacked; when every one is a clustered
-        :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` (a refused fit
-        counts as its rule), their clusters (:class:`~freeness_lab.theory.newton.
-        quadrature_rule.ClusterStack`: a network of refused fits gives its rules' density
-        bit for bit); otherwise each
+        :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` of one size (a
+        refused fit counts as its rule), their clusters (:class:`~freeness_lab.theory.
+        newton.quadrature_rule.ClusterStack`: a network of refused fits gives its rules'
+        density bit for bit); otherwise each
         column is evaluated by its own rule (the same values, one call per rule).
     """
 
@@ -51,8 +51,7 @@ class RuleStack:
         # clustered quadrature rules only (discrete laws of a trial's values, the real
         # quadratures of D^2 laws, refused fits: their rules): their clusters stacked
         quadratures = [r.rule if getattr(r, "fitted", None) is False else r for r in self.rules]
-        self._clusters = (ClusterStack(quadratures) if self.rules and all(
-            isinstance(r, QuadratureRule) and r.clustered for r in quadratures) else None)
+        self._clusters = ClusterStack(quadratures) if ClusterStack.fits(quadratures) else None
         self.stacked = bool(self.rules) and all(getattr(r, "fitted", False)
                                                 for r in self.rules)
         if not self.stacked:
