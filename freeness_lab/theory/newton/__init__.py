@@ -8,6 +8,9 @@ Conventions: ``docs/conventions.md``, section "Numerics".
 * :mod:`~freeness_lab.theory.newton.chain` -- the block-tridiagonal system of a shift chain;
 * :mod:`~freeness_lab.theory.newton.implicit` -- a factor without explicit S (subordination);
 * :mod:`~freeness_lab.theory.newton.quadrature_rule` -- fast psi sums of a quadrature rule;
+* :mod:`~freeness_lab.theory.newton.rational_rule` -- their certified rational fit, with
+  :mod:`~freeness_lab.theory.newton.zero_levels` (the sums near 0, level by level) and
+  :mod:`~freeness_lab.theory.newton.rule_stack` (every factor's rule in one evaluation);
 * :mod:`~freeness_lab.theory.newton.log_zeta` -- either system in ell = log zeta';
 * :mod:`~freeness_lab.theory.newton.lilypads` -- the homotopy (with
   :mod:`~freeness_lab.theory.newton.far_field`, :mod:`~freeness_lab.theory.newton.path`,

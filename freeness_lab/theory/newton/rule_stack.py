@@ -10,7 +10,9 @@ a disc other than 0's, below the real axis, where Im G is below the floor) its r
 column by column, as :class:`~freeness_lab.theory.newton.rational_rule.RationalRule` does.
 
 A single :class:`~freeness_lab.theory.newton.rational_rule.RationalRule` evaluates through a
-stack of one: the same code, the same numbers.
+stack of one: the same code, the same numbers. Clustered quadrature rules of one size (the
+discrete laws of a trial's values, the Gaussian D^2 quadratures) stack their clusters
+instead (:class:`~freeness_lab.theory.newton.quadrature_rule.ClusterStack`).
 """
 
 from __future__ import annotations
