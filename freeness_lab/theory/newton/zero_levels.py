@@ -18,8 +18,9 @@ level k,
   sum_n zeta^-(n+1) sum_j w_j t_j^n, ratio below b^-h;
 * the nodes of the 2 h + 1 shells k - h .. k + h (a factor b^(2h+1) ~ 2.8 in |t|) directly.
 
-``TERMS`` (120) terms leave b^-(h TERMS) ~ 1e-18 of each series' absolute sum; a batch whose
-points all lie deep inside their levels (or below the deepest) takes fewer. The
+``TERMS`` (120) terms leave b^-(h TERMS) ~ 1e-18 of each series' absolute sum; points deep
+inside their levels (or below the deepest) need fewer, and go in blocks sorted by the terms
+they need. The
 coefficients of every level are built at once: each node's contribution at the level it
 enters, summed per level, then recurrences that rescale one level's series to the next
 (multiplications by b^-n only). A point then costs two series and the nodes of its three
