@@ -249,7 +249,6 @@ class SmoothD2Law(SpectralLaw):
             lo, hi, mid = lo[wide], hi[wide], mid[wide]
             lo, hi = np.concatenate([lo, mid]), np.concatenate([mid, hi])
         return np.unique(np.concatenate(kept))
-        return edges
 
     def _contour_rule(self) -> tuple[np.ndarray, np.ndarray]:
         q = self.d2.q

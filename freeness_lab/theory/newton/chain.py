@@ -75,6 +75,8 @@ class ChainSystem:
         self.implicit_layers = np.array([l for l, lay in enumerate(layers)
                                          if lay.nu is not None], dtype=int)
         self.rules = RuleStack([layers[l].nu.rule for l in self.implicit_layers])
+        # layer -> its column in the stack
+        self.column = {int(l): j for j, l in enumerate(self.implicit_layers)}
         self.c = np.array([1.0 - lay.zero_mass for lay in layers])
         self.terms = []
         for lay, c in zip(layers, self.c, strict=True):
@@ -164,7 +166,6 @@ class ChainSystem:
         # psi of every implicit factor at once (columns: the layers with one)
         parts = (self.rules.psi_parts(np.exp(u[..., self.implicit_layers]))
                  if len(self.implicit_layers) else None)
-        column = {l: j for j, l in enumerate(self.implicit_layers)}
         for l, lay in enumerate(self.layers):
             xi = lay.qhat_prev + es[..., l]
             log_xi = log_upper(xi)
@@ -196,7 +197,7 @@ class ChainSystem:
                 F[..., l, 2] = u[..., l]
                 A[..., l, 2, 2] = 1.0
             else:
-                Fl, g, h = implicit_equation([p[..., column[l]] for p in parts],
+                Fl, g, h = implicit_equation([p[..., self.column[l]] for p in parts],
                                              self.log_m[l], self.log_1m[l], r[..., l],
                                              er=er[..., l], l1=(L, dL))
                 F[..., l, 2] = Fl
