@@ -1,7 +1,8 @@
 """Shared helpers of the paper figures, all of them studies of the app
 (:mod:`freeness_lab.harness.studies`): :class:`Check` (one PASS/FAIL claim),
 :func:`spectrum_panel`, :func:`check_keys` and :func:`check_cases` (a study's parameters and
-the critical cases it draws), and :func:`app_arguments` (the command line of the
+the critical cases it draws), :func:`check_int_list` and :func:`check_ensembles` (parameter
+values that several studies take), and :func:`app_arguments` (the command line of the
 ``experiments/<fig>/run.py`` aliases).
 """
 
@@ -16,7 +17,8 @@ import numpy as np
 from freeness_lab.spec import SpecError
 from freeness_lab.theory.predictions import critical_point
 
-__all__ = ["Check", "app_arguments", "check_cases", "check_keys", "spectrum_panel"]
+__all__ = ["Check", "app_arguments", "check_cases", "check_ensembles", "check_int_list",
+           "check_keys", "spectrum_panel"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,24 @@ def check_cases(cases: Iterable[Any], field: str) -> None:
             critical_point(case["activation"], float(case["q_star"]))
         except (ValueError, ArithmeticError, TypeError) as err:
             raise SpecError(f"{field}[{i}]", f"no critical point: {err}") from None
+
+
+def check_int_list(value: Any, field: str, low: int = 1) -> list[int]:
+    """``value`` as a list if it is a non-empty list of integers >= ``low``, else a
+    :class:`SpecError` naming ``field`` (a study checks an integer key as the list of itself)."""
+    if (not isinstance(value, list | tuple) or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in value)):
+        raise SpecError(field, f"must be a non-empty list of integers >= {low}, got {value!r}")
+    return list(value)
+
+
+def check_ensembles(value: Any, field: str) -> None:
+    """Refuse, with a :class:`SpecError` naming ``field``, anything but a non-empty list of
+    distinct weight ensembles among orthogonal, gaussian."""
+    if (not isinstance(value, list | tuple) or not value or len(set(value)) != len(value)
+            or not set(value) <= {"orthogonal", "gaussian"}):
+        raise SpecError(field, f"must be a non-empty list of distinct ensembles among "
+                        f"orthogonal, gaussian, got {value!r}")
 
 
 def app_arguments(preset: str, argv: Sequence[str]) -> list[str]:

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from freeness_lab.harness.chhaibi_plots import plot_densities, plot_metrics
-from freeness_lab.harness.figures import Check, check_keys
+from freeness_lab.harness.figures import Check, check_ensembles, check_keys
 from freeness_lab.harness.jacobian_metrics import (
     METRICS,
     QUANTILES,
@@ -139,13 +139,6 @@ def _positive(name: str, value: Any, integer: bool = False, low: float = 0.0) ->
         raise SpecError(f"{_FIELD}.{name}", f"must be {what} > {low:g}, got {value!r}")
 
 
-def _weights(name: str, value: Any) -> None:
-    if (not isinstance(value, list | tuple) or not value or len(set(value)) != len(value)
-            or not set(value) <= {"orthogonal", "gaussian"}):
-        raise SpecError(f"{_FIELD}.{name}", f"must be a non-empty list of distinct ensembles "
-                        f"among orthogonal, gaussian, got {value!r}")
-
-
 def validate_profiles(p: dict[str, Any]) -> None:
     """This study's keys: ``width``, ``trials``, ``weights``, ``profiles``.
 
@@ -156,7 +149,7 @@ def validate_profiles(p: dict[str, Any]) -> None:
     """
     _positive("width", p["width"], integer=True)
     _positive("trials", p["trials"], integer=True, low=2)
-    _weights("weights", p["weights"])
+    check_ensembles(p["weights"], f"{_FIELD}.weights")
     profiles = p["profiles"]
     if not isinstance(profiles, list | tuple) or not profiles:
         raise SpecError(f"{_FIELD}.profiles", f"must be a non-empty list, got {profiles!r}")
@@ -176,7 +169,7 @@ def validate_profiles(p: dict[str, Any]) -> None:
                             f"numbers > 0 (r_0..r_L), got {ratios!r}")
         _positive(f"{where}.gain", prof["gain"])
         if "weights" in prof:
-            _weights(f"{where}.weights", prof["weights"])
+            check_ensembles(prof["weights"], f"{_FIELD}.{where}.weights")
     if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
         raise SpecError(f"{_FIELD}.profiles", f"names must be distinct non-empty strings, got "
                         f"{names!r}")

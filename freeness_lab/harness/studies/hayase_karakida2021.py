@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from freeness_lab.harness.figures import Check, check_keys, spectrum_panel
+from freeness_lab.harness.figures import Check, check_int_list, check_keys, spectrum_panel
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.stats import mean_se
@@ -130,13 +130,6 @@ def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
     return len(p["cases"]) * (spec.width + len(p["mean_depths"]))
 
 
-def _positive_ints(name: str, value: Any) -> None:
-    if (not isinstance(value, list | tuple) or not value
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
-        raise SpecError(f"experiment.figure.{name}", f"must be a non-empty list of integers "
-                        f">= 1, got {value!r}")
-
-
 def validate_figure(run: RunConfig) -> dict[str, Any]:
     """The figure's keys and values (both studies of the figure); returns them.
 
@@ -156,10 +149,10 @@ def validate_figure(run: RunConfig) -> dict[str, Any]:
                 critical_spec(case, 1, 1)
             except (ValueError, ArithmeticError, TypeError) as err:
                 raise SpecError(f"experiment.figure.{name}", f"no critical point: {err}") from None
-    _positive_ints("mean_depths", p["mean_depths"])
-    _positive_ints("train_depths", p["train_depths"])
-    _positive_ints("spectrum_depth", [p["spectrum_depth"]])
-    _positive_ints("steps", [p["steps"]])
+    for name in ("mean_depths", "train_depths"):
+        check_int_list(p[name], f"experiment.figure.{name}")
+    for name in ("spectrum_depth", "steps"):
+        check_int_list([p[name]], f"experiment.figure.{name}")
     factors = p["eta_factors"]
     if (not isinstance(factors, list | tuple) or len(factors) < 2
             or list(factors) != sorted(set(factors)) or min(factors) <= 0):

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from freeness_lab.harness.figures import check_cases, check_keys
+from freeness_lab.harness.figures import check_cases, check_ensembles, check_int_list, check_keys
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_references import CLASSICAL_SAMPLE
@@ -98,14 +98,6 @@ def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
     return SPECTRAL_ROWS + CLASSICAL_SAMPLE * spec.width
 
 
-def _ints(name: str, value: Any, low: int) -> list[int]:
-    if (not isinstance(value, list | tuple) or not value
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in value)):
-        raise SpecError(f"{_FIELD}.{name}", f"must be a non-empty list of integers >= {low}, "
-                        f"got {value!r}")
-    return list(value)
-
-
 def validate(run: RunConfig) -> None:
     """The grid's keys and values.
 
@@ -117,20 +109,17 @@ def validate(run: RunConfig) -> None:
     p = grid_params(run.experiment)
     check_keys(p, DEFAULTS, _FIELD)
     weights = p["weights"]
-    if (not isinstance(weights, list | tuple) or not weights or len(set(weights)) != len(weights)
-            or not set(weights) <= {"orthogonal", "gaussian"}):
-        raise SpecError(f"{_FIELD}.weights", f"must be a non-empty list of distinct "
-                        f"ensembles among orthogonal, gaussian, got {weights!r}")
-    (depth,) = _ints("depth", [p["depth"]], 2)
+    check_ensembles(weights, f"{_FIELD}.weights")
+    (depth,) = check_int_list([p["depth"]], f"{_FIELD}.depth", 2)
     if depth == 2 and "orthogonal" in weights:
         raise SpecError(f"{_FIELD}.depth", "must be >= 3 with orthogonal weights: at depth 2 "
                         "the spectrum of H_2 is its paired law exactly (a shift of the D_1^2 "
                         "law), which tests nothing")
-    widths = _ints("widths", p["widths"], 2)
+    widths = check_int_list(p["widths"], f"{_FIELD}.widths", 2)
     if len(set(widths)) < 2 or len(set(widths)) != len(widths):
         raise SpecError(f"{_FIELD}.widths", f"must be >= 2 distinct widths (the fits in M), "
                         f"got {widths!r}")
-    _ints("trials", [p["trials"]], 2)
+    check_int_list([p["trials"]], f"{_FIELD}.trials", 2)
     panel = p["panel"]
     if not isinstance(panel, str) or not panel.isidentifier():
         raise SpecError(f"{_FIELD}.panel", f"must be a file name of letters, digits and '_', "
