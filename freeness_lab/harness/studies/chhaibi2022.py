@@ -176,13 +176,8 @@ def validate_profiles(p: dict[str, Any]) -> None:
 
 
 def validate(run: RunConfig) -> None:
-    """The figure's keys (both studies') and the profiles.
-
-    Raises
-    ------
-    SpecError
-        Naming ``experiment.figure.<key>``.
-    """
+    """The figure's keys (both studies') and the profiles (:func:`validate_profiles`); a
+    :class:`SpecError` names ``experiment.figure.<key>``."""
     p = figure_params(run.experiment)
     check_keys(p, DEFAULTS, _FIELD)
     validate_profiles(p)

@@ -1,20 +1,13 @@
 """The ``hayase_karakida2021`` study: Hayase & Karakida (AISTATS 2021), the spectrum of H_L,
-its atoms and its mean vs depth (the learning-rate threshold is the companion study
-:mod:`freeness_lab.harness.studies.hayase_karakida2021_training`).
-learning-rate threshold eta ~ 2 / lambda_max(H_L).
+its atoms and its mean vs depth (the learning-rate threshold eta ~ 2 / lambda_max(H_L) is the
+companion study :mod:`freeness_lab.harness.studies.hayase_karakida2021_training`, whose
+docstring derives it from the loss normalization).
 
 H_L = (1/M) G G^T, G = d h^L / d theta (``DESIGN.md`` section 2), the M x M dual of the
 single-input Fisher information; theory: :func:`freeness_lab.theory.fim_dual_law`
 (mu_{l+1} = qhat_l + nu_l boxtimes w boxtimes mu_l); Monte Carlo:
 :meth:`SampledNetwork.fim_dual` (without the bias terms, whose 1/M contribution vanishes in
 the limit).
-
-Loss normalization behind the threshold: full-batch gradient descent on ONE input with
-loss (1 / (2M)) ||h^L(x) - y||^2 moves the output by -eta (1/M) G G^T (h^L - y) = -eta H_L r
-to first order, so r_t = (I - eta H_L)^t r_0: stable iff eta < 2 / lambda_max(H_L) (with
-biases as parameters, H_L gains (1/M) I per layer, negligible). The paper's "2/L" is this
-threshold with its normalization qhat ~ 1: at criticality the mean of H_L is
-sum_l qhat_{l-1} ~ L qhat*, so 2 / lambda_max ~ 2 / (L qhat*) here.
 
 Cells: the app's, at the two widths ``sweep.widths`` = (M/2, M) of one orthogonal network
 variant; a trial draws, for every critical case (activation, q*) of
@@ -294,8 +287,7 @@ def plot(p: dict[str, Any], eigs: pd.DataFrame, mean_df: pd.DataFrame, path: Pat
         ax.errorbar(g["depth"], g["mc_m1"], yerr=g["mc_se"], fmt="o", color=f"C{k}",
                     label=f"{label} MC")
         ax.plot(g["depth"], g["theory_m1"], "-", color=f"C{k}", label=f"{label} theory")
-    ax.set_xlabel("depth l")
-    ax.set_ylabel("mean of H_l spectrum")
+    ax.set(xlabel="depth l", ylabel="mean of H_l spectrum")
     ax.legend(fontsize=6)
     return save_figure(fig, path)
 

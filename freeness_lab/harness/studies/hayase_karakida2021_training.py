@@ -118,13 +118,9 @@ def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
 
 
 def validate(run: RunConfig) -> None:
-    """The figure's parameters (:func:`~.hayase_karakida2021.validate_figure`).
-
-    Raises
-    ------
-    SpecError
-        Naming ``experiment.figure.<key>`` or ``network.weights``.
-    """
+    """The figure's parameters (:func:`~.hayase_karakida2021.validate_figure`) and orthogonal
+    weights in every variant; a :class:`SpecError` names ``experiment.figure.<key>`` or
+    ``network.weights``."""
     validate_figure(run)
     if {s.weights for s in run.variants()} != {"orthogonal"}:
         raise SpecError("network.weights", "figure 3 trains orthogonal networks: use "
