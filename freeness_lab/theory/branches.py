@@ -14,33 +14,19 @@ __all__ = ["log_lower", "log_upper"]
 
 
 def log_lower(z: np.ndarray) -> np.ndarray:
-    """Principal log of z with Im z clipped to <= 0 (a point of the upper half-plane is taken
-    on the real axis; the negative axis itself, Im = +0, maps to +i pi, like
-    :func:`log_upper`: the chain system's residuals at the base of H_L need the two to
-    agree there -- with -i pi instead, erf at depth 4 loses a point at 4e-10 above the base).
+    """Principal log of the complex array z with Im z clipped to <= 0, a new complex array.
 
-    Parameters
-    ----------
-    z : complex ndarray
-
-    Returns
-    -------
-    complex ndarray
+    A point of the upper half-plane is taken on the real axis; the negative axis itself,
+    Im = +0, maps to +i pi, like :func:`log_upper`: the chain system's residuals at the base of
+    H_L need the two to agree there -- with -i pi instead, erf at depth 4 loses a point at
+    4e-10 above the base.
     """
     return _clipped_log(z, upper=False)
 
 
 def log_upper(z: np.ndarray) -> np.ndarray:
-    """Principal log continued from the upper half-plane (the negative axis maps to +i pi).
-
-    Parameters
-    ----------
-    z : complex ndarray
-
-    Returns
-    -------
-    complex ndarray
-    """
+    """Principal log of the complex array z continued from the upper half-plane (the negative
+    axis maps to +i pi), a new complex array."""
     return _clipped_log(z, upper=True)
 
 

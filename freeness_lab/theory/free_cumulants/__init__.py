@@ -20,18 +20,11 @@ Probability*, LMS Lecture Notes 335, 2006, Lectures 9-11):
 
 Families
 --------
-A :class:`Family` is a set of jointly distributed (possibly non-commuting, possibly dependent)
-variables with a joint moment functional on words in its *base letters*; it may also name
-*elements* (:class:`Element`): a product of base letters, optionally centered
-(x - tr(x) 1). Constructors for the laws that occur in random MLPs:
-
-- :func:`univariate_family` (one variable, moments m_1, m_2, ...),
-- :func:`haar_unitary_family` (the pair (u, u*) of a Haar unitary, scaled: the limit law of
-  (W, W^T) for Haar orthogonal W = sigma_w O),
-- :func:`circular_family` (the pair (c, c*), the limit of (W, W^T) for Gaussian W),
-- :func:`commutative_family` (commuting variables with a joint classical law, e.g. the
-  D_l = diag(phi'(h^l)), which are NOT free among themselves),
-- :class:`Family` itself for any moment functional (e.g. measured on a sampled network).
+A :class:`Family` is a set of jointly distributed variables with a joint moment functional on
+words in its *base letters*, which may also name products of them (:class:`Element`). Its
+constructors for the laws that occur in random MLPs (:func:`univariate_family`,
+:func:`haar_unitary_family`, :func:`circular_family`, :func:`commutative_family`) and what
+each of them models are listed in :mod:`~freeness_lab.theory.free_cumulants.families`.
 
 The public entry point for the simplest case is :func:`free_mixed_moment`.
 

@@ -34,7 +34,7 @@ def compatible_partitions(colors: tuple[int, ...]) -> tuple[Partition, ...]:
 
 def free_moment(word: Sequence[str], families: Sequence[Family],
                 rows: Sequence[float] | None = None) -> float:
-    """Free prediction tr(a_1 ... a_n) for letters from mutually free families.
+    """Free prediction tr(a_1 ... a_n), a float, for letters from mutually free families.
 
     Moment-cumulant formula restricted by freeness (mixed cumulants vanish):
 
@@ -57,10 +57,6 @@ def free_moment(word: Sequence[str], families: Sequence[Family],
         each family's moments must be normalized in their own first token's dimension (0 for
         a word that does not chain and close), and the rotation to a family boundary at
         position s multiplies the sum by rows[s] / rows[0]. ``None``: one dimension.
-
-    Returns
-    -------
-    float
 
     Raises
     ------
@@ -111,7 +107,8 @@ def free_moment(word: Sequence[str], families: Sequence[Family],
 
 
 def free_mixed_moment(word: str, moments: Mapping[str, Sequence[float]]) -> float:
-    """tr(a_1 ... a_n) for one-letter names of mutually free variables, from their moments.
+    """tr(a_1 ... a_n), a float, for one-letter names of mutually free variables, from their
+    moments.
 
     Each distinct character of ``word`` is one variable, free from the others, with moments
     ``moments[letter] = (m_1, m_2, ...)``. Computed by the moment-cumulant formula over
@@ -123,10 +120,6 @@ def free_mixed_moment(word: str, moments: Mapping[str, Sequence[float]]) -> floa
         E.g. ``"abab"`` or ``"abac"``; whitespace is ignored.
     moments : mapping of str to sequence of float
         m_1, m_2, ... of each letter, at least up to the letter's count in the word.
-
-    Returns
-    -------
-    float
 
     Raises
     ------
