@@ -53,6 +53,9 @@ LOG_RANGE = 700.0
 class Budget:
     """Estimated cost of a run.
 
+    Made by :func:`estimate`; :func:`check_budget` refuses the run when it exceeds this
+    machine's memory or the time limit.
+
     Attributes
     ----------
     peak_bytes : float
@@ -133,6 +136,9 @@ def trial_seconds(spec: NetworkSpec, time_factor: float = 1.0) -> float:
 @dataclass(frozen=True)
 class CellCost:
     """What the estimate needs of one cell.
+
+    :func:`~freeness_lab.harness.config.validate_config` makes one per planned cell and passes
+    them all to :func:`estimate`.
 
     Attributes
     ----------

@@ -36,6 +36,9 @@ CELL_FORMAT = 1
 class Cell:
     """One study at one network spec and width, with its trials.
 
+    Made by :func:`plan_cells`; its content (module docstring) gives its random streams
+    (:meth:`seed_sequence`) and the name of its file (:attr:`key`).
+
     Attributes
     ----------
     study : str

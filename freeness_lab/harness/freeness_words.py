@@ -38,6 +38,10 @@ DETERMINISTIC_WEIGHTS = ("permutation",)
 class StudyWord:
     """A word of the freeness study and the freeness assumption it is tested under.
 
+    Checked on construction (a :class:`ValueError` says which field is wrong); the preset's
+    words come from :func:`default_words`, :func:`negative_controls` and
+    :func:`rectangular_controls`.
+
     Attributes
     ----------
     word : str

@@ -39,6 +39,9 @@ MIN_TRIALS = 2
 class Shape:
     """The layer widths of a rectangular network at one swept width M.
 
+    A cell of a rectangular network carries its shape (:attr:`~freeness_lab.harness.cells.
+    Cell.shape`); a square network has none.
+
     Attributes
     ----------
     width : int
