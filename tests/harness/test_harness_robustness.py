@@ -141,7 +141,21 @@ def _workers(procs: dict[int, str]) -> list[int]:
     return [pid for pid in procs if b"LokyProcess" in _cmdline(pid)]
 
 
-def _resume_and_compare(run, out: Path, reference: Path, finished: list[str]) -> None:
+def _start_until_a_cell_is_finished(tmp_path: Path
+                                    ) -> tuple[subprocess.Popen, Path, dict[int, str]]:
+    """Start the command, wait for its first finished cell; the process, its output folder
+    and its process tree (computing in workers)."""
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_a_finished_cell(proc, out)
+    tree = _descendants(proc.pid)
+    assert _workers(tree), "the run should be computing in workers"
+    return proc, out, tree
+
+
+def _resume_and_compare(run, out: Path, reference: Path) -> None:
+    finished = _finished(out)
+    assert 1 <= len(finished) < len(plan_cells(run)), "the stop should land mid-run"
     for key in finished:  # the finished cells are kept, intact
         assert storage.verify_cell(out, key)
     result = run_experiment(dataclasses.replace(run, n_jobs=1), out)  # same tables, any n_jobs
@@ -153,26 +167,16 @@ def _resume_and_compare(run, out: Path, reference: Path, finished: list[str]) ->
 
 def test_kill_9_of_the_main_process_leaves_no_worker_and_rerun_is_identical(run, reference,
                                                                             tmp_path):
-    out = tmp_path / "run"
-    proc = _start(out)
-    _wait_for_a_finished_cell(proc, out)
-    tree = _descendants(proc.pid)
-    assert _workers(tree), "the run should be computing in workers"
+    proc, out, tree = _start_until_a_cell_is_finished(tmp_path)
     proc.kill()
     proc.wait()
     _assert_all_dead(tree, within=10)
-    finished = _finished(out)
-    assert 1 <= len(finished) < len(plan_cells(run)), "the kill should land mid-run"
-    _resume_and_compare(run, out, reference, finished)
+    _resume_and_compare(run, out, reference)
 
 
 def test_sigterm_stops_the_command_like_ctrl_c_and_rerun_is_identical(run, reference,
                                                                       tmp_path):
-    out = tmp_path / "run"
-    proc = _start(out)
-    _wait_for_a_finished_cell(proc, out)
-    tree = _descendants(proc.pid)
-    assert _workers(tree)
+    proc, out, tree = _start_until_a_cell_is_finished(tmp_path)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
@@ -182,9 +186,7 @@ def test_sigterm_stops_the_command_like_ctrl_c_and_rerun_is_identical(run, refer
     assert proc.returncode not in (0, -signal.SIGTERM), stderr
     assert "KeyboardInterrupt" in stderr or "interrupted" in stderr
     _assert_all_dead(tree, within=2)
-    finished = _finished(out)
-    assert 1 <= len(finished) < len(plan_cells(run))
-    _resume_and_compare(run, out, reference, finished)
+    _resume_and_compare(run, out, reference)
 
 
 def test_second_run_into_a_busy_folder_says_so_in_one_line(run, reference, tmp_path):

@@ -170,43 +170,33 @@ def _hook(monkeypatch, point, fault):
     monkeypatch.setattr(storage, "FAULT_HOOK", hook)
 
 
-def _fault_table_file(monkeypatch, calls):
+def _write_half(path):
+    _half_then_raise(path, Path(path).read_bytes())
+
+
+def _raise_before_rename(path):
+    raise Injected("fault before the rename")
+
+
+def _interrupt_in_table(path):
+    Path(path).write_bytes(b"PAR1 half")
+    raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) in the middle of a write
+
+
+#: fault -> (storage's write point, what happens there at the second cell)
+FAULTS = {"table file half written": ("parquet", _write_half),
+          "manifest half written": ("manifest", _write_half),
+          "before the rename": ("publish", _raise_before_rename),
+          "Ctrl-C in a table file": ("parquet", _interrupt_in_table)}
+
+
+def _fault_at_second_cell(monkeypatch, calls, point, action):
+    """Record every write at ``point`` in ``calls``; ``action(path)`` at the second one."""
     def fault(path):
         calls.append(path)
         if len(calls) == 2:  # the second cell: the first one is finished and must be kept
-            _half_then_raise(path, Path(path).read_bytes())
-    _hook(monkeypatch, "parquet", fault)
-
-
-def _fault_manifest(monkeypatch, calls):
-    def fault(path):
-        calls.append(path)
-        if len(calls) == 2:
-            _half_then_raise(path, Path(path).read_bytes())
-    _hook(monkeypatch, "manifest", fault)
-
-
-def _fault_before_rename(monkeypatch, calls):
-    def fault(path):
-        calls.append(path)
-        if len(calls) == 2:
-            raise Injected("fault before the rename")
-    _hook(monkeypatch, "publish", fault)
-
-
-def _fault_interrupt_in_table(monkeypatch, calls):
-    def fault(path):
-        calls.append(path)
-        if len(calls) == 2:
-            Path(path).write_bytes(b"PAR1 half")
-            raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) in the middle of a write
-    _hook(monkeypatch, "parquet", fault)
-
-
-FAULTS = {"table file half written": _fault_table_file,
-          "manifest half written": _fault_manifest,
-          "before the rename": _fault_before_rename,
-          "Ctrl-C in a table file": _fault_interrupt_in_table}
+            action(path)
+    _hook(monkeypatch, point, fault)
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -215,7 +205,7 @@ def test_fault_in_cell_writer_leaves_no_partial_file_and_rerun_is_identical(inta
                                                                             fault):
     out, calls = tmp_path / "run", []
     with monkeypatch.context() as patch:
-        FAULTS[fault](patch, calls)
+        _fault_at_second_cell(patch, calls, *FAULTS[fault])
         with pytest.raises((Injected, KeyboardInterrupt)):
             run_experiment(_run(), out)
     assert len(calls) == 2
