@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -102,96 +104,92 @@ def test_run_dir_is_under_results_and_ignores_runtime_fields(composed):
     assert dir_a != OmegaConf.select(c, "hydra.run.dir")
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    (["network.activation=foo"], "network.activation"),
-    (["activation=foo"], "activation"),
-    (["sweep.widths=[16,-3]"], "sweep.widths[1]"),
-    (["network.depth=-1"], "network.depth"),
-    (["network.widht=3"], "network.widht"),
-    (["+misspelled=1"], "misspelled"),
-    (["+network.foo=2"], "network.foo"),
-    (["+experiment.zmax=3"], "experiment.zmax"),
-    (["sweep.trials=abc"], "sweep.trials"),
-    (["sweep.axes.depth=[0,2]"], "sweep.axes.depth[0]"),
-    (["sweep.axes.foo=[1]"], "sweep.axes.foo"),
-    (["experiment=nope"], "experiment"),
-    (["experiment.studies=[spectra]"], "experiment.studies"),
-    (["n_jobs=0"], "n_jobs"),
-    (["seed=-1"], "seed"),
-    (["network.sigma_w=0"], "network.sigma_w"),
-    (["weights=uniform"], "weights"),
-    (["network.weights=uniform"], "network.weights"),
-    (["sweep.widths=[16"], "sweep.widths"),
-    (["network.depth=2,3"], "network.depth"),
-    (["experiment=freeness", "network.depth=1"], "network.depth"),
-    (["experiment=freeness", "sweep.widths=[16]"], "sweep.widths"),
-    (["hydra/launcher=nope"], "hydra/launcher"),
+#: the spectrum study alone (no spectral check): the context of most rectangular cases below
+SPECTRUM = "experiment=spectrum experiment.spectral_trials=0"
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    ("network.activation=foo", "network.activation"),
+    ("activation=foo", "activation"),
+    ("sweep.widths=[16,-3]", "sweep.widths[1]"),
+    ("network.depth=-1", "network.depth"),
+    ("network.widht=3", "network.widht"),
+    ("+misspelled=1", "misspelled"),
+    ("+network.foo=2", "network.foo"),
+    ("+experiment.zmax=3", "experiment.zmax"),
+    ("sweep.trials=abc", "sweep.trials"),
+    ("sweep.axes.depth=[0,2]", "sweep.axes.depth[0]"),
+    ("sweep.axes.foo=[1]", "sweep.axes.foo"),
+    ("experiment=nope", "experiment"),
+    ("experiment.studies=[spectra]", "experiment.studies"),
+    ("n_jobs=0", "n_jobs"),
+    ("seed=-1", "seed"),
+    ("network.sigma_w=0", "network.sigma_w"),
+    ("weights=uniform", "weights"),
+    ("network.weights=uniform", "network.weights"),
+    ("sweep.widths=[16", "sweep.widths"),
+    ("network.depth=2,3", "network.depth"),
+    ("experiment=freeness network.depth=1", "network.depth"),
+    ("experiment=freeness sweep.widths=[16]", "sweep.widths"),
+    ("hydra/launcher=nope", "hydra/launcher"),
     # impossible values: refused before any work (issue 11, item 3)
-    (["network.depth=1000000000"], "network.depth"),
-    (["sweep.axes.depth=[2,100000]"], "sweep.axes.depth[1]"),
-    (["sweep.widths=[1000000,2000000]"], "sweep.widths"),
-    (["sweep.trials=1000000000"], "sweep.trials"),
-    (["seed=18446744073709551616"], "seed"),
-    (["network.sigma_w=1e300"], "network.sigma_w"),
-    (["network.sigma_w=1e-300"], "network.sigma_w"),
-    (["network.sigma_w=1e-300", "network.sigma_b=0.1"], "network.sigma_w"),
-    (["network.sigma_w=3", "network.depth=300"], "network.sigma_w"),
-    (["sweep.axes.sigma_w=[1.4,1e300]"], "sweep.axes.sigma_w"),
-    (["experiment.moments=500"], "experiment.moments"),
-    (["experiment=spectrum", "experiment.moments=16", "network.sigma_w=2.5",
-      "network.depth=40"], "experiment.moments"),
+    ("network.depth=1000000000", "network.depth"),
+    ("sweep.axes.depth=[2,100000]", "sweep.axes.depth[1]"),
+    ("sweep.widths=[1000000,2000000]", "sweep.widths"),
+    ("sweep.trials=1000000000", "sweep.trials"),
+    ("seed=18446744073709551616", "seed"),
+    ("network.sigma_w=1e300", "network.sigma_w"),
+    ("network.sigma_w=1e-300", "network.sigma_w"),
+    ("network.sigma_w=1e-300 network.sigma_b=0.1", "network.sigma_w"),
+    ("network.sigma_w=3 network.depth=300", "network.sigma_w"),
+    ("sweep.axes.sigma_w=[1.4,1e300]", "sweep.axes.sigma_w"),
+    ("experiment.moments=500", "experiment.moments"),
+    ("experiment=spectrum experiment.moments=16 network.sigma_w=2.5 network.depth=40",
+     "experiment.moments"),
     # one trial gives no standard error (item 4)
-    (["experiment=spectrum", "sweep.trials=1"], "sweep.trials"),
-    (["sweep.trials=1"], "sweep.trials"),
+    ("experiment=spectrum sweep.trials=1", "sweep.trials"),
+    ("sweep.trials=1", "sweep.trials"),
     # smaller ones (item 10)
-    (["experiment.name=.."], "experiment.name"),
-    (["experiment.name=.hidden"], "experiment.name"),
-    (["network=3"], "network"),
-    (["sweep=nope,tiny"], "sweep"),
+    ("experiment.name=..", "experiment.name"),
+    ("experiment.name=.hidden", "experiment.name"),
+    ("network=3", "network"),
+    ("sweep=nope,tiny", "sweep"),
     # the critical point at q* and the results root (issue 12, item 5)
-    (["network.q_star=-1"], "network.q_star"),
-    (["network.q_star=abc"], "network.q_star"),
-    (["activation=tanh", "network.q_star=0.5", "sweep.axes.sigma_w=[1,2]"],
-     "sweep.axes.sigma_w"),
-    (["paths.results="], "paths.results"),
-    (["+paths.root=x"], "paths.root"),
-    (["paths=nope"], "paths"),
+    ("network.q_star=-1", "network.q_star"),
+    ("network.q_star=abc", "network.q_star"),
+    ("activation=tanh network.q_star=0.5 sweep.axes.sigma_w=[1,2]", "sweep.axes.sigma_w"),
+    ("paths.results=", "paths.results"),
+    ("+paths.root=x", "paths.root"),
+    ("paths=nope", "paths"),
     # rectangular networks (issue 15): network.width_ratios and sweep.axes.width_ratios
-    (["network.width_ratios=[1,2]"], "network.width_ratios"),  # depth 3: four entries
-    (["network.width_ratios=[1,2,3,4,5]"], "network.width_ratios"),
-    (["network.width_ratios=[1,0,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=[1,1,-2,1]"], "network.width_ratios[2]"),
-    (["network.width_ratios=[1,a,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=[1,1,1,true]"], "network.width_ratios[3]"),
-    (["network.width_ratios=[1,inf,1,1]"], "network.width_ratios[1]"),
-    (["network.width_ratios=abc"], "network.width_ratios"),
-    (["network.width_ratios=2"], "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,2,2,1],[1,2]]"], "sweep.axes.width_ratios[1]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[1,2,2,1]"], "sweep.axes.width_ratios[0]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,2,2,1],[1,2,2,1]]"], "sweep.axes.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "sweep.axes.width_ratios=[[1,0,2,1]]"], "sweep.axes.width_ratios[0][1]"),
-    (["experiment=spectrum", "experiment.spectral_trials=0", "sweep.axes.depth=[2,3]",
-      "network.width_ratios=[1,2,2,1]"], "sweep.axes.depth"),
+    ("network.width_ratios=[1,2]", "network.width_ratios"),  # depth 3: four entries
+    ("network.width_ratios=[1,2,3,4,5]", "network.width_ratios"),
+    ("network.width_ratios=[1,0,1,1]", "network.width_ratios[1]"),
+    ("network.width_ratios=[1,1,-2,1]", "network.width_ratios[2]"),
+    ("network.width_ratios=[1,a,1,1]", "network.width_ratios[1]"),
+    ("network.width_ratios=[1,1,1,true]", "network.width_ratios[3]"),
+    ("network.width_ratios=[1,inf,1,1]", "network.width_ratios[1]"),
+    ("network.width_ratios=abc", "network.width_ratios"),
+    ("network.width_ratios=2", "network.width_ratios"),
+    (f"{SPECTRUM} sweep.axes.width_ratios=[[1,2,2,1],[1,2]]", "sweep.axes.width_ratios[1]"),
+    (f"{SPECTRUM} sweep.axes.width_ratios=[1,2,2,1]", "sweep.axes.width_ratios[0]"),
+    (f"{SPECTRUM} sweep.axes.width_ratios=[[1,2,2,1],[1,2,2,1]]", "sweep.axes.width_ratios"),
+    (f"{SPECTRUM} sweep.axes.width_ratios=[[1,0,2,1]]", "sweep.axes.width_ratios[0][1]"),
+    (f"{SPECTRUM} sweep.axes.depth=[2,3] network.width_ratios=[1,2,2,1]", "sweep.axes.depth"),
     # studies that handle square networks only refuse a rectangular config
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[spectrum,freeness,pennington2017]",
-      "network.width_ratios=[1,2,2,1]"], "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[spectrum,spectral_check]", "network.width_ratios=[1,2,2,1]"],
+    (f"{SPECTRUM} experiment.studies=[spectrum,freeness,pennington2017] "
+     "network.width_ratios=[1,2,2,1]", "network.width_ratios"),
+    (f"{SPECTRUM} experiment.studies=[spectrum,spectral_check] network.width_ratios=[1,2,2,1]",
      "network.width_ratios"),
-    (["experiment=spectrum", "experiment.spectral_trials=0",
-      "experiment.studies=[pennington2018]", "sweep.axes.width_ratios=[[1,2,2,1]]"],
+    (f"{SPECTRUM} experiment.studies=[pennington2018] sweep.axes.width_ratios=[[1,2,2,1]]",
      "sweep.axes.width_ratios"),
     # the freeness study refuses a given word that is dimensionally inconsistent (part 3b)
-    (["experiment=freeness", "sweep.axes.width_ratios=[[1,2,2,1]]",
-      "experiment.words=['W1 D1c W1^T D1c']"], "experiment.words"),
+    ("experiment=freeness sweep.axes.width_ratios=[[1,2,2,1]] "
+     "experiment.words=\"['W1 D1c W1^T D1c']\"", "experiment.words"),
 ])
-def test_bad_override_gives_one_line_naming_the_field(overrides, field):
-    message = prevalidate(overrides)
+def test_bad_override_gives_one_line_naming_the_field(args, field):
+    """``args`` as typed after ``freeness-lab`` (split like a shell)."""
+    message = prevalidate(shlex.split(args))
     assert message is not None
     assert "\n" not in message
     assert message.startswith(f"{field}:"), message
