@@ -7,6 +7,7 @@
 * :mod:`~freeness_lab.theory.density.panels` -- graded panels in x, log x and sqrt x;
 * :mod:`~freeness_lab.theory.density.log_panels` -- adaptive refinement of the log panels;
 * :mod:`~freeness_lab.theory.density.tail` -- the mass below the lowest log panels;
+* :mod:`~freeness_lab.theory.density.deep` -- far below them, by a comb in log zeta;
 * :mod:`~freeness_lab.theory.density.quadrature` -- the support quadrature;
 * :mod:`~freeness_lab.theory.density.cdf` -- cdf and quantiles.
 """

@@ -275,6 +275,12 @@ class SpectralLaw:
         return QuadratureRule(*self.nodes_weights)
 
     @property
+    def rule_zero_mass(self) -> float:
+        """The mass at 0 that ``psi_rule`` leaves out (its "1 + psi" is then 1 + psi minus
+        it: :class:`~freeness_lab.theory.newton.implicit.ImplicitFactor`); 0 here."""
+        return 0.0
+
+    @property
     def atom_mass(self) -> float:
         """Total mass of the atoms."""
         return float(self.atoms[:, 1].sum()) if len(self.atoms) else 0.0

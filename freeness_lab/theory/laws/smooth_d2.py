@@ -16,9 +16,10 @@ import numpy as np
 from scipy import optimize, special
 
 from freeness_lab.activations import get_activation
-from freeness_lab.theory.laws.base import SpectralLaw
+from freeness_lab.theory.laws.base import SpectralLaw, empty_atoms
+from freeness_lab.theory.laws.d2_ends import RuleEnd, in_tail, rule_ends, turn_to_tail, window
 from freeness_lab.theory.laws.zero_rule import ZERO_LOCAL, taylor_coefficients, zero_rule
-from freeness_lab.theory.meanfield import Z_CUT, D2Law, flat_beyond
+from freeness_lab.theory.meanfield import D2Law
 from freeness_lab.theory.newton.implicit import PsiRule
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
 from freeness_lab.theory.newton.rational_rule import RationalRule
@@ -74,8 +75,12 @@ class SmoothD2Law(SpectralLaw):
     min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) (the last keeps the pole of a real zeta one
     half-width from the panel), on |h| <= H = min(10 sqrt(q), 2 H_flat), H_flat where g is
     flat to 1e-17 (:func:`~freeness_lab.theory.meanfield.d2_law`). When H = 2 H_flat, D is
-    tapered to 0 on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H). Moments
-    are those of ``d2``.
+    tapered to 0 on H_flat < |s| < H; the Gaussian mass beyond +-H sits at g(+-H) -- except
+    on a side where g -> 0 with more than 1e-17 of the mass beyond (deep SiLU and GELU
+    layers): there the rule goes on to g = 1e-290 under a smooth window that moves the mass
+    at g below ~1e-258 to an atom at 0 (:mod:`~freeness_lab.theory.laws.d2_ends`; the atom
+    is a node of the rule at 0). Moments are those of ``d2`` (the atom changes them by less
+    than 1e-250).
 
     Parameters
     ----------
@@ -90,7 +95,9 @@ class SmoothD2Law(SpectralLaw):
         GELU's density is ~ (t - 1)^(1/q - 1) on the right); values below 1e-12 max g are left
         to the singularity at 0.
     tail_values : ndarray
-        g(-H), g(H) when positive: where the Gaussian tails beyond +-H sit.
+        g(-H), g(H) when positive: where the Gaussian tails beyond +-H are lumped.
+    atoms : ndarray
+        The atom at 0 of a windowed side, else none.
     nodes, weights : complex ndarray
         The contour rule: G(zeta) = sum_j weights_j / (zeta - nodes_j), Im zeta >= 0, and
         psi(z) = sum_j weights_j z nodes_j / (1 - z nodes_j), Im z <= 0.
@@ -107,8 +114,7 @@ class SmoothD2Law(SpectralLaw):
 
     @functools.cached_property
     def _rule(self) -> tuple[np.ndarray, np.ndarray]:
-        """The contour rule (nodes, weights), built on first use: moments alone (deep
-        networks' series moments, a thousand layers) never need it."""
+        """The contour rule (nodes, weights), built on first use (moments do not need it)."""
         return self._contour_rule()
 
     @property
@@ -158,10 +164,10 @@ class SmoothD2Law(SpectralLaw):
         |r| is the inverse of the length over which g moves by a fraction of its distance
         to the nearest value it approaches: its zero (g'/g, e.g. the tanh tails), a
         stationary value (g''/g' ~ 1/(s - p)) or an asymptote (g''/g' ~ -s in the SiLU and
-        GELU tails, where g -> 1 and g'/g -> 0). r = 0 where g underflows.
+        GELU tails, where g -> 1 and g'/g -> 0). r = 0 where g is below 1e-300.
         """
         g, d1, d2, d3 = self._derivatives(s)
-        ok = (g > 1e-280) & (d1 != 0)
+        ok = (g > 1e-300) & (d1 != 0)
         g, d1 = np.where(ok, g, 1.0), np.where(ok, d1, 1.0)
         a, b = d1 / g, d2 / d1
         da, db = d2 / g - a**2, d3 / d1 - b**2
@@ -187,26 +193,43 @@ class SmoothD2Law(SpectralLaw):
 
     def _deformation(self, s: np.ndarray, *, taper: bool = True
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """D(s) = c r / (r^2 + kappa^2) T(s), D'(s) and r (r: :meth:`_rate`).
-
-        T = 1, except when the rule stops at H = 2 H_flat (g flat to 1e-17 beyond H_flat):
-        there T = cos^2(pi/2 (|s| - H_flat) / (H - H_flat)) on H_flat < |s| < H brings the
-        contour back to the real axis at +-H, where the Gaussian tails are attached as real
-        nodes (g is constant there to 1e-17, so the contour's shape does not matter).
-        """
+        """D(s), D'(s) and r (r: :meth:`_rate`): D = c r / (r^2 + kappa^2) T(s), turned to
+        pi / (2 r) beyond H on a windowed side (:func:`~freeness_lab.theory.laws.d2_ends.
+        turn_to_tail`). T = 1, except on a side where the rule stops at H = 2 H_flat (g flat
+        to 1e-17 beyond H_flat): there T = cos^2(pi/2 (|s| - H_flat) / (H - H_flat)) brings
+        the contour back to the real axis at H, where the tail is a real node."""
         r, dr = self._rate(s)
         den = r**2 + self._kappa2
         D, dD = DEFORM_C * r / den, DEFORM_C * dr * (self._kappa2 - r**2) / den**2
-        if taper and self._taper_from is not None:
-            a, H = self._taper_from, self._H
-            theta = 0.5 * math.pi * np.clip((np.abs(s) - a) / (H - a), 0.0, 1.0)
-            slope = np.where(np.abs(s) > a, 0.5 * math.pi / (H - a) * np.sign(s), 0.0)
+        D, dD = turn_to_tail(self._sides, s, r, dr, D, dD)
+        if not taper:
+            return D, dD, r
+        for sign, side in zip((-1.0, 1.0), self._sides, strict=True):
+            H, a = side.end, side.taper
+            if a is None:
+                continue
+            side = sign * s > a
+            theta = 0.5 * math.pi * np.clip((sign * s - a) / (H - a), 0.0, 1.0)
+            slope = np.where(side, 0.5 * math.pi / (H - a) * sign, 0.0)
             D, dD = D * np.cos(theta) ** 2, dD * np.cos(theta) ** 2 - D * np.sin(2 * theta) * slope
         return D, dD, r
 
+    @functools.cached_property
+    def _sides(self) -> tuple[RuleEnd, RuleEnd]:
+        """Where the rule ends, left and right (:mod:`~freeness_lab.theory.laws.d2_ends`)."""
+        return rule_ends(self.d2.activation, self.d2.q)
+
+    @functools.cached_property
+    def atoms(self) -> np.ndarray:
+        """The atom at 0 of a windowed side (:attr:`_sides`), else none."""
+        mass = sum(side.atom for side in self._sides) / self.d2.weights.sum()
+        return np.array([[0.0, mass]]) if mass > 0 else empty_atoms()
+
     def _panels(self, H: float, stationary: np.ndarray) -> np.ndarray:
-        """Panel edges on [-H, H]: graded (ratio 2) toward the stationary points, then split
-        until no wider than min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) at their midpoints.
+        """Panel edges on the rule's range (:attr:`_sides`): graded (ratio 2, from H on)
+        toward the stationary points, then split until no wider than
+        min(1/4, sqrt(q)/2, 1/(2 |r|), 2 |D|) at their midpoints (2 |D| alone beyond the
+        turn of a windowed side's tail: :meth:`_deformation`).
 
         For real zeta = g(s0) the integrand has a pole at distance |D(s0)| from the real
         s-axis; a panel no wider than 2 |D| keeps it one half-width away, where 16-point
@@ -214,9 +237,13 @@ class SmoothD2Law(SpectralLaw):
         is nearly linear: r, hence D, is small there).
         """
         sq = math.sqrt(self.d2.q)
-        edges = [-H, H, *stationary]
-        if self._taper_from is not None:  # the taper's second derivative jumps there
-            edges += [-self._taper_from, self._taper_from]
+        left, right = self._sides
+        edges = [-left.end, right.end, *stationary]
+        # the taper's second derivative jumps at its start, the tail turn's at both ends
+        edges += [e for e in (None if left.taper is None else -left.taper, right.taper)
+                  if e is not None]
+        edges += [sign * e for sign, side in ((-1.0, left), (1.0, right))
+                  if side.tail is not None for e in side.tail]
         for p in stationary:
             # down to the local rule's panel at a double zero of g
             floor = (ZERO_LOCAL if p in self._zeros else GRADING_FLOOR) * sq
@@ -227,7 +254,7 @@ class SmoothD2Law(SpectralLaw):
                     d *= 0.5
                 if p in self._zeros:
                     edges.append(p + side * ZERO_LOCAL * sq)
-        edges = np.unique(np.clip(edges, -H, H))
+        edges = np.unique(np.clip(edges, -left.end, right.end))
         edges = edges[~np.isin(edges, self._zeros)]
         width_max = min(0.25, 0.5 * sq)
         # only the halves of the panels split last are checked again (a panel's limit
@@ -238,6 +265,8 @@ class SmoothD2Law(SpectralLaw):
             mid = 0.5 * (lo + hi)
             D, _, rate = self._deformation(mid, taper=False)
             limit = np.minimum(width_max, 0.5 / np.maximum(np.abs(rate), 1e-300))
+            # beyond the tail turn only the poles' distance bounds the width
+            limit = np.where(in_tail(self._sides, mid), np.inf, limit)
             limit = np.minimum(limit, np.where(D != 0, 2.0 * np.abs(D), np.inf))
             # the panels touching a stationary point are graded already (r ~ 1 / |s - p|
             # would split them down to rounding)
@@ -253,13 +282,12 @@ class SmoothD2Law(SpectralLaw):
     def _contour_rule(self) -> tuple[np.ndarray, np.ndarray]:
         q = self.d2.q
         # beyond twice the point where g is flat to 1e-17 the mass sits at g(+-H) (< 1e-34
-        # for tanh, erf, sigmoid): a cheaper rule, and (log g)' there is rounding noise
-        flat = flat_beyond(self.d2.activation)
-        H = min(Z_CUT * math.sqrt(q), 2.0 * flat)
-        self._H = H
-        self._taper_from = flat if H == 2.0 * flat else None
+        # for tanh, erf, sigmoid), or in the atom at 0 (_sides): a cheaper rule, and
+        # (log g)' there is rounding noise
+        left, right = self._sides
+        H = min(left.end, right.end)  # a window's side reaches farther
         stationary = self._stationary_points(H)
-        ends = self.g(np.concatenate([stationary, [-H, H]])).real
+        ends = self.g(np.concatenate([stationary, [-left.end, right.end]])).real
         # singular values of the density: stationary values and the limits at +-infinity
         # (those below 1e-12 of the top belong to the singularity at 0)
         top = ends.max()
@@ -283,17 +311,22 @@ class SmoothD2Law(SpectralLaw):
         D, dD, _ = self._deformation(s)
         h = s - 1j * D
         w = ws * (1.0 - 1j * dD) * np.exp(-0.5 * h * h / q) / math.sqrt(2 * math.pi * q)
+        w = w * window(self._sides, h)
         g = self.g(h)
         for p in self._zeros:
             g_loc, w_loc = self._zero_rule(p)
             g, w = np.concatenate([g, g_loc]), np.concatenate([w, w_loc])
-        tail = special.ndtr(-H / math.sqrt(q))
-        # the tails sit at g(+-H): real nodes, i.e. poles of G on the axis, which the support
-        # quadrature of a single scaled factor cuts at (tail_values)
-        tails = self.g(np.array([-H, H])).real
-        self._tail_values = np.unique(tails[tails > 0])
-        nodes = np.concatenate([g, tails.astype(complex)])
-        weights = np.concatenate([w, [tail, tail]])
+        # the tails not windowed sit at g(+-H): real nodes, i.e. poles of G on the axis,
+        # which the support quadrature of a single scaled factor cuts at (tail_values); the
+        # atom at 0 is a node too: it adds its mass to 1 + psi, and nothing to psi or to
+        # -Im G on the real axis
+        tails = self.g(np.array([-left.end, right.end])).real
+        mass = np.array([0.0 if side.centre is not None
+                         else special.ndtr(-side.end / math.sqrt(q)) for side in (left, right)])
+        self._tail_values = np.unique(tails[(tails > 0) & (mass > 0)])
+        atom = self.atoms[:, 1] * self.d2.weights.sum()
+        nodes = np.concatenate([g, tails.astype(complex), np.zeros(len(atom))])
+        weights = np.concatenate([w, mass, atom])
         return nodes, weights / self.d2.weights.sum()
 
     def _in_local(self, s: np.ndarray) -> np.ndarray:
@@ -328,12 +361,21 @@ class SmoothD2Law(SpectralLaw):
         (:class:`~freeness_lab.theory.newton.rational_rule.RationalRule`; the rule itself
         in discs of relative radius 2e-3 around the singular values -- 0, the stationary
         values and the limits of g, the ends of its range -- and wherever the fit is not
-        certified), or the rule alone when ``RATIONAL_FIT`` is False."""
+        certified), or the rule alone when ``RATIONAL_FIT`` is False. The atom at 0, if any,
+        is left out (:attr:`rule_zero_mass`)."""
+        nodes, weights = self.nodes, self.weights
+        if len(self.atoms):
+            nodes, weights = nodes[:-1], weights[:-1]  # the atom is the last node
         if not RATIONAL_FIT:
-            return QuadratureRule(self.nodes, self.weights)
+            return QuadratureRule(nodes, weights)
         singular = np.concatenate([[0.0], self.stationary_values, self.limit_values,
                                    self.support()])
-        return RationalRule(self.nodes, self.weights, singular)
+        return RationalRule(nodes, weights, singular)
+
+    @property
+    def rule_zero_mass(self) -> float:
+        """The atom at 0, left out of ``psi_rule``."""
+        return float(self.atoms[0, 1]) if len(self.atoms) else 0.0
 
     def _moments(self, n: int) -> np.ndarray:
         """mu_1..mu_n from the real quadrature of ``d2``, normalized to mass 1."""

@@ -91,6 +91,11 @@ class ChainSystem:
         # log(1 + m_l), undivided, for Q_{l+1}; the same object as log_1m[l] when r_l = 1
         self.log_1m_full = [t if lay.ratio == 1 else TermsInR(np.array([[1.0, 1.0, 1.0]]), c)
                             for t, lay, c in zip(self.log_1m, layers, self.c, strict=True)]
+        # the implicit factor's log(1 - p + m) when it has an atom at 0 (ImplicitFactor)
+        self.log_1pm = {l: TermsInR(self._in_m_over_r(np.array([[1.0, 1.0 - lay.nu.atom, 1.0]]),
+                                                      lay), c)
+                        for l, (lay, c) in enumerate(zip(layers, self.c, strict=True))
+                        if lay.nu is not None and lay.nu.atom > 0}
 
     @staticmethod
     def _in_m_over_r(rows: np.ndarray, lay: ChainLayer) -> np.ndarray:
@@ -197,9 +202,11 @@ class ChainSystem:
                 F[..., l, 2] = u[..., l]
                 A[..., l, 2, 2] = 1.0
             else:
+                atom = self.log_1pm.get(l)
                 Fl, g, h = implicit_equation([p[..., self.column[l]] for p in parts],
-                                             self.log_m[l], self.log_1m[l], r[..., l],
-                                             er=er[..., l], l1=(L, dL))
+                                             self.log_m[l], self.log_1m[l] if atom is None
+                                             else atom, r[..., l], er=er[..., l],
+                                             l1=(L, dL) if atom is None else None)
                 F[..., l, 2] = Fl
                 A[..., l, 2, 0] = h
                 A[..., l, 2, 2] = g

@@ -32,9 +32,10 @@ class PsiRule(Protocol):
 
 
 def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None, l1=None):
-    """psi(e^u) = a m, as log psi - log(a m) where |1 + a m| >= 1/2 and as
-    log(1 + psi) - log(1 + a m) near a m = -1 (both sides then lose nothing to cancellation).
-    Returns (F, dF/du, dF/dr).
+    """psi(e^u) = a m, as log psi - log(a m) where |1 - p + a m| >= 1/2 and as
+    log(1 + psi - p) - log(1 - p + a m) near a m = p - 1 (both sides then lose nothing to
+    cancellation; p the factor's mass at 0, ``log_1am`` its log(1 - p + a m), the rule's
+    "1 + psi" its 1 + psi - p: :class:`ImplicitFactor`). Returns (F, dF/du, dF/dr).
 
     ``parts`` = (psi, 1 + psi, omega psi') at omega = e^u (the factor's rule, evaluated by
     the caller for all its factors at once: :class:`~freeness_lab.theory.newton.rule_stack.
@@ -53,10 +54,17 @@ def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None,
 @dataclass(frozen=True)
 class ImplicitFactor:
     """A factor without explicit S: psi through its rule (the law's ``psi_rule``), power k,
-    argument scale a."""
+    argument scale a, mass p at 0.
+
+    With an atom at 0 the rule holds the continuous part only (its "1 + psi" is
+    1 + psi - p, the weights summing to 1 - p), and the equation near a m = -1 is
+    log(1 + psi - p) = log(1 - p + a m): as zeta -> 0, 1 + psi tends to p and the
+    information is all in 1 + psi - p (for the factor whose atom is the product's,
+    1 - p + m = e^r exactly: :class:`~freeness_lab.theory.log_terms.TermsInR`)."""
 
     rule: PsiRule
     power: float
     scale: float
     chi_series: np.ndarray  # chi_i coefficients c_1..c_n, for the far-field start
+    atom: float = 0.0
 

@@ -67,7 +67,8 @@ class ProductSystem:
         self.const = const
         self.terms = TermsInR(np.concatenate(rows), self.c)
         self.log_am = [TermsInR(np.array([[1.0, 0.0, f.scale]]), self.c) for f in implicit]
-        self.log_1am = [TermsInR(np.array([[1.0, 1.0, f.scale]]), self.c) for f in implicit]
+        self.log_1am = [TermsInR(np.array([[1.0, 1.0 - f.atom, f.scale]]), self.c)
+                        for f in implicit]
         self.psi_series = np.asarray(psi_series, dtype=float)
         self.size = 1 + len(implicit)
         self.cauchy_index = 0

@@ -104,7 +104,7 @@ class FreeProduct:
                 rows.append(folded.rows)
             else:
                 implicit.append(ImplicitFactor(f.law.psi_rule, float(f.power), float(f.scale),
-                                               reversion(f.law.moments(8))))
+                                               reversion(f.law.moments(8)), f.law.rule_zero_mass))
         return ProductSystem(LogTerms(const, np.concatenate(rows)), implicit,
                              self.moments(8), zero_mass)
 

@@ -242,7 +242,7 @@ class ShiftChainLaw(SolvedLaw):
                         raise TheoryUnavailable("shift chain: at most one factor per layer "
                                                   "without an explicit S-transform")
                     nu = ImplicitFactor(f.law.psi_rule, 1.0, 1.0,
-                                        reversion(f.law.moments(8)))
+                                        reversion(f.law.moments(8)), f.law.rule_zero_mass)
                 else:
                     folded = terms.scaled(f.power)
                     const += folded.const
