@@ -53,18 +53,60 @@ _LAWS: dict[tuple[Any, NetworkSpec], Any] = {}
 MAX_LAWS = 32
 
 
+def _key(spec: NetworkSpec, matrix: str) -> tuple[Any, NetworkSpec]:
+    factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
+    return factory, spec.with_width(1) if spec.widths is None else spec
+
+
+def _keep(key: tuple[Any, NetworkSpec], law: Any) -> None:
+    if len(_LAWS) >= MAX_LAWS:
+        _LAWS.pop(next(iter(_LAWS)))
+    _LAWS[key] = law
+
+
 def limit_law(spec: NetworkSpec, matrix: str):
     """The law object of ``matrix`` (``"JJT"`` or ``"H_L"``) for ``spec``'s network, built
     once per process and spec (the width of a square spec does not enter the limit law). The
     factory is part of the key, so that a replaced theory (a test's broken one) is never
     answered from the cache."""
-    factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
-    key = (factory, spec.with_width(1) if spec.widths is None else spec)
+    key = _key(spec, matrix)
     if key not in _LAWS:
-        if len(_LAWS) >= MAX_LAWS:
-            _LAWS.pop(next(iter(_LAWS)))
-        _LAWS[key] = factory(spec)
+        _keep(key, key[0](spec))
     return _LAWS[key]
+
+
+def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]) -> dict[tuple[Any, NetworkSpec], Any]:
+    """The limit laws of ``matrices`` for ``spec``, solved in this process (support,
+    quadrature, cdf, partial mean and quantile tables: what a trial's spectral check asks of
+    them), by their cache key: the run's main process solves them once -- its report needs
+    them anyway -- and sends them with the tasks that use them (:func:`install_laws`), so
+    that no worker solves them again (0.1-0.6 s each for ReLU). A law that fails here, or
+    that a replaced factory (defined outside :mod:`freeness_lab.theory.limits`) made, is
+    left out: the worker builds it itself, as without this."""
+    out = {}
+    for matrix in matrices:
+        key = _key(spec, matrix)
+        if getattr(key[0], "__module__", None) != limits.__name__:
+            continue
+        try:
+            law = limit_law(spec, matrix)
+            mean = np.asarray(law.moments(1), float)[:1]
+            for ask in ("continuous_mass", "support"):
+                if hasattr(law, ask):
+                    getattr(law, ask)()
+            law.cdf(mean), law.partial_mean(mean), law.quantile(np.array([0.5]))
+        except Exception:  # noqa: BLE001 -- the worker meets (and reports) it itself
+            continue
+        out[key] = law
+    return out
+
+
+def install_laws(laws: dict[tuple[Any, NetworkSpec], Any]) -> None:
+    """Keep the laws of :func:`solved_laws` (solved by another process) in this process's
+    cache, for the keys it does not hold yet."""
+    for key, law in laws.items():
+        if key not in _LAWS:
+            _keep(key, law)
 
 
 @dataclass(frozen=True)
