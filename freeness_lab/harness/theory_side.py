@@ -69,27 +69,33 @@ def limit_law(spec: NetworkSpec, matrix: str):
     once per process and spec (the width of a square spec does not enter the limit law). The
     factory is part of the key, so that a replaced theory (a test's broken one) is never
     answered from the cache."""
-    key = _key(spec, matrix)
+    return _cached(_key(spec, matrix), spec)
+
+
+def _cached(key: tuple[Any, NetworkSpec], spec: NetworkSpec):
     if key not in _LAWS:
         _keep(key, key[0](spec))
     return _LAWS[key]
 
 
-def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]) -> dict[tuple[Any, NetworkSpec], Any]:
+def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
+                ) -> dict[tuple[Any, NetworkSpec], Any]:
     """The limit laws of ``matrices`` for ``spec``, solved in this process (support,
     quadrature, cdf, partial mean and quantile tables: what a trial's spectral check asks of
     them), by their cache key: the run's main process solves them once -- its report needs
     them anyway -- and sends them with the tasks that use them (:func:`install_laws`), so
     that no worker solves them again (0.1-0.6 s each for ReLU). A law that fails here, or
     that a replaced factory (defined outside :mod:`freeness_lab.theory.limits`) made, is
-    left out: the worker builds it itself, as without this."""
+    left out: the worker builds it itself, as without this. (The cache itself, not
+    :func:`limit_law`: a test that replaces that function replaces it in this process only,
+    and the worker's trials never saw it.)"""
     out = {}
     for matrix in matrices:
         key = _key(spec, matrix)
         if getattr(key[0], "__module__", None) != limits.__name__:
             continue
         try:
-            law = limit_law(spec, matrix)
+            law = _cached(key, spec)
             mean = np.asarray(law.moments(1), float)[:1]
             for ask in ("continuous_mass", "support"):
                 if hasattr(law, ask):
