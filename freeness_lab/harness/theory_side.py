@@ -79,16 +79,18 @@ def _cached(key: tuple[Any, NetworkSpec], spec: NetworkSpec):
 
 
 def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
-                ) -> dict[tuple[Any, NetworkSpec], Any]:
-    """The limit laws of ``matrices`` for ``spec``, solved in this process (support,
-    quadrature, cdf, partial mean and quantile tables: what a trial's spectral check asks of
-    them), by their cache key: the run's main process solves them once -- its report needs
-    them anyway -- and sends them with the tasks that use them (:func:`install_laws`), so
-    that no worker solves them again (0.1-0.6 s each for ReLU). A law that fails here, or
-    that a replaced factory (defined outside :mod:`freeness_lab.theory.limits`) made, is
-    left out: the worker builds it itself, as without this. (The cache itself, not
-    :func:`limit_law`: a test that replaces that function replaces it in this process only,
-    and the worker's trials never saw it.)"""
+                ) -> dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]:
+    """The certified supports of the limit laws of ``matrices`` for ``spec``, solved in this
+    process (support, quadrature, and the tables of the cdf, partial mean and quantile that
+    a trial's spectral check reads), by their cache key, with the spec: the run's main
+    process solves them once -- its report needs them anyway -- and sends them with the
+    tasks that use them (:func:`install_laws`), so that no worker solves them again (0.1-0.6
+    s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens of kB,
+    where a smooth activation's law with its contour rules pickles to tens of MB). A law
+    that fails here, has no certified support, or that a replaced factory (defined outside
+    :mod:`freeness_lab.theory.limits`) made, is left out: the worker builds it itself, as
+    without this. (From the cache itself, not :func:`limit_law`: a test that replaces that
+    function replaces it in this process only, and the worker's trials never saw it.)"""
     out = {}
     for matrix in matrices:
         key = _key(spec, matrix)
@@ -96,23 +98,22 @@ def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
             continue
         try:
             law = _cached(key, spec)
+            if not hasattr(law, "adopt_support"):
+                continue
             mean = np.asarray(law.moments(1), float)[:1]
-            for ask in ("continuous_mass", "support"):
-                if hasattr(law, ask):
-                    getattr(law, ask)()
+            law.continuous_mass(), law.support()
             law.cdf(mean), law.partial_mean(mean), law.quantile(np.array([0.5]))
+            out[key] = (spec, law.certified_support)
         except Exception:  # noqa: BLE001 -- the worker meets (and reports) it itself
             continue
-        out[key] = law
     return out
 
 
-def install_laws(laws: dict[tuple[Any, NetworkSpec], Any]) -> None:
-    """Keep the laws of :func:`solved_laws` (solved by another process) in this process's
-    cache, for the keys it does not hold yet."""
-    for key, law in laws.items():
-        if key not in _LAWS:
-            _keep(key, law)
+def install_laws(laws: dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]) -> None:
+    """Build the laws of :func:`solved_laws` (certified by another process) in this process's
+    cache, each taking the certified support sent instead of certifying its own."""
+    for key, (spec, support) in laws.items():
+        _cached(key, spec).adopt_support(support)
 
 
 @dataclass(frozen=True)

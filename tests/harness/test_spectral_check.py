@@ -169,10 +169,10 @@ def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
 
 def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) -> None:
     """A parallel run solves the spectral check's limit laws once, in its main process
-    (theory_side.solved_laws), and the workers keep what it sends (install_laws): a law sent
-    through pickle gives the trial's rows bit for bit as one solved by the worker itself; a
-    law of a replaced factory is not sent; the spectrum study asks for them for its spectral
-    trials only."""
+    (theory_side.solved_laws), and the workers build them on the certified supports it sends
+    (install_laws): through pickle, the trial's rows bit for bit as with laws the worker
+    certified itself; a law of a replaced factory is not sent; the spectrum study asks for
+    them for its spectral trials only."""
     import pickle
 
     from freeness_lab.harness import theory_side
@@ -190,7 +190,8 @@ def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) ->
     assert {k[0] for k in sent} == {limits.jacobian_law, limits.fim_dual_law}
     monkeypatch.setattr(theory_side, "_LAWS", {})
     theory_side.install_laws(sent)
-    assert theory_side.limit_law(spec, "H_L") is sent[(limits.fim_dual_law, spec.with_width(1))]
+    h_l = theory_side.limit_law(spec, "H_L")
+    assert h_l.certified_support is sent[(limits.fim_dual_law, spec.with_width(1))][1]
     rows = trial_rows(net, spectra, seed, False)
     assert rows["status"] == own["status"]
     np.testing.assert_array_equal(np.array(rows["value"]), np.array(own["value"]))
