@@ -77,8 +77,8 @@ _PINNED: list[Any] = []
 
 def _run_in_worker(cell: Cell, trials: tuple[int, ...], laws: dict | None = None
                    ) -> tuple[str, tuple[int, ...], Any]:
-    """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime, and keep
-    the limit laws the main process sent (:func:`_task_laws`)."""
+    """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime, and build
+    the limit laws on the supports the main process sent (:func:`_task_laws`)."""
     if not _PINNED:
         _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
     if laws:
@@ -88,8 +88,10 @@ def _run_in_worker(cell: Cell, trials: tuple[int, ...], laws: dict | None = None
 
 def _task_laws(tasks: list[Task]) -> list[dict]:
     """Per task, the limit laws its trials compare with (:attr:`~freeness_lab.harness.
-    studies.base.Study.limit_laws`), solved here before the pool starts (each once: they are
-    cached), so that no worker solves them again; the report needs them here anyway."""
+    studies.base.Study.limit_laws`), certified here before the pool starts (each once: they
+    are cached; the report needs them here anyway), their supports sent with the task
+    (:func:`~freeness_lab.harness.theory_side.solved_laws`), so that no worker certifies
+    them again."""
     solved: dict[tuple[Any, tuple[str, ...]], dict] = {(None, ()): {}}
     out = []
     for cell, trials in tasks:

@@ -109,6 +109,11 @@ def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
     return out
 
 
+def clear_laws() -> None:
+    """Forget every limit law of this process (a fresh worker's state)."""
+    _LAWS.clear()
+
+
 def install_laws(laws: dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]) -> None:
     """Build the laws of :func:`solved_laws` (certified by another process) in this process's
     cache, each taking the certified support sent instead of certifying its own."""

@@ -183,12 +183,12 @@ def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) ->
     seed = np.random.SeedSequence(5)
     net = sample_network(spec, np.random.default_rng(seed))
     spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
-    monkeypatch.setattr(theory_side, "_LAWS", {})
+    theory_side.clear_laws()
     own = trial_rows(net, spectra, seed, False)  # the worker solving them itself
-    monkeypatch.setattr(theory_side, "_LAWS", {})
+    theory_side.clear_laws()
     sent = pickle.loads(pickle.dumps(theory_side.solved_laws(spec, ("JJT", "H_L"))))
     assert {k[0] for k in sent} == {limits.jacobian_law, limits.fim_dual_law}
-    monkeypatch.setattr(theory_side, "_LAWS", {})
+    theory_side.clear_laws()
     theory_side.install_laws(sent)
     h_l = theory_side.limit_law(spec, "H_L")
     assert h_l.certified_support is sent[(limits.fim_dual_law, spec.with_width(1))][1]
