@@ -111,6 +111,10 @@ REPEATS = 3
 _RUN = """
 import sys, tempfile, time
 from pathlib import Path
+from hydra import compose, initialize_config_dir
+from freeness_lab.harness.app import config_dir, register_resolvers
+from freeness_lab.harness.config import validate_config
+from freeness_lab.harness.experiment import run_experiment
 register_resolvers()
 with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
     cfg = compose(config_name="config", overrides=sys.argv[1:])
