@@ -13,23 +13,23 @@ Run: ``python benchmarks/bench_spectral.py`` (a few minutes on 2 cores).
    quadrature (the former path), the cyclic control, the classical product.
 2. The default study (``freeness-lab`` with no argument: ReLU, both ensembles, M = 64..256)
    run by :func:`freeness_lab.harness.experiment.run_experiment` with n_jobs = 2 in a fresh
-   folder, with ``experiment.spectral_trials`` 4 (its default) and 0 (target ratio <= 1.3).
+   folder, with ``experiment.spectral_trials`` 4 (its default) and 0 (target ratio <= 1.3):
+   each run in a fresh process (timed from the call, imports excluded), as the command line
+   runs it -- in one process the second run would find the limit laws solved by the first
+   (:func:`freeness_lab.harness.theory_side.limit_law` keeps them) -- alternately,
+   ``REPEATS`` times each, the minimum reported (the machine is shared).
 BLAS pinned to one thread in part 1, as in the harness's trials.
 """
 
 from __future__ import annotations
 
-import tempfile
+import subprocess
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
 from freeness_lab import NetworkSpec
-from freeness_lab.harness.app import config_dir, register_resolvers
-from freeness_lab.harness.config import validate_config
-from freeness_lab.harness.experiment import run_experiment
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import (
@@ -105,20 +105,40 @@ def per_trial() -> None:
                   f"{t_cert:>9.3f} {t_cert / t_mc:>5.1f}x {t_cyc:>7.3f} {t_cl:>9.3f}")
 
 
+#: runs of each configuration in part 2 (the minimum is reported)
+REPEATS = 3
+#: one run of the default study in a fresh process: prints its wall time (imports excluded)
+_RUN = """
+import sys, tempfile, time
+from pathlib import Path
+from hydra import compose, initialize_config_dir
+from freeness_lab.harness.app import config_dir, register_resolvers
+from freeness_lab.harness.config import validate_config
+from freeness_lab.harness.experiment import run_experiment
+register_resolvers()
+with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    cfg = compose(config_name="config", overrides=sys.argv[1:])
+run = validate_config(cfg)
+with tempfile.TemporaryDirectory() as d:
+    t0 = time.perf_counter()
+    run_experiment(run, Path(d))
+    print(time.perf_counter() - t0)
+"""
+
+
 def default_study() -> None:
-    print("\n2. the default study, n_jobs = 2, fresh folder")
-    register_resolvers()
-    times = {}
-    for flag in (0, 4):
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config",
-                          overrides=[f"experiment.spectral_trials={flag}",
-                                     "n_jobs=2", "progress=false"])
-        run = validate_config(cfg)
-        with tempfile.TemporaryDirectory() as d:
-            times[flag] = _timed(run_experiment, run, Path(d))[1]
-        print(f"  spectral_trials={flag}: {times[flag]:7.1f} s")
-    print(f"  ratio with / without: {times[4] / times[0]:.2f}x (target <= 1.3)")
+    print(f"\n2. the default study, n_jobs = 2, fresh folder and process, min of {REPEATS}")
+    times: dict[int, list[float]] = {0: [], 4: []}
+    for _ in range(REPEATS):
+        for flag in times:
+            out = subprocess.run([sys.executable, "-c", _RUN, f"experiment.spectral_trials={flag}",
+                                  "n_jobs=2", "progress=false"], check=True,
+                                 capture_output=True, text=True).stdout
+            times[flag].append(float(out.split()[-1]))
+    for flag, t in times.items():
+        print(f"  spectral_trials={flag}: {min(t):7.1f} s  (runs: "
+              f"{', '.join(f'{v:.1f}' for v in t)})")
+    print(f"  ratio with / without: {min(times[4]) / min(times[0]):.2f}x (target <= 1.3)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from freeness_lab.harness.cells import Cell
 from freeness_lab.harness.locking import run_folder_lock
 from freeness_lab.harness.studies import STUDIES
 from freeness_lab.harness.studies.base import Columns
+from freeness_lab.harness.theory_side import install_laws, solved_laws
 from freeness_lab.harness.workers import sigterm_as_interrupt, worker_pool
 from freeness_lab.simulate import single_blas_thread
 
@@ -74,11 +75,32 @@ def cell_tasks(cell: Cell) -> list[tuple[int, ...]]:
 _PINNED: list[Any] = []
 
 
-def _run_in_worker(cell: Cell, trials: tuple[int, ...]) -> tuple[str, tuple[int, ...], Any]:
-    """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime."""
+def _run_in_worker(cell: Cell, trials: tuple[int, ...], laws: dict | None = None
+                   ) -> tuple[str, tuple[int, ...], Any]:
+    """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime, and build
+    the limit laws on the supports the main process sent (:func:`_task_laws`)."""
     if not _PINNED:
         _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
+    if laws:
+        install_laws(laws)
     return cell.key, trials, run_task(cell, trials)
+
+
+def _task_laws(tasks: list[Task]) -> list[dict]:
+    """Per task, the limit laws its trials compare with (:attr:`~freeness_lab.harness.
+    studies.base.Study.limit_laws`), certified here before the pool starts (each once: they
+    are cached; the report needs them here anyway), their supports sent with the task
+    (:func:`~freeness_lab.harness.theory_side.solved_laws`), so that no worker certifies
+    them again."""
+    solved: dict[tuple[Any, tuple[str, ...]], dict] = {(None, ()): {}}
+    out = []
+    for cell, trials in tasks:
+        matrices = STUDIES[cell.study].limit_laws(cell.spec, dict(cell.params), trials)
+        key = (cell.spec, tuple(matrices)) if matrices else (None, ())
+        if key not in solved:
+            solved[key] = solved_laws(cell.spec, tuple(matrices))
+        out.append(solved[key])
+    return out
 
 
 def _concat_columns(chunks: list[Columns]) -> dict[str, Any]:
@@ -131,8 +153,10 @@ def _results(tasks: list[Task], n_jobs: int) -> Generator[Result, None, None]:
             for cell, trials in tasks:
                 yield cell.key, trials, run_task(cell, trials)
         return
+    laws = _task_laws(tasks)
     with worker_pool(n_jobs) as parallel:
-        yield from parallel(joblib.delayed(_run_in_worker)(c, t) for c, t in tasks)
+        yield from parallel(joblib.delayed(_run_in_worker)(c, t, law)
+                            for (c, t), law in zip(tasks, laws, strict=True))
 
 
 @contextmanager

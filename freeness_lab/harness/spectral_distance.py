@@ -74,7 +74,8 @@ class Comparison:
         (level p, ESD quantile, law quantile); an ESD quantile below the floor is reported
         as 0 (its position means nothing).
     top : tuple of float
-        (largest eigenvalue, top of the law's support).
+        (largest eigenvalue, top of the law's support: where the law bisects for it, to
+        1e-2 of their distance, :func:`_top`).
     """
 
     kolmogorov: float
@@ -187,4 +188,12 @@ def compare(eigenvalues: np.ndarray, law, floor: float,
         below_floor=(float(np.mean(x0 < floor)), float(F[0])), atoms=counted,
         quantiles=[(float(a), float(b), float(c)) for a, b, c in zip(p, esd_q, law_q,
                                                                       strict=True)],
-        top=(float(x0[-1]), float(law.support()[1])))
+        top=(float(x0[-1]), _top(law, float(x0[-1]))))
+
+
+def _top(law, x_max: float) -> float:
+    """The top of ``law``'s support, for a comparison with ``x_max``: a law that computes its
+    top edge by bisection (:meth:`~freeness_lab.theory.density.pointwise.PointwiseLaw.
+    top_near`) finds it to GAP_REL of its distance from x_max; any other, ``support()[1]``."""
+    top_near = getattr(law, "top_near", None)
+    return float(top_near(x_max) if top_near is not None else law.support()[1])

@@ -7,7 +7,7 @@ From the per-trial ``spectral_distance`` table (:mod:`freeness_lab.harness.spect
   (log-log, error bars: SE), every comparison, with its fitted slope;
 * ``plots/cdf_<matrix>_<variant>.png``: at the largest M, trial 0 (regenerated from its
   spawn key), the ESD's cdf against the limit and the paired cdf, the Kolmogorov point of
-  the paired law marked;
+  the paired law (that trial's row of the table) marked;
 * on request (:func:`panel_plot`, e.g. figure 4's ``plots/fig4_spectral.png``), every variant
   on one figure: the claimed (Kolmogorov) distance of J J^T and H_L to the paired law against
   the distance to the limit law, one panel per network and ensemble.
@@ -27,9 +27,8 @@ from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import RunConfig
 from freeness_lab.harness.spectral_check import CLAIMED_METRIC, fit_distances, per_width
-from freeness_lab.harness.spectral_distance import compare, noise_floor
 from freeness_lab.harness.spectral_references import limit_law, paired_law
-from freeness_lab.simulate import sample_network
+from freeness_lab.simulate import sample_network, single_blas_thread
 from freeness_lab.spec import NetworkSpec
 
 __all__ = ["failing", "panel_plot", "spectral_report"]
@@ -157,27 +156,46 @@ def panel_plot(table: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def cdf_plot(eigs: np.ndarray, laws: dict, depth: int, path: Path, title: str,
-             width: int | None = None) -> Path:
-    """The ESD's cdf against each law's, the paired law's Kolmogorov point marked (the floor
-    of ``width``, the largest layer width; default the number of eigenvalues)."""
+def cdf_plot(eigs: np.ndarray, laws: dict, path: Path, title: str,
+             kolmogorov: tuple[float, float] | None = None) -> Path:
+    """The ESD's cdf against each law's, the paired law's Kolmogorov point marked.
+
+    Parameters
+    ----------
+    eigs : numpy.ndarray
+        The trial's eigenvalues.
+    laws : dict
+        Laws by reference name.
+    path : Path
+    title : str
+    kolmogorov : (float, float), optional
+        (x*, d_K) of the ESD against the paired law, as the trial's ``spectral_distance``
+        rows hold them (not computed again here).
+    """
     x = np.sort(eigs)
-    floor = noise_floor(x, x.size if width is None else width, depth)
     grid = np.linspace(x[0], x[-1], 600)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color="k", lw=1,
             label=f"ESD ({x.size} eigenvalues)")
     for name, law in laws.items():
         ax.plot(grid, law.cdf(grid), ls=_STYLE.get(name, "-"), label=f"{name} law")
-    if "paired" in laws:
-        c = compare(x, laws["paired"], floor)
-        ax.axvline(c.kolmogorov_at, color="r", lw=0.8, alpha=0.6,
-                   label=f"paired d_K = {c.kolmogorov:.3g}")
+    if kolmogorov is not None:
+        ax.axvline(kolmogorov[0], color="r", lw=0.8, alpha=0.6,
+                   label=f"paired d_K = {kolmogorov[1]:.3g}")
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("cdf")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def _kolmogorov(rows: pd.DataFrame, matrix: str) -> tuple[float, float] | None:
+    """(x*, d_K) of the sampled ``matrix`` against its paired law in ``rows`` (one trial's),
+    or None where that comparison is not ``ok``."""
+    r = rows[(rows["network"] == "sampled") & (rows["matrix"] == matrix)
+             & (rows["reference"] == "paired") & (rows["metric"] == "kolmogorov")
+             & (rows["status"] == "ok")]
+    return (float(r["point"].iloc[0]), float(r["value"].iloc[0])) if len(r) else None
 
 
 def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Path
@@ -188,10 +206,13 @@ def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Pat
         return []
     spec = _spec(variant, width, rows["widths"].iloc[0] if "widths" in rows.columns else None)
     key = tuple(int(k) for k in str(rows["spawn_key"].iloc[0]).split(","))
-    net = sample_network(spec, np.random.default_rng(
-        np.random.SeedSequence(run.seed, spawn_key=key)))
     bias = run.experiment.fim_include_bias
-    spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(bias)}
+    # BLAS pinned to one thread, as in the trial itself: the same spectra, and no threads
+    # spinning against a busy core (docs/conventions.md, Numerics: BLAS threads)
+    with single_blas_thread():
+        net = sample_network(spec, np.random.default_rng(
+            np.random.SeedSequence(run.seed, spawn_key=key)))
+        spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(bias)}
     paths = []
     for matrix, eigs in spectra.items():
         laws = {}
@@ -206,7 +227,8 @@ def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Pat
                  f"M={width}, trial 0" + ("" if spec.widths is None
                                           else f", N={'-'.join(map(str, spec.widths))}"))
         path = plot_dir / f"cdf_{matrix}_{_slug(variant)}.png"
-        paths.append(cdf_plot(eigs, laws, spec.depth, path, title, max(spec.layer_widths)))
+        paths.append(cdf_plot(eigs, laws, path, title,
+                              _kolmogorov(rows, matrix) if "paired" in laws else None))
     return paths
 
 

@@ -53,18 +53,72 @@ _LAWS: dict[tuple[Any, NetworkSpec], Any] = {}
 MAX_LAWS = 32
 
 
+def _key(spec: NetworkSpec, matrix: str) -> tuple[Any, NetworkSpec]:
+    factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
+    return factory, spec.with_width(1) if spec.widths is None else spec
+
+
+def _keep(key: tuple[Any, NetworkSpec], law: Any) -> None:
+    if len(_LAWS) >= MAX_LAWS:
+        _LAWS.pop(next(iter(_LAWS)))
+    _LAWS[key] = law
+
+
 def limit_law(spec: NetworkSpec, matrix: str):
     """The law object of ``matrix`` (``"JJT"`` or ``"H_L"``) for ``spec``'s network, built
     once per process and spec (the width of a square spec does not enter the limit law). The
     factory is part of the key, so that a replaced theory (a test's broken one) is never
     answered from the cache."""
-    factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
-    key = (factory, spec.with_width(1) if spec.widths is None else spec)
+    return _cached(_key(spec, matrix), spec)
+
+
+def _cached(key: tuple[Any, NetworkSpec], spec: NetworkSpec):
     if key not in _LAWS:
-        if len(_LAWS) >= MAX_LAWS:
-            _LAWS.pop(next(iter(_LAWS)))
-        _LAWS[key] = factory(spec)
+        _keep(key, key[0](spec))
     return _LAWS[key]
+
+
+def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
+                ) -> dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]:
+    """The certified supports of the limit laws of ``matrices`` for ``spec``, solved in this
+    process (support, quadrature, and the tables of the cdf, partial mean and quantile that
+    a trial's spectral check reads), by their cache key, with the spec: the run's main
+    process solves them once -- its report needs them anyway -- and sends them with the
+    tasks that use them (:func:`install_laws`), so that no worker solves them again (0.1-0.6
+    s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens of kB,
+    where a smooth activation's law with its contour rules pickles to tens of MB). A law
+    that fails here, has no certified support, or that a replaced factory (defined outside
+    :mod:`freeness_lab.theory.limits`) made, is left out: the worker builds it itself, as
+    without this. (From the cache itself, not :func:`limit_law`: a test that replaces that
+    function replaces it in this process only, and the worker's trials never saw it.)"""
+    out = {}
+    for matrix in matrices:
+        key = _key(spec, matrix)
+        if getattr(key[0], "__module__", None) != limits.__name__:
+            continue
+        try:
+            law = _cached(key, spec)
+            if not hasattr(law, "adopt_support"):
+                continue
+            mean = np.asarray(law.moments(1), float)[:1]
+            law.continuous_mass(), law.support()
+            law.cdf(mean), law.partial_mean(mean), law.quantile(np.array([0.5]))
+            out[key] = (spec, law.certified_support)
+        except Exception:  # noqa: BLE001 -- the worker meets (and reports) it itself
+            continue
+    return out
+
+
+def clear_laws() -> None:
+    """Forget every limit law of this process (a fresh worker's state)."""
+    _LAWS.clear()
+
+
+def install_laws(laws: dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]) -> None:
+    """Build the laws of :func:`solved_laws` (certified by another process) in this process's
+    cache, each taking the certified support sent instead of certifying its own."""
+    for key, (spec, support) in laws.items():
+        _cached(key, spec).adopt_support(support)
 
 
 @dataclass(frozen=True)

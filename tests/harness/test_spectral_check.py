@@ -165,3 +165,44 @@ def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
     paired = rows[rows["reference"] == "paired"]
     assert len(paired) and (paired["status"] == "error").all()
     assert (rows[rows["reference"] == "limit"]["status"] == "ok").all()
+
+
+def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) -> None:
+    """A parallel run solves the spectral check's limit laws once, in its main process
+    (theory_side.solved_laws), and the workers build them on the certified supports it sends
+    (install_laws): through pickle, the trial's rows bit for bit as with laws the worker
+    certified itself; a law of a replaced factory is not sent; the spectrum study asks for
+    them for its spectral trials only."""
+    import pickle
+
+    from freeness_lab.harness import theory_side
+    from freeness_lab.harness.studies import spectrum as spectrum_study
+    from freeness_lab.theory import limits
+
+    spec = NetworkSpec("relu", "orthogonal", 3, 64, sigma_w=2**0.5)
+    seed = np.random.SeedSequence(5)
+    net = sample_network(spec, np.random.default_rng(seed))
+    spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
+    theory_side.clear_laws()
+    own = trial_rows(net, spectra, seed, False)  # the worker solving them itself
+    theory_side.clear_laws()
+    sent = pickle.loads(pickle.dumps(theory_side.solved_laws(spec, ("JJT", "H_L"))))
+    assert {k[0] for k in sent} == {limits.jacobian_law, limits.fim_dual_law}
+    theory_side.clear_laws()
+    theory_side.install_laws(sent)
+    h_l = theory_side.limit_law(spec, "H_L")
+    assert h_l.certified_support is sent[(limits.fim_dual_law, spec.with_width(1))][1]
+    rows = trial_rows(net, spectra, seed, False)
+    assert rows["status"] == own["status"]
+    np.testing.assert_array_equal(np.array(rows["value"]), np.array(own["value"]))
+    np.testing.assert_array_equal(np.array(rows["law"]), np.array(own["law"]))
+
+    original = limits.jacobian_law
+
+    def replaced(spec):  # works, but the worker never saw it: left to the worker
+        return original(spec)
+    monkeypatch.setattr(limits, "jacobian_law", replaced)
+    assert list(theory_side.solved_laws(spec, ("JJT",))) == []
+    p = {"spectral_trials": 4}
+    assert spectrum_study.limit_laws(spec, p, (3,)) == ("JJT", "H_L")
+    assert spectrum_study.limit_laws(spec, p, (4,)) == ()

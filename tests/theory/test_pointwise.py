@@ -91,6 +91,24 @@ def test_paired_tanh_law_agrees_with_its_certified_quadrature(matrix: str) -> No
     np.testing.assert_allclose(pw.quantile(p), law.quantile(p), atol=1e-3 * hi)
 
 
+@pytest.mark.parametrize("gap", [1e-1, 1e-3, 1e-6])
+def test_top_near_a_point_is_within_its_fraction_of_the_gap(gap: float) -> None:
+    """top_near(x) (the spectral check's ``top``: x the largest eigenvalue) finds the top
+    edge to GAP_REL of its distance from x, or to EDGE_REL: the closed-form edge 1 of two
+    projections and the certified top of a paired tanh law, from below and from above."""
+    from freeness_lab.theory.density.pointwise import EDGE_REL, GAP_REL
+
+    pw = _projections().pointwise(1e-8)
+    paired = _paired("JJT", 128)
+    for law, top in ((pw, 1.0), (paired.pointwise(0.005 / 128), paired.support()[1])):
+        for x in (top * (1 - gap), top * (1 + gap)):
+            law.cdf(np.array([x]))
+            bound = max(GAP_REL * abs(x - top), 4 * EDGE_REL * top)
+            assert abs(law.top_near(x) - top) <= bound
+        assert "top_edge" not in law.__dict__  # top_edge itself still to EDGE_REL
+        assert law.top_edge == pytest.approx(top, rel=1e-6)
+
+
 def test_paired_relu_chain_with_atoms_agrees_with_its_certified_quadrature() -> None:
     """A ReLU H_3 chain of sampled two-atom layers: atoms at the shifts (Belinschi, then
     the shift) and a continuous part; cdf on both sides of every atom, and its quantiles

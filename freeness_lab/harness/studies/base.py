@@ -92,6 +92,12 @@ def one_moment(experiment: ExperimentConfig) -> int:
     return 1
 
 
+def no_limit_laws(spec: NetworkSpec, params: dict[str, Any], trials: tuple[int, ...]
+                  ) -> tuple[str, ...]:
+    """A study whose trials compare with no limit law."""
+    return ()
+
+
 def sweep_grid(run: RunConfig) -> list[GridEntry]:
     """The run's own cells: every variant of ``sweep.axes`` at every width of
     ``sweep.widths`` (variants outer), ``sweep.trials`` trials each; a rectangular variant
@@ -151,6 +157,11 @@ class Study:
     rectangular : bool
         Whether it handles rectangular networks (``network.width_ratios``); a run with width
         ratios and a study without is refused by the config check.
+    limit_laws : callable
+        ``limit_laws(spec, params, trials) -> matrices``: the limit laws (``"JJT"``,
+        ``"H_L"``) those trials of a cell compare with (the spectral check's); a parallel run
+        solves them once, in its main process, and sends them with the tasks
+        (:func:`~freeness_lab.harness.theory_side.solved_laws`).
     """
 
     name: str
@@ -165,3 +176,5 @@ class Study:
     range_moments: Callable[[ExperimentConfig], int] = one_moment
     grid: Callable[[RunConfig], list[GridEntry]] = sweep_grid
     rectangular: bool = False
+    limit_laws: Callable[[NetworkSpec, dict[str, Any], tuple[int, ...]],
+                         tuple[str, ...]] = no_limit_laws

@@ -37,6 +37,7 @@ from freeness_lab.harness.schema import ExperimentConfig, RunConfig
 from freeness_lab.harness.spectral_check import trial_rows
 from freeness_lab.harness.spectral_references import CLASSICAL_SAMPLE
 from freeness_lab.harness.spectral_report import panel_plot, spectral_report
+from freeness_lab.harness.spectrum import MATRICES
 from freeness_lab.harness.studies.base import Columns, Params, ReportInput, Study, StudyReport
 from freeness_lab.harness.studies.spectrum import SPECTRAL_ROWS
 from freeness_lab.simulate import sample_network
@@ -144,6 +145,12 @@ def report(inp: ReportInput) -> StudyReport:
                        section=[*lines[:2], grid_line, "", *lines[2:]], failed=failed)
 
 
+def limit_laws(spec: NetworkSpec, p: dict[str, Any], trials: tuple[int, ...]
+               ) -> tuple[str, ...]:
+    """Every trial compares with both limit laws."""
+    return MATRICES
+
+
 STUDY = Study(name="spectral_check", params=params, trial=trial, tables=(TABLE,),
               report_tables=(FITS,), report=report, rows_per_trial=rows_per_trial,
-              validate=validate, grid=grid)
+              validate=validate, grid=grid, limit_laws=limit_laws)

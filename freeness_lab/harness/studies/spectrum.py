@@ -191,8 +191,15 @@ def trial(spec: NetworkSpec, seed: np.random.SeedSequence, p: dict[str, Any]
     return spectrum_trial(spec, seed, p, spectral_rows=trial_rows)
 
 
+def limit_laws(spec: NetworkSpec, p: dict[str, Any], trials: tuple[int, ...]
+               ) -> tuple[str, ...]:
+    """The limit laws of the spectral check, for trials it runs on (the first
+    ``spectral_trials``)."""
+    return MATRICES if min(trials) < p.get("spectral_trials", 0) else ()
+
+
 STUDY = Study(name="spectrum", params=params, trial=trial,
               tables=("spectrum", "eigenvalues", "spectral_distance"),
               report_tables=("theory", "spectrum_check", "spectral_fits"),
               report=report, rows_per_trial=rows_per_trial, range_moments=range_moments,
-              rectangular=True)
+              rectangular=True, limit_laws=limit_laws)

@@ -179,8 +179,14 @@ def legs(law, x: np.ndarray, eta: float, tol: float
         if not col.size:
             break
         mid = 0.5 * (lo + hi)
-        halves = [quad(col, kind, a, b, zn[:, parent[side]], vn[:, parent[side]])
-                  for side, (a, b) in enumerate(((lo, mid), (mid, hi)))]
+        # both halves of every open panel in one solve (each node walks on its own)
+        K = col.size
+        both = quad(np.tile(col, 2), np.tile(kind, 2), np.concatenate([lo, mid]),
+                    np.concatenate([mid, hi]),
+                    np.concatenate([zn[:, parent[0]], zn[:, parent[1]]]),
+                    np.concatenate([vn[:, parent[0]], vn[:, parent[1]]]))
+        halves = [(both[0][:, :K], both[1][:K], both[2][:K]),
+                  (both[0][:, K:], both[1][K:], both[2][K:])]
         q_half = halves[0][0] + halves[1][0]
         err = np.abs(q_half - q)
         share = unit * (hi - lo)

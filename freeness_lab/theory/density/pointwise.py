@@ -42,6 +42,9 @@ BLOCK = 16
 EDGE_SCAN = 64
 EDGE_REL = 1e-7
 EDGE_ROUNDS = 4
+#: the top edge asked for near a point x (:meth:`PointwiseLaw.top_near`: x the largest
+#: eigenvalue) is bisected to this fraction of its distance from x, or to EDGE_REL
+GAP_REL = 1e-2
 #: a quantile is interpolated linearly between known points of the cdf whose cdf differs by
 #: at most QUANTILE_STEP or that are this close (over the moment scale): the error is then a
 #: small fraction of the bracket (~ its width times its relative change of density); wider
@@ -80,6 +83,7 @@ class PointwiseLaw(SpectralLaw):
         self._knots: list[tuple[np.ndarray, np.ndarray]] = []
         self._leg_cache: dict[float, tuple[float, float]] = {}
         self._pieces = Pieces()  # the accepted blocks
+        self._tops: dict[tuple[float, float], float] = {}  # top_near's edges
 
     def __repr__(self) -> str:
         return f"PointwiseLaw({self.label or repr(self.law)}, tol={self.tol:.1e})"
@@ -306,10 +310,39 @@ class PointwiseLaw(SpectralLaw):
         mass above the edge found exceeds tol (a component it missed); failing that (a top
         component narrower than the scan's spacing), the point where the mass above falls
         to tol, by bisection on the cdf. nan for a purely atomic law."""
+        return self._top_edge(math.nan, 0.0)
+
+    def top_near(self, x: float, gap_rel: float = GAP_REL) -> float:
+        """The top of the support (atoms included), as ``support()[1]``, for a comparison of
+        x with it: the edge of :attr:`top_edge`, its bisection (in the scan or on the cdf)
+        stopped at a bracket within max(EDGE_REL (edge + |base|), ``gap_rel`` d(x, bracket))
+        <= max(EDGE_REL (edge + |base|), ``gap_rel`` |x - edge|): |x - top| exact to
+        ``gap_rel`` relative, or the edge to EDGE_REL where x is that close to it (the
+        spectral check's ``top`` metric, x the largest eigenvalue: trials scatter its gap by
+        tens of percent; a gap of 1e-2 bisected to EDGE_REL costs twice the solves)."""
+        key = (float(x), float(gap_rel))
+        if "top_edge" in self.__dict__:  # known to EDGE_REL already
+            edge = self.top_edge
+        elif key not in self._tops:
+            edge = self._tops[key] = self._top_edge(*key)
+        else:
+            edge = self._tops[key]
+        return float(max([edge, *self.atoms[:, 0]], key=lambda v: -math.inf if math.isnan(v)
+                         else v))
+
+    def _top_edge(self, near: float, gap_rel: float) -> float:
+        """:attr:`top_edge`; each bisection stopped at gap_rel of the distance of ``near``
+        (law coordinates, nan: none) from its bracket (:meth:`top_near`)."""
         if self.atomic:
             return math.nan
         law, (line, _, mass) = self.solved, self.comb
         base = law.base_atom
+        near = near - self.shift
+
+        def rel(lo: float, hi: float) -> float:  # (lo, hi): the bracket in y = x - base
+            d = max(base + lo - near, near - base - hi, 0.0) if near == near else 0.0
+            return max(EDGE_REL, gap_rel * d / (hi + abs(base)))
+
         kx = np.concatenate([np.empty(0), *(k[0] for k in self._knots)])
         kF = np.concatenate([np.empty(0), *(k[1] for k in self._knots)]) - self.atom_cdf(kx)
         kx = kx - self.shift
@@ -334,7 +367,7 @@ class PointwiseLaw(SpectralLaw):
             v = res.unknowns
             edge = base + y[-1] if k == len(pos) - 1 else float(bisect_edges(
                 law, y[k:k + 1], y[k + 1:k + 2], v[k:k + 1], v[k + 1:k + 2],
-                np.array([False]), EDGE_REL)[0])
+                np.array([False]), rel(y[k], y[k + 1]))[0])
             above = mass - self._continuous(np.array([edge + self.shift]))[0][0]
             if above <= self.tol:
                 return edge + self.shift
@@ -347,7 +380,7 @@ class PointwiseLaw(SpectralLaw):
                 lo = mid
             else:
                 hi = mid
-            if hi - lo <= EDGE_REL * hi:
+            if hi - lo <= rel(lo - base, hi - base) * hi:
                 break
         above = mass - self._continuous(np.array([hi + self.shift]))[0][0]
         if not above <= self.tol:

@@ -196,6 +196,13 @@ class SolvedLaw(SpectralLaw):
         (:func:`~freeness_lab.theory.density.certify.certify_support`), computed once."""
         return certify_support(self)
 
+    def adopt_support(self, support: CertifiedSupport) -> None:
+        """Take ``support`` as :attr:`certified_support`, unless this law has one: the
+        certified support of an identical law (same class and arguments) computed elsewhere,
+        e.g. by a run's main process for its workers (it is deterministic, so every number
+        derived from it is the same as if certified here)."""
+        self.__dict__.setdefault("certified_support", support)
+
     @property
     def fitted_intervals(self) -> np.ndarray:
         """Intervals of the continuous part: :attr:`bisected_intervals` with the edges that
