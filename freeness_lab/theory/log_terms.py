@@ -22,7 +22,7 @@ import numpy as np
 
 from freeness_lab.theory.branches import log_lower
 
-__all__ = ["LogTerms", "TermsInR", "no_terms"]
+__all__ = ["LogTerms", "RowsInR", "TermsInR", "no_terms"]
 
 
 class LogTerms(NamedTuple):
@@ -184,3 +184,66 @@ class TermsInR:
             return np.full(r.shape, self.zero_slope, dtype=complex)
         ber = np.exp(r)[..., None] * self.beta
         return self.zero_slope + np.add.reduce(ber / (self.alpha + ber) * self.e, axis=-1)
+
+
+class RowsInR:
+    """log(alpha_j + beta_j m) and its slope for each row j on its own, in r = log(m + c):
+    the terms of :class:`TermsInR` (rows with e_j = 1) before their sum, shape (..., J).
+
+    The implicit factors of a product (:class:`~freeness_lab.theory.newton.product.
+    ProductSystem`) each have log(a_i m) and log(1 - p_i + a_i m); evaluated as the J columns
+    of one array, a Newton step pays numpy's per-call overhead once instead of once per
+    factor. Each column equals the single-row :class:`TermsInR` bit for bit: alpha' = alpha -
+    beta c set to 0 where it vanishes analytically (the term is then log beta + r), and the
+    real part formed without cancellation where |e^r| is large (:meth:`TermsInR.
+    real_part_large`).
+
+    Parameters
+    ----------
+    rows : ndarray (J, 3)
+        Rows (1, alpha_j, beta_j), beta_j > 0.
+    c : float
+        The offset of the variable r = log(m + c).
+    """
+
+    def __init__(self, rows: np.ndarray, c: float):
+        rows = np.reshape(rows, (-1, 3))
+        if np.any(rows[:, 0] != 1.0) or np.any(rows[:, 2] <= 0):
+            raise ValueError("rows: each must be (1, alpha, beta) with beta > 0")
+        self.beta = rows[:, 2].copy()
+        alpha = rows[:, 1] - rows[:, 2] * c
+        self.zero = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]),
+                                                        np.abs(rows[:, 2] * c))
+        self.alpha = np.where(self.zero, 0.0, alpha)
+        self.log_beta = np.log(self.beta)
+        # Re r above which |beta e^r| > 2^10 |alpha'| (never for a vanishing alpha')
+        self.r_big = np.where(self.zero, np.inf,
+                              np.log(1024.0 * np.maximum(np.abs(self.alpha) / self.beta,
+                                                         1e-300)))
+
+    def value_and_slope(self, r: np.ndarray, er: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(log(alpha'_j + beta_j e^r), its d/dr), shape r.shape + (J,).
+
+        Parameters
+        ----------
+        r : complex ndarray
+            The main unknown.
+        er : complex ndarray, optional
+            e^r, when the caller has it.
+        """
+        r = np.asarray(r)[..., None]
+        er = np.exp(r) if er is None else np.asarray(er)[..., None]
+        ber = er * self.beta
+        t = self.alpha + ber
+        val, slope = log_lower(t), ber / t
+        if self.zero.any():
+            val = np.where(self.zero, self.log_beta + r, val)
+            slope = np.where(self.zero, 1.0 + 0j, slope)
+        big = r.real > self.r_big
+        if big.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = self.alpha / ber
+                corr = 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
+            val = np.where(big, (self.log_beta + r.real + corr) + 1j * val.imag, val)
+        return val, slope

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from freeness_lab.theory.branches import log_lower, log_upper
-from freeness_lab.theory.log_terms import LogTerms, TermsInR
+from freeness_lab.theory.log_terms import LogTerms, RowsInR, TermsInR
 from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_equation
 from freeness_lab.theory.newton.protocol import HALF_PLANE_TOL
 from freeness_lab.theory.newton.rule_stack import RuleStack
@@ -66,9 +66,11 @@ class ProductSystem:
         self.p0 = zero_mass
         self.const = const
         self.terms = TermsInR(np.concatenate(rows), self.c)
-        self.log_am = [TermsInR(np.array([[1.0, 0.0, f.scale]]), self.c) for f in implicit]
-        self.log_1am = [TermsInR(np.array([[1.0, 1.0 - f.atom, f.scale]]), self.c)
-                        for f in implicit]
+        # every factor's log(a m) and log(1 - p + a m) at once: one column each
+        self.log_am = RowsInR(np.array([[1.0, 0.0, f.scale] for f in implicit]), self.c)
+        self.log_1am = RowsInR(np.array([[1.0, 1.0 - f.atom, f.scale] for f in implicit]),
+                               self.c)
+        self.powers = np.array([f.power for f in implicit])
         self.psi_series = np.asarray(psi_series, dtype=float)
         self.size = 1 + len(implicit)
         self.cauchy_index = 0
@@ -88,8 +90,7 @@ class ProductSystem:
 
     def _parts(self, v: np.ndarray, zeta: np.ndarray, *, residual: bool = True,
                log_zeta: np.ndarray | None = None
-               ) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray], list[np.ndarray],
-                          list[np.ndarray]]:
+               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Residuals and Jacobian entries of the arrow system at (v, zeta).
 
         Parameters
@@ -108,7 +109,9 @@ class ProductSystem:
         Returns
         -------
         f0, d0, hi, fi, gi
-            F_0, dF_0/dr, and per implicit factor dF_i/dr, F_i, dF_i/du_i.
+            F_0, dF_0/dr, and dF_i/dr, F_i, dF_i/du_i of the implicit factors, shape
+            (..., K): every factor at once (the rules through their stack, the log-terms
+            as columns of :class:`~freeness_lab.theory.log_terms.RowsInR`).
         """
         r = v[..., 0]
         if residual:
@@ -116,30 +119,29 @@ class ProductSystem:
             f0 = self.const + val + (log_upper(zeta) if log_zeta is None else log_zeta)
         else:
             f0, d0 = None, self.terms.slope(r)
-        fi, gi, hi = [], [], []
-        parts = self.rules.psi_parts(np.exp(v[..., 1:])) if self.implicit else None
-        for i, f in enumerate(self.implicit):
-            u = v[..., 1 + i]
-            F, g, h = implicit_equation([p[..., i] for p in parts], self.log_am[i],
-                                        self.log_1am[i], r)
-            if residual:
-                f0 = f0 + f.power * u
-            fi.append(F)
-            gi.append(g)
-            hi.append(h)
+        if not self.implicit:
+            empty = np.empty(r.shape + (0,), dtype=complex)
+            return f0, d0, empty, empty, empty
+        u = v[..., 1:]
+        parts = self.rules.psi_parts(np.exp(u))
+        er = np.exp(r)
+        fi, gi, hi = implicit_equation(parts, self.log_am, self.log_1am, r, er=er)
+        if residual:
+            f0 = f0 + (u * self.powers).sum(-1)
         return f0, d0, hi, fi, gi
 
     def _arrow_solve(self, d0, hi, gi, r0, ri) -> np.ndarray:
         """Solve J x = (r0, r_1..r_K) for the arrow Jacobian
-        [[d0, k_1 .. k_K], [h_1, g_1, 0 ..], [h_2, 0, g_2, ..], ...]."""
-        num, den = r0, d0
-        for f, g, h, r in zip(self.implicit, gi, hi, ri, strict=True):
-            num = num - f.power * r / g
-            den = den - f.power * h / g
-        x = np.empty(r0.shape + (self.size,), dtype=complex)
-        x[..., 0] = num / den
-        for i, (g, h, r) in enumerate(zip(gi, hi, ri, strict=True)):
-            x[..., 1 + i] = (r - h * x[..., 0]) / g
+        [[d0, k_1 .. k_K], [h_1, g_1, 0 ..], [h_2, 0, g_2, ..], ...] (hi, gi, ri of shape
+        (..., K); ri None for zeros)."""
+        x = np.empty(d0.shape + (self.size,), dtype=complex)
+        den = d0 - (self.powers * hi / gi).sum(-1)
+        if ri is None:
+            x[..., 0] = r0 / den
+            x[..., 1:] = -hi * x[..., :1] / gi
+        else:
+            x[..., 0] = (r0 - (self.powers * ri / gi).sum(-1)) / den
+            x[..., 1:] = (ri - hi * x[..., :1]) / gi
         return x
 
     def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
@@ -147,7 +149,7 @@ class ProductSystem:
         """-J^{-1} F(v; zeta) (zeta given as ``log_zeta`` instead: :class:`~freeness_lab.
         theory.newton.log_zeta.LogZetaSystem`)."""
         f0, d0, h, fi, gi = self._parts(v, zeta, log_zeta=log_zeta)
-        return self._arrow_solve(d0, h, gi, -f0, [-f for f in fi])
+        return self._arrow_solve(d0, h, gi, -f0, -fi)
 
     def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
                 log_zeta: np.ndarray | None = None) -> np.ndarray:
@@ -155,7 +157,7 @@ class ProductSystem:
         ``log_zeta``, dv/d log zeta."""
         _, d0, h, fi, gi = self._parts(v, zeta, residual=False)
         rhs = -1.0 / zeta if log_zeta is None else -np.ones_like(d0)
-        return self._arrow_solve(d0, h, gi, rhs, [np.zeros_like(f) for f in fi])
+        return self._arrow_solve(d0, h, gi, rhs, None)
 
     def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
                  log_zeta: np.ndarray | None = None) -> np.ndarray:
@@ -174,7 +176,7 @@ class ProductSystem:
         float ndarray, shape (...)
         """
         f0, _, _, fi, _ = self._parts(v, zeta, log_zeta=log_zeta)
-        return np.max(np.abs(np.stack([f0, *fi], axis=-1)), axis=-1)
+        return np.maximum(np.abs(f0), np.abs(fi).max(-1, initial=0.0))
 
     def valid(self, v: np.ndarray) -> np.ndarray:
         """m and every omega_i in the closed lower half-plane, all finite."""
