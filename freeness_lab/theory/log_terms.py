@@ -236,6 +236,8 @@ class RowsInR:
         er = np.exp(r) if er is None else np.asarray(er)[..., None]
         ber = er * self.beta
         t = self.alpha + ber
+        if self.zero.any():  # those columns are log beta + r (t may underflow to 0 there)
+            t = np.where(self.zero, 1.0, t)
         val, slope = log_lower(t), ber / t
         if self.zero.any():
             val = np.where(self.zero, self.log_beta + r, val)
