@@ -21,8 +21,10 @@ __all__ = ["EPS_EDGE", "assemble", "bisect_edges", "bisected_intervals", "inside
 #: relative Im zeta for locating edges: the Poisson tail of a square-root edge is
 #: ~ eps / sqrt(distance), far below the threshold on x rho(x) at this eps
 EPS_EDGE = 1e-15
-#: ratio of the geometric part of the scan: within the chaining reach of solve_chained
-GEOMETRIC_RATIO = 1.2
+#: ratio of the geometric part of the scan: within the chaining reach of solve_chained;
+#: below 1e-12 of the window, where the scan only asks whether the support reaches the base
+#: point, a sparser ratio
+GEOMETRIC_RATIO, SPARSE_RATIO = 1.2, 4.0
 #: bisection levels replayed per solver call (2^levels - 1 points per bracket)
 BISECTION_LEVELS = 4
 
@@ -42,9 +44,9 @@ def bisected_intervals(law) -> np.ndarray:
 
     Everything runs in y = x - base (base = 0, or the last shift of a chain: the support
     lies in [base, inf) and the density may be singular at base): a scan of y geometric
-    from 1e-30 of the window (ratio GEOMETRIC_RATIO: each point chains from its neighbour)
-    and linear, Im zeta = EPS_EDGE y, classified by :func:`inside`, and every edge bisected
-    in log y (:func:`scan_intervals`)."""
+    from 1e-12 of the window (ratio GEOMETRIC_RATIO: each point chains from its neighbour),
+    sparser (SPARSE_RATIO) down to 1e-30 of it, and linear, Im zeta = EPS_EDGE y, classified
+    by :func:`inside`, and every edge bisected in log y (:func:`scan_intervals`)."""
     if law.atom_mass > 1.0 - 1e-12:
         return np.empty((0, 2))  # purely atomic
     base = law.base_atom
@@ -54,9 +56,14 @@ def bisected_intervals(law) -> np.ndarray:
     # below 1e-12 of a nonzero base, x = base + y keeps less than 4 digits of y
     y_min = max(1e-30 * y_hi, 1e-12 * abs(base))
     for _ in range(12):
-        n_geo = int(math.log(y_hi / y_min) / math.log(GEOMETRIC_RATIO)) + 1
+        # below y_small only whether some point is inside matters (zero_start, below): the
+        # grid is sparser there (those points come down from the far field, not chained)
+        y_small = max(1e-12 * y_hi, 1e3 * y_min)
+        n_geo = int(math.log(y_hi / y_small) / math.log(GEOMETRIC_RATIO)) + 1
+        n_sparse = int(math.log(y_small / y_min) / math.log(SPARSE_RATIO)) + 1
         grid = np.unique(np.concatenate([
             y_hi * GEOMETRIC_RATIO ** -np.arange(n_geo),
+            y_small * SPARSE_RATIO ** -np.arange(1, n_sparse),
             np.linspace(0, y_hi, 401)[1:],
             np.clip(np.linspace(m[0] - base - 12 * sd, m[0] - base + 12 * sd, 201),
                     0, y_hi)]))
@@ -68,10 +75,10 @@ def bisected_intervals(law) -> np.ndarray:
         y_hi *= 4.0
     else:
         raise RuntimeError("support: the density does not vanish at 4^12 times the scale")
-    # density at y < 1e-12 y_hi (or the lowest points of the scan): a density vanishing
-    # slowly at base (y rho(y) -> 0, flipping around the threshold): the interval starts
-    # at base
-    small = grid < max(1e-12 * y_hi, 1e3 * y_min)
+    # density at y < y_small (1e-12 y_hi, or the lowest points of the scan): a density
+    # vanishing slowly at base (y rho(y) -> 0, flipping around the threshold): the
+    # interval starts at base
+    small = grid < y_small
     zero_start = bool(pos[small].any())
     pos[small] = zero_start
     return scan_intervals(law, grid, res, pos, zero_start)
