@@ -93,6 +93,33 @@ def test_log_zeta_solver_matches_plain(act, weights):
         lilypads(LogZetaSystem(law.system), ell.real, ell.imag, y_start=1.0, log_zeta=True)
 
 
+def test_solver_runs_with_one_blas_thread():
+    """lilypads pins BLAS to one thread (its products are small; a second thread only
+    synchronizes), and gives it back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    law = jacobian_law(_spec("tanh", "gaussian", 3))
+    system = law.system
+    seen = []
+
+    class Recording:
+        """The law's system, recording the BLAS threads at every Newton step."""
+
+        def __getattr__(self, name):
+            return getattr(system, name)
+
+        def newton_step(self, *args, **kwargs):
+            seen.append(max(i["num_threads"] for i in threadpool_info()
+                            if i["user_api"] == "blas"))
+            return system.newton_step(*args, **kwargs)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        res = lilypads(Recording(), np.array([0.3, 0.7]), 1e-3, y_start=8 * law.scale)
+        after = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    assert res.converged.all() and seen and set(seen) == {1}
+    assert after == 2
+
+
 def test_cauchy_far_field_matches_series():
     law = jacobian_law(_spec("tanh", "gaussian", 4))
     zeta = np.array([40.0 + 30j, -25.0 + 5j, 3.0 + 60j])
