@@ -137,6 +137,37 @@ def test_chaining_agrees_with_independent_points():
     np.testing.assert_allclose(chained.cauchy, single.cauchy, rtol=1e-9)
 
 
+@pytest.mark.parametrize("act, weights", [("tanh", "orthogonal"), ("silu", "gaussian"),
+                                          ("relu", "gaussian")])
+def test_lower_tail_chains_and_agrees_with_independent_points(act, weights):
+    """In a product law's lower tail the grid chains over factors up to DEEP_REACH (a
+    geometric grid of ratio 1.6 over 200 decades): few points come down from the far field,
+    and G equals the independent solves'."""
+    law = jacobian_law(_spec(act, weights, 3))
+    system, points = law.system, [0]
+
+    class Counting:
+        """The law's system, counting the points of every Newton step."""
+
+        def __getattr__(self, name):
+            return getattr(system, name)
+
+        def newton_step(self, v, *args, **kwargs):
+            points[0] += v.shape[0]
+            return system.newton_step(v, *args, **kwargs)
+
+    law.__dict__["system"] = Counting()
+    x = np.geomspace(1e-300, 1e-100, 1000)
+    chained = law.solve(x)
+    work, points[0] = points[0], 0
+    single = law.solve(x, chain=False)
+    assert chained.converged.all() and single.converged.all()
+    np.testing.assert_allclose(chained.cauchy, single.cauchy, rtol=1e-9)
+    # the walks from the far field (~100 Newton steps each) are the independent solves'
+    # cost; chained, most points take a few steps from a neighbour
+    assert work < 0.25 * points[0]
+
+
 @pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
 def test_robust_over_depths_and_gains(weights):
     """Deep, high-gain ReLU networks (where the reference code never returns): every point of
