@@ -138,6 +138,24 @@ def test_same_points_give_the_same_numbers() -> None:
     np.testing.assert_array_equal(first, _paired("JJT", 128).pointwise(1e-5).cdf(x))
 
 
+def test_a_refined_horizontal_line_reuses_its_kept_panels() -> None:
+    """The comb's line solves only the panels a refinement adds (``known``): equal to the
+    line solved at once on the final panels to 1e-12 (the walks differ: rounding)."""
+    law = _paired("H_L", 128)
+    eta = law.scale / 32
+    edges = np.linspace(-eta, 1.5 * law.support()[1], 9)
+    known: dict = {}
+    contour_cdf.horizontal(law, edges, eta, known)
+    assert len(known) == 8
+    finer = np.sort(np.concatenate([edges, 0.5 * (edges[:-1] + edges[1:])[::3]]))
+    reused = contour_cdf.horizontal(law, finer, eta, known)
+    assert len(known) == 8 + 2 * 3
+    fresh = contour_cdf.horizontal(law, finer, eta)
+    x = np.linspace(edges[0], edges[-1], 200)
+    for a, b in zip(reused(x), fresh(x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
 def test_an_unresolved_leg_is_nan_with_a_warning(monkeypatch) -> None:
     """Legs that cannot reach their tolerance (refinement cut to one level) give nan and a
     RuntimeWarning naming how many: never a number that was not converged."""

@@ -110,18 +110,26 @@ def antiderivatives(values: np.ndarray, half: np.ndarray) -> np.ndarray:
     return np.polynomial.legendre.legint(coef, lbnd=-1, axis=-1) * half[:, None]
 
 
-def horizontal(law, edges: np.ndarray, eta: float) -> Horizontal:
+def horizontal(law, edges: np.ndarray, eta: float,
+               known: dict[tuple[float, float], np.ndarray] | None = None) -> Horizontal:
     """:class:`Horizontal` of ``law`` (a :class:`~freeness_lab.theory.density.solved.
     SolvedLaw`) on the panels ``edges`` at height ``eta`` (nan where a node did not
-    converge)."""
+    converge). ``known`` holds G_c at the nodes of panels already solved, by their ends
+    (a refinement keeps most panels: only the new ones are solved), and receives the new."""
     n = HORIZONTAL_NODES
     u, _ = gauss_legendre(n)
     a, b = edges[:-1], edges[1:]
-    t = (0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u).ravel()
-    res = law.solve(t, np.full(t.shape, eta))
-    z = t + 1j * eta
-    g = law.continuous_cauchy(z, res.unknowns, res.converged).reshape(len(a), n)
-    integral = antiderivatives(np.stack([g, g * z.reshape(len(a), n)]), 0.5 * (b - a))
+    t = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u  # (panels, n)
+    known = {} if known is None else known
+    keys = list(zip(a.tolist(), b.tolist(), strict=True))
+    new = np.array([k not in known for k in keys])
+    if new.any():
+        res = law.solve(t[new].ravel(), np.full(t[new].size, eta))
+        g = law.continuous_cauchy(t[new].ravel() + 1j * eta, res.unknowns, res.converged)
+        known.update(zip([k for k, f in zip(keys, new, strict=True) if f],
+                         g.reshape(-1, n), strict=True))
+    g = np.stack([known[k] for k in keys])
+    integral = antiderivatives(np.stack([g, g * (t + 1j * eta)]), 0.5 * (b - a))
     full = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))
     cumulative = np.concatenate([np.zeros((2, 1), dtype=complex), np.cumsum(full, axis=1)],
                                 axis=1)

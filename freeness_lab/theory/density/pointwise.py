@@ -121,9 +121,9 @@ class PointwiseLaw(SpectralLaw):
     def _refined_line(self, edges: np.ndarray, eta: float) -> Horizontal:
         """:func:`horizontal` on ``edges``, panels halved while the two last Legendre
         coefficients of their interpolant exceed their share of pi tol / 8."""
-        span = edges[-1] - edges[0]
+        span, known = edges[-1] - edges[0], {}  # G_c at the panels solved (kept ones reused)
         for _ in range(HORIZONTAL_ROUNDS):
-            line = horizontal(self.solved, edges, eta)
+            line = horizontal(self.solved, edges, eta, known)
             width = np.diff(edges)
             # the antiderivative's last coefficients: the interpolant's truncation error
             tail = np.abs(line.coef[0, :, -3:]).sum(-1)
