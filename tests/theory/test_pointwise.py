@@ -25,7 +25,7 @@ from freeness_lab.theory import (
     free_product,
     jacobian_product_law,
 )
-from freeness_lab.theory.density import contour_cdf
+from freeness_lab.theory.density import contour_cdf, pointwise
 
 
 def _projections():
@@ -154,6 +154,29 @@ def test_a_refined_horizontal_line_reuses_its_kept_panels() -> None:
     x = np.linspace(edges[0], edges[-1], 200)
     for a, b in zip(reused(x), fresh(x), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+def test_a_point_in_a_rough_interval_gets_its_own_leg_at_once(monkeypatch) -> None:
+    """Where blocks failed down to a leg at every point (an edge), a point asked for later
+    is solved by one leg, not by blocks that would fail again (one call of ``legs``), with
+    the value of its leg computed alone (1e-12)."""
+    law = _paired("H_L", 128)
+    pw = law.pointwise(1e-5)
+    x = np.sort(pw.quantile(np.linspace(0.002, 0.998, 400)))
+    pw.cdf(x)
+    rough = pw._pieces.rough
+    assert rough
+    lo, hi = rough[-1]
+    later = np.unique(np.linspace(lo, hi, 7)[1:-1] + pw.shift)
+    assert pw._pieces.in_rough(later - pw.shift).all()
+    calls = []
+    legs = pointwise.legs
+    monkeypatch.setattr(pointwise, "legs", lambda *a: calls.append(a[1].size) or legs(*a))
+    F = pw.cdf(later)
+    assert calls == [later.size]
+    alone = law.pointwise(1e-5)
+    np.testing.assert_allclose(F, [alone.cdf(np.array([v]))[0] for v in later], rtol=0,
+                               atol=1e-12)
 
 
 def test_an_unresolved_leg_is_nan_with_a_warning(monkeypatch) -> None:
