@@ -156,6 +156,21 @@ def test_a_refined_horizontal_line_reuses_its_kept_panels() -> None:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
 
 
+def test_legs_from_the_line_equal_legs_from_the_far_field() -> None:
+    """The tops of the legs walked from the nearest node of the comb's line give the legs
+    of tops solved from the far field (1e-12 of their size)."""
+    pw = _paired("H_L", 128).pointwise(1e-5)
+    line = pw.comb[0]
+    x = np.linspace(0.05, 0.95, 9) * line.edges[-1]
+    z0, _ = line.start(x)
+    assert np.all(np.abs(z0.real - x) <= np.diff(line.nodes).max())
+    near = contour_cdf.legs(pw.solved, x, line.eta, 1e-6, line)
+    far = contour_cdf.legs(pw.solved, x, line.eta, 1e-6)
+    assert near[2].all() and far[2].all()
+    for a, b in zip(near[:2], far[:2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
 def test_a_point_in_a_rough_interval_gets_its_own_leg_at_once(monkeypatch) -> None:
     """Where blocks failed down to a leg at every point (an edge), a point asked for later
     is solved by one leg, not by blocks that would fail again (one call of ``legs``), with

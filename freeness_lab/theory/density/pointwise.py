@@ -107,7 +107,7 @@ class PointwiseLaw(SpectralLaw):
             edges.append(min(right, edges[-1] + (PANEL_GROWTH - 1.0) * (edges[-1] + eta)))
         line = self._refined_line(np.array(edges), eta)
         ends = np.array([edges[0], edges[-1]])
-        I, Iz, ok = legs(law, ends, eta, math.pi * self.tol / 4.0)
+        I, Iz, ok = legs(law, ends, eta, math.pi * self.tol / 4.0, line)
         if not ok.all():
             warnings.warn(f"{self!r}: the solver failed on a leg at an end of the comb",
                           RuntimeWarning, stacklevel=2)
@@ -186,7 +186,7 @@ class PointwiseLaw(SpectralLaw):
         """(F_c, partial mean) at y by one leg each (nan and a warning where the solver
         failed)."""
         line, ends, _ = self.comb
-        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0)
+        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0, line)
         H, Hz = line(y)
         F = -(ends[0, 0].real + H.imag - I.real) / math.pi
         P = -(ends[1, 0].real + Hz.imag - Iz.real) / math.pi
