@@ -25,7 +25,7 @@ from freeness_lab.theory import (
     free_product,
     jacobian_product_law,
 )
-from freeness_lab.theory.density import contour_cdf
+from freeness_lab.theory.density import contour_cdf, pointwise
 
 
 def _projections():
@@ -136,6 +136,62 @@ def test_same_points_give_the_same_numbers() -> None:
     x = np.linspace(0.05, 1.2, 50)
     first = _paired("JJT", 128).pointwise(1e-5).cdf(x)
     np.testing.assert_array_equal(first, _paired("JJT", 128).pointwise(1e-5).cdf(x))
+
+
+def test_a_refined_horizontal_line_reuses_its_kept_panels() -> None:
+    """The comb's line solves only the panels a refinement adds (``known``): equal to the
+    line solved at once on the final panels to 1e-12 (the walks differ: rounding)."""
+    law = _paired("H_L", 128)
+    eta = law.scale / 32
+    edges = np.linspace(-eta, 1.5 * law.support()[1], 9)
+    known: dict = {}
+    contour_cdf.horizontal(law, edges, eta, known)
+    assert len(known) == 8
+    finer = np.sort(np.concatenate([edges, 0.5 * (edges[:-1] + edges[1:])[::3]]))
+    reused = contour_cdf.horizontal(law, finer, eta, known)
+    assert len(known) == 8 + 2 * 3
+    fresh = contour_cdf.horizontal(law, finer, eta)
+    x = np.linspace(edges[0], edges[-1], 200)
+    for a, b in zip(reused(x), fresh(x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+def test_legs_from_the_line_equal_legs_from_the_far_field() -> None:
+    """The tops of the legs walked from the nearest node of the comb's line give the legs
+    of tops solved from the far field (1e-12 of their size)."""
+    pw = _paired("H_L", 128).pointwise(1e-5)
+    line = pw.comb[0]
+    x = np.linspace(0.05, 0.95, 9) * line.edges[-1]
+    z0, _ = line.start(x)
+    assert np.all(np.abs(z0.real - x) <= np.diff(line.nodes).max())
+    near = contour_cdf.legs(pw.solved, x, line.eta, 1e-6, line)
+    far = contour_cdf.legs(pw.solved, x, line.eta, 1e-6)
+    assert near[2].all() and far[2].all()
+    for a, b in zip(near[:2], far[:2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+def test_a_point_in_a_rough_interval_gets_its_own_leg_at_once(monkeypatch) -> None:
+    """Where blocks failed down to a leg at every point (an edge), a point asked for later
+    is solved by one leg, not by blocks that would fail again (one call of ``legs``), with
+    the value of its leg computed alone (1e-12)."""
+    law = _paired("H_L", 128)
+    pw = law.pointwise(1e-5)
+    x = np.sort(pw.quantile(np.linspace(0.002, 0.998, 400)))
+    pw.cdf(x)
+    rough = pw._pieces.rough
+    assert rough
+    lo, hi = rough[-1]
+    later = np.unique(np.linspace(lo, hi, 7)[1:-1] + pw.shift)
+    assert pw._pieces.in_rough(later - pw.shift).all()
+    calls = []
+    legs = pointwise.legs
+    monkeypatch.setattr(pointwise, "legs", lambda *a: calls.append(a[1].size) or legs(*a))
+    F = pw.cdf(later)
+    assert calls == [later.size]
+    alone = law.pointwise(1e-5)
+    np.testing.assert_allclose(F, [alone.cdf(np.array([v]))[0] for v in later], rtol=0,
+                               atol=1e-12)
 
 
 def test_an_unresolved_leg_is_nan_with_a_warning(monkeypatch) -> None:

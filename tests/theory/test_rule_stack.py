@@ -14,8 +14,11 @@ import pytest
 from freeness_lab.theory.laws.smooth_d2 import SmoothD2Law
 from freeness_lab.theory.meanfield import d2_law
 from freeness_lab.theory.newton.quadrature_rule import (
+    DIRECT_PAIRS,
     ClusterStack,
     QuadratureRule,
+    doubled_powers,
+    powers,
     psi_quadrature,
 )
 from freeness_lab.theory.newton.rule_stack import RuleStack
@@ -111,3 +114,34 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
         direct = psi_quadrature(r.nodes, r.weights, 1.0 / zeta[:, k])
         for a, b in zip((p[:, k] for p in stacked), direct, strict=True):
             assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-12, k
+
+
+def test_a_small_batch_is_summed_directly_as_the_clusters_sum_it():
+    """A batch of at most DIRECT_PAIRS (point, node) pairs is summed over every node
+    (a trial's Newton steps on one or two points): each point equals its value in a large
+    batch (the clustered scheme: far clusters by Laurent series, clusters near 0 by Taylor
+    series, the rest directly) to 1e-13, near the atoms, near 0 and far away."""
+    rng = np.random.default_rng(4)
+    rules = [QuadratureRule(np.sort(rng.gamma(2.0, s, 1024)) + 0j, rng.dirichlet(np.ones(1024)))
+             for s in (0.2, 0.5, 1.0)]
+    stack = ClusterStack(rules)
+    n = 300
+    zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
+                     for _ in rules], axis=-1)
+    zeta[:60] = 10.0 ** rng.uniform(-14, -3, (60, 3)) * np.exp(1j * rng.uniform(0, 3, (60, 3)))
+    zeta[60:90] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (30, 3)))
+    omega = 1.0 / zeta
+    clustered = stack.psi_parts(omega)
+    per_batch = max(1, DIRECT_PAIRS // (3 * 1024))
+    assert 3 * 1024 * per_batch <= DIRECT_PAIRS < 3 * 1024 * n
+    for i in range(0, n, per_batch):
+        for a, b in zip(stack.psi_parts(omega[i:i + per_batch]), clustered, strict=True):
+            ref = b[i:i + per_batch]
+            assert np.max(np.abs(a - ref) / np.maximum(np.abs(ref), 1.0)) <= 1e-13, i
+
+
+def test_doubled_powers_are_the_powers():
+    """x^0 .. x^(n-1) by doubling equal the repeated products to rounding, any n."""
+    x = np.random.default_rng(5).uniform(-0.3, 0.3, (4, 7)) * np.exp(1j * np.arange(7))
+    for n in (1, 2, 3, 5, 8, 28, 29):
+        np.testing.assert_allclose(doubled_powers(x, n), powers(x, n), rtol=1e-14, atol=1e-300)

@@ -80,12 +80,22 @@ class Horizontal:
                                   u in [-1, 1]) of the antiderivatives from the panel's left
                                   end of g and of z g (z = t + i eta), times the half-width
     cumulative : ndarray (2, n + 1)  both integrals from x_0 to each panel end
+    nodes : ndarray (N,)          the line's nodes t (increasing) where the system converged
+    unknowns : ndarray (N, size)  its solution there (the tops of the legs start from them)
     """
 
     edges: np.ndarray
     eta: float
     coef: np.ndarray
     cumulative: np.ndarray
+    nodes: np.ndarray
+    unknowns: np.ndarray
+
+    def start(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(z0, v0): the node of the line nearest each x (t + i eta) and its solution."""
+        i = np.clip(np.searchsorted(self.nodes, x), 1, len(self.nodes) - 1)
+        i = np.where(x - self.nodes[i - 1] < self.nodes[i] - x, i - 1, i)
+        return self.nodes[i] + 1j * self.eta, self.unknowns[i]
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H(x), Hz(x)) for x in [x_0, x_1] (clipped there)."""
@@ -110,25 +120,36 @@ def antiderivatives(values: np.ndarray, half: np.ndarray) -> np.ndarray:
     return np.polynomial.legendre.legint(coef, lbnd=-1, axis=-1) * half[:, None]
 
 
-def horizontal(law, edges: np.ndarray, eta: float) -> Horizontal:
+def horizontal(law, edges: np.ndarray, eta: float,
+               known: dict[tuple[float, float], tuple[np.ndarray, ...]] | None = None
+               ) -> Horizontal:
     """:class:`Horizontal` of ``law`` (a :class:`~freeness_lab.theory.density.solved.
     SolvedLaw`) on the panels ``edges`` at height ``eta`` (nan where a node did not
-    converge)."""
+    converge). ``known`` holds (G_c, unknowns, converged) at the nodes of panels already
+    solved, by their ends (a refinement keeps most panels: only the new ones are solved),
+    and receives the new."""
     n = HORIZONTAL_NODES
     u, _ = gauss_legendre(n)
     a, b = edges[:-1], edges[1:]
-    t = (0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u).ravel()
-    res = law.solve(t, np.full(t.shape, eta))
-    z = t + 1j * eta
-    g = law.continuous_cauchy(z, res.unknowns, res.converged).reshape(len(a), n)
-    integral = antiderivatives(np.stack([g, g * z.reshape(len(a), n)]), 0.5 * (b - a))
+    t = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u  # (panels, n)
+    known = {} if known is None else known
+    keys = list(zip(a.tolist(), b.tolist(), strict=True))
+    new = np.array([k not in known for k in keys])
+    if new.any():
+        res = law.solve(t[new].ravel(), np.full(t[new].size, eta))
+        g = law.continuous_cauchy(t[new].ravel() + 1j * eta, res.unknowns, res.converged)
+        rows = zip(g.reshape(-1, n), res.unknowns.reshape(len(g) // n, n, -1),
+                   res.converged.reshape(-1, n), strict=True)
+        known.update(zip([k for k, f in zip(keys, new, strict=True) if f], rows, strict=True))
+    g, v, ok = (np.stack([known[k][i] for k in keys]) for i in range(3))
+    integral = antiderivatives(np.stack([g, g * (t + 1j * eta)]), 0.5 * (b - a))
     full = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))
     cumulative = np.concatenate([np.zeros((2, 1), dtype=complex), np.cumsum(full, axis=1)],
                                 axis=1)
-    return Horizontal(edges, eta, integral, cumulative)
+    return Horizontal(edges, eta, integral, cumulative, t[ok], v[ok])
 
 
-def legs(law, x: np.ndarray, eta: float, tol: float
+def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = None
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(I(x), Iz(x), converged): int_0^eta G_c(x + i y) dy and int_0^eta (x + i y)
     G_c(x + i y) dy for every x, by adaptive bisection (module docstring).
@@ -140,14 +161,20 @@ def legs(law, x: np.ndarray, eta: float, tol: float
     half of ``tol`` in proportion to their width (a piece alone gets all of it); a panel is
     accepted when |Q(panel) - Q(left half) - Q(right half)| is below its share, and the
     halves are kept. ``converged`` is False for a leg with a node the solver did not reach
-    or a panel still failing after LEG_LEVELS bisections.
+    or a panel still failing after LEG_LEVELS bisections. The top of each leg is solved
+    from the nearest node of the horizontal ``line`` (a short walk along Im z = eta), or
+    from the far field without one.
     """
     x = np.asarray(x, dtype=float)
     P, m = x.size, LEG_NODES
     u, w = gauss_legendre(m)
-    top = law.solve(x, np.full(P, eta))
+    if line is None or not line.nodes.size:
+        top = law.solve(x, np.full(P, eta))
+        top_v, ok = top.unknowns, top.converged.copy()
+    else:
+        g, top_v = solve_from(law, x, np.full(P, eta), *line.start(x))
+        ok = np.isfinite(g)
     total = np.zeros((2, P), dtype=complex)
-    ok = top.converged.copy()
     # nearest node of the parent panel for each node of a half, by the rule's geometry
     parent = [np.argmin(np.abs((u[:, None] + side) / 2 - u[None, :]), axis=1)
               for side in (-1.0, 1.0)]
@@ -173,7 +200,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float
     pieces = np.where(near[col], 2.0, 1.0)
     unit = tol / pieces / (hi - lo)  # tolerance per unit width of the panel variable
     q, zn, vn = quad(col, kind, lo, hi, np.repeat(x[col] + 1j * eta, m),
-                     np.repeat(top.unknowns[col], m, axis=0))
+                     np.repeat(top_v[col], m, axis=0))
     scale = np.abs(x) + eta
     for _ in range(LEG_LEVELS):
         if not col.size:

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from freeness_lab.theory.density.blocks import Pieces, fit_blocks
+from freeness_lab.theory.density.blocks import Pieces, integrate_blocks
 from freeness_lab.theory.density.contour_cdf import Horizontal, horizontal, legs
 from freeness_lab.theory.density.support import EPS_EDGE, bisect_edges, inside
 from freeness_lab.theory.laws import SpectralLaw
@@ -34,9 +34,6 @@ PANEL_GROWTH = 1.5
 #: refinement rounds of the horizontal panels (a panel is halved while the last Legendre
 #: coefficients of its interpolant exceed its share of the tolerance)
 HORIZONTAL_ROUNDS = 8
-#: a leg at every BLOCK-th point asked for (a power of 4); in between, the density
-#: integrated (:mod:`~freeness_lab.theory.density.blocks`)
-BLOCK = 16
 #: points of the scan for the top edge of the support (then bisected to EDGE_REL), doubled
 #: up to EDGE_ROUNDS times
 EDGE_SCAN = 64
@@ -110,7 +107,7 @@ class PointwiseLaw(SpectralLaw):
             edges.append(min(right, edges[-1] + (PANEL_GROWTH - 1.0) * (edges[-1] + eta)))
         line = self._refined_line(np.array(edges), eta)
         ends = np.array([edges[0], edges[-1]])
-        I, Iz, ok = legs(law, ends, eta, math.pi * self.tol / 4.0)
+        I, Iz, ok = legs(law, ends, eta, math.pi * self.tol / 4.0, line)
         if not ok.all():
             warnings.warn(f"{self!r}: the solver failed on a leg at an end of the comb",
                           RuntimeWarning, stacklevel=2)
@@ -121,9 +118,9 @@ class PointwiseLaw(SpectralLaw):
     def _refined_line(self, edges: np.ndarray, eta: float) -> Horizontal:
         """:func:`horizontal` on ``edges``, panels halved while the two last Legendre
         coefficients of their interpolant exceed their share of pi tol / 8."""
-        span = edges[-1] - edges[0]
+        span, known = edges[-1] - edges[0], {}  # G_c at the panels solved (kept ones reused)
         for _ in range(HORIZONTAL_ROUNDS):
-            line = horizontal(self.solved, edges, eta)
+            line = horizontal(self.solved, edges, eta, known)
             width = np.diff(edges)
             # the antiderivative's last coefficients: the interpolant's truncation error
             tail = np.abs(line.coef[0, :, -3:]).sum(-1)
@@ -168,12 +165,18 @@ class PointwiseLaw(SpectralLaw):
 
     def _legs(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F_c, partial mean of the continuous part) at y (solved coordinates) inside the
-        comb, each point solved once (a later call reuses it): :meth:`_blocks`."""
+        comb, each point solved once (a later call reuses it): from an accepted block, by
+        its own leg inside a rough interval, else :func:`~freeness_lab.theory.density.
+        blocks.integrate_blocks`."""
         new = np.unique(y[[v not in self._leg_cache for v in y.tolist()]])
         if new.size:
             F, P, fresh = self._pieces.lookup(new)
-            if fresh.any():
-                F[fresh], P[fresh] = self._blocks(new[fresh])
+            rough = fresh & self._pieces.in_rough(new)  # blocks failed there: legs at once
+            if rough.any():
+                F[rough], P[rough] = self._known(new[rough])
+            if (fresh & ~rough).any():
+                F[fresh & ~rough], P[fresh & ~rough] = integrate_blocks(
+                    self.solved, new[fresh & ~rough], self._known, self.tol, self._pieces)
             for v, f, p in zip(new.tolist(), F.tolist(), P.tolist(), strict=True):
                 self._leg_cache[v] = (f, p)
         out = np.array([self._leg_cache[v] for v in y.tolist()]).reshape(-1, 2)
@@ -183,7 +186,7 @@ class PointwiseLaw(SpectralLaw):
         """(F_c, partial mean) at y by one leg each (nan and a warning where the solver
         failed)."""
         line, ends, _ = self.comb
-        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0)
+        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0, line)
         H, Hz = line(y)
         F = -(ends[0, 0].real + H.imag - I.real) / math.pi
         P = -(ends[1, 0].real + Hz.imag - Iz.real) / math.pi
@@ -201,35 +204,6 @@ class PointwiseLaw(SpectralLaw):
                 self._leg_cache[v] = (f, p)
         out = np.array([self._leg_cache[v] for v in y.tolist()]).reshape(-1, 2)
         return out[:, 0], out[:, 1]
-
-    def _blocks(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(F_c, partial mean) at the sorted points y: legs at every BLOCK-th point (the
-        anchors); between two anchors a and b, F_c(a) plus the integral of the Legendre
-        interpolant of the density at BLOCK_NODES Gauss points of [a, b] (solved on the
-        axis), accepted when it reproduces F_c(b) - F_c(a) within tol and its last
-        coefficients are below tol. The blocks that fail are done again with anchors four
-        times as dense, all at once, down to a leg at every point."""
-        n = y.size
-        F, P = np.full(n, np.nan), np.full(n, np.nan)
-        segments = [(0, n - 1)]
-        block = BLOCK
-        while segments:
-            anchors = np.unique(np.concatenate(
-                [np.concatenate([np.arange(a, b, block), [b]]) for a, b in segments]))
-            F[anchors], P[anchors] = self._known(y[anchors])
-            if block == 1:
-                break
-            pairs = np.array([(a, b) for lo, hi in segments
-                              for a, b in zip(np.arange(lo, hi, block),
-                                              np.minimum(np.arange(lo, hi, block) + block, hi),
-                                              strict=True) if b - a > 1], dtype=int)
-            if not len(pairs):
-                break
-            good = fit_blocks(self.solved, y, pairs, F, P, self.tol, self._pieces)
-            segments = [(a, b) for (a, b), g in zip(pairs.tolist(), good, strict=True)
-                        if not g]
-            block = max(1, block // 4)
-        return F, P
 
     def _cdf(self, x: np.ndarray) -> np.ndarray:
         Fc, _ = self._continuous(x)
