@@ -168,6 +168,21 @@ def test_lower_tail_chains_and_agrees_with_independent_points(act, weights):
     assert work < 0.25 * points[0]
 
 
+def test_chained_solve_without_retries():
+    """retries=False skips the far field's two other starting heights: fewer evaluations,
+    the same values wherever a point converged, and failed points reported as such."""
+    law = jacobian_law(_spec("tanh", "gaussian", 3))
+    x = np.linspace(0.05, 0.9 * law.support()[1], 200)
+    with_retries = law.solve(x, max_rounds=4)
+    without = law.solve(x, max_rounds=4, retries=False)
+    assert not without.converged.all()
+    assert without.evaluations < with_retries.evaluations
+    assert np.all(with_retries.converged[without.converged])
+    both = without.converged
+    np.testing.assert_array_equal(without.cauchy[both], with_retries.cauchy[both])
+    assert np.all(np.isnan(without.cauchy[~without.converged]))
+
+
 @pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
 def test_robust_over_depths_and_gains(weights):
     """Deep, high-gain ReLU networks (where the reference code never returns): every point of

@@ -84,7 +84,8 @@ def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarr
     t = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * u
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a failed node fails its block
-        rho = law.continuous_density(law.solve(t.ravel())).reshape(t.shape)
+        # a node that fails fails its block (cut, then legs): no retries from other heights
+        rho = law.continuous_density(law.solve(t.ravel(), retries=False)).reshape(t.shape)
     integral = antiderivatives(np.stack([rho, rho * t]), 0.5 * (b - a))
     total = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))[0]
     good = ((np.abs(total - (F[hi] - F[lo])) <= tol)

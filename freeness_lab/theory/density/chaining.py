@@ -28,7 +28,7 @@ TOL_STALL_EDGE = 1e-3
 
 
 def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
-                  chain: bool = True, **options) -> NewtonResult:
+                  chain: bool = True, retries: bool = True, **options) -> NewtonResult:
     """Solve ``law`` (a :class:`~freeness_lab.theory.density.solved.SolvedLaw`) at
     zeta = x + i eps; eps defaults to eps_rel min(|x|, |x - base atom|).
 
@@ -38,7 +38,10 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     factor 64 in a product law's lower tail). The points whose left neighbour is farther
     (known from the grid alone) come down from the far field together
     with the coarse points, in one walk; those whose chained walk fails come down from the
-    far field afterwards.
+    far field afterwards, and with ``retries`` a walk from the far field that fails is tried
+    from two other heights (a caller to whom a failed point costs little -- the density
+    blocks of :mod:`~freeness_lab.theory.density.blocks`, where it fails its block -- may
+    skip them: about 50 rounds for a few dozen points).
     """
     x = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
     if eps is None:
@@ -105,11 +108,11 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     # as if tried one height after the other), and a point that came down at the first
     # height already is not walked there again (the same path: the same failure)
     retry = np.nonzero(~conv)[0]
-    if len(retry):
-        tries = [retry[~far_tried[retry]], retry, retry]
+    if len(retry) and (retries or not far_tried[retry].all()):
+        tries = [retry[~far_tried[retry]], *([retry, retry] if retries else [])]
         idx = np.concatenate(tries)
         height = np.concatenate([np.full(len(t), h)
-                                 for t, h in zip(tries, (1.0, 4.0, 0.25), strict=True)])
+                                 for t, h in zip(tries, (1.0, 4.0, 0.25), strict=False)])
         r = lilypads(law.system, xs[idx], es[idx], y_start=height * y_start, **options)
         rounds += r.rounds
         evals += r.evaluations
