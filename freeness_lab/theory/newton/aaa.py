@@ -15,8 +15,9 @@ Here A is kept as A = Q R, Q (M x m) with orthonormal columns, R (m x m) upper t
 the support points' rows of A set to 0 (a zero row changes neither the singular values nor
 the right singular vectors, so it is the least-squares problem over the other points):
 
-* a new support point's row is zeroed by a rank-one update (``scipy.linalg.qr_update``:
-  Daniel, Gragg, Kaufman & Stewart, Math. Comp. 30 (1976) 772, with reorthogonalization);
+* a new support point's row is zeroed in Q, and Q made orthonormal again by the inverse
+  square root of its Gram matrix I - v v^H (a rank-one correction, :func:`_drop_row`;
+  Householder QR of A where the row's leverage |v|^2 is large);
 * the new column is orthogonalized against Q by classical Gram-Schmidt twice ("twice is
   enough": Giraud, Langou & Rozloznik, Comput. Math. Appl. 50 (2005) 1069);
 * w is read from the SVD of R (m x m): A and R share their singular values and right
@@ -33,6 +34,8 @@ solves its least-squares problem by a thin SVD.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.linalg
 
@@ -41,6 +44,8 @@ __all__ = ["AAAFit", "aaa"]
 #: a new column whose remainder after Gram-Schmidt is below this fraction of its norm lies
 #: in the span of the others to rounding: the factorization is rebuilt from A
 LOST = 1e3 * np.finfo(float).eps
+#: a row whose leverage |Q[j, :]|^2 passes this is dropped by rebuilding the factorization
+LEVERAGE = 0.5
 #: Gram-Schmidt passes at most before the factorization is rebuilt from A
 PASSES = 4
 
@@ -59,6 +64,7 @@ class AAAFit:
     def __init__(self, zj: np.ndarray, fj: np.ndarray, wj: np.ndarray, errors: np.ndarray):
         self.support_points, self.support_values, self.weights = zj, fj, wj
         self.errors = errors
+        self._poles = None
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """r at z (1-d); at a support point, its value."""
@@ -71,8 +77,13 @@ class AAAFit:
         return r
 
     def poles(self) -> np.ndarray:
-        """The finite poles: eigenvalues of the arrowhead pencil (E, B),
+        """The finite poles (computed once): eigenvalues of the arrowhead pencil (E, B),
         E = [[0, w^T], [1, diag(z_j)]], B = diag(0, 1, ..., 1)."""
+        if self._poles is None:
+            self._poles = self._pencil_eigenvalues()
+        return self._poles
+
+    def _pencil_eigenvalues(self) -> np.ndarray:
         m = len(self.weights)
         B = np.eye(m + 1, dtype=complex)
         B[0, 0] = 0
@@ -122,9 +133,8 @@ def _weights(z, f, rtol, max_terms):
         mask[j] = False
         # the point's row leaves the least-squares problem: A <- A - e_j A[j, :]
         if m and R.shape[0] == m:  # (not once the rows are fewer than the columns)
-            Q, R = scipy.linalg.qr_update(Q, R, -_unit(M, j), A[j, :m].conj(),
-                                          overwrite_qruv=True, check_finite=False)
-            A[j, :m] = 0
+            Q, R = _drop_row(Q, R, j, A[:, :m])
+        A[j, :m] = 0
         with np.errstate(divide="ignore", invalid="ignore"):
             C[:, m] = 1.0 / (z - z[j])
         C[~mask, m] = 0  # never read at support points (interpolated there)
@@ -149,10 +159,25 @@ def _weights(z, f, rtol, max_terms):
     return z[J[:m + 1]][nz], f[J[:m + 1]][nz], w[nz], errors[:m + 1]
 
 
-def _unit(M: int, j: int) -> np.ndarray:
-    e = np.zeros(M, dtype=complex)
-    e[j] = 1.0
-    return e
+def _drop_row(Q, R, j, A):
+    """A = Q R with row j of A set to 0 (row j of Q set to 0: A' = Q' R), and Q' made
+    orthonormal again: Q'^H Q' = I - v v^H, v = conj(Q[j, :]), = S^2 with
+    S = I - alpha v v^H, alpha = 1 / (1 + c), c = sqrt(1 - |v|^2); then A' = (Q' S^-1) (S R),
+    S^-1 = I + (alpha / c) v v^H (R stays square, no longer triangular: its singular values
+    and right singular vectors are A's). Rebuilt from A by Householder QR when
+    |v|^2 > ``LEVERAGE`` (S far from I)."""
+    v = Q[j].conj()
+    v2 = float(np.vdot(v, v).real)
+    if v2 > LEVERAGE:
+        A = A.copy()
+        A[j] = 0
+        return scipy.linalg.qr(A, mode="economic", check_finite=False)
+    c = math.sqrt(1.0 - v2)
+    alpha = 1.0 / (1.0 + c)
+    Q[j] = 0
+    Q += (alpha / c) * np.outer(Q @ v, v.conj())
+    R -= alpha * np.outer(v, v.conj() @ R)
+    return Q, R
 
 
 def _append_column(Q, R, c, A):
