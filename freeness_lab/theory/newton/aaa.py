@@ -147,7 +147,7 @@ def _weights(z, f, rtol, max_terms):
             Q, R = _append_column(Q, R, A[:, m], A[:, :m + 1])
             w, scaled = _smallest(R, scaled)
         # r on every point (the support points interpolated)
-        N, D = C[:, :m + 1] @ (w * f[J[:m + 1]]), C[:, :m + 1] @ w
+        N, D = (C[:, :m + 1] @ np.stack([w * f[J[:m + 1]], w], axis=1)).T
         N[~mask], D[~mask] = f[~mask], 1.0
         residual = f - N / D
         errors[m] = np.abs(residual).max()
@@ -175,8 +175,8 @@ def _drop_row(Q, R, j, A):
     c = math.sqrt(1.0 - v2)
     alpha = 1.0 / (1.0 + c)
     Q[j] = 0
-    Q += (alpha / c) * np.outer(Q @ v, v.conj())
-    R -= alpha * np.outer(v, v.conj() @ R)
+    Q += np.multiply.outer(Q @ ((alpha / c) * v), v.conj())
+    R -= np.multiply.outer(alpha * v, v.conj() @ R)
     return Q, R
 
 
@@ -187,7 +187,7 @@ def _append_column(Q, R, c, A):
     r = np.zeros(R.shape[0], dtype=complex)
     v, before = c, np.linalg.norm(c)
     for _ in range(PASSES):
-        h = Q.conj().T @ v
+        h = (v.conj() @ Q).conj()  # Q^H v without a conjugate copy of Q
         v = v - Q @ h
         r += h
         rho = np.linalg.norm(v)

@@ -48,6 +48,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from freeness_lab.theory.newton.aaa import aaa
+from freeness_lab.theory.newton.cauchy_sum import cauchy_sum
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, powers
 from freeness_lab.theory.newton.rule_stack import RuleStack
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
@@ -76,8 +77,6 @@ MAX_TERMS = 150
 AAA_RTOL = 0.01
 #: boundary points per end of each real gap between discs, and per half-circle
 GAP_POINTS, ARC_POINTS = 32, 20
-#: Laurent terms about 0 of the nodes within a quarter of the sample points' |zeta|
-NEAR_TERMS = 28
 #: Laurent terms beyond |zeta - c| = R (the nodes lie within R / 2 of c)
 FAR_TERMS = 56
 
@@ -252,23 +251,10 @@ class RationalRule:
         self.bary_weights = fit.weights
 
     def _rule_cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        """G of the fitted (non-real) nodes at zeta: the rule's G less its real nodes'.
-
-        The nodes with |t| < rho = min |zeta| / 4 (most of a SiLU or GELU rule: their
-        nodes crowd at 0) enter through one Laurent series about 0,
-        sum_n zeta^-(n+1) rho^n sum_j w_j (t_j / rho)^n, ratio below 1/4 (``NEAR_TERMS``
-        terms leave 4^-28 ~ 1e-17 of their mass); the others through the clustered rule.
-        """
-        t, w = self.rule.nodes, self.rule.weights
-        rho = 0.25 * float(np.abs(zeta).min()) if len(zeta) else 0.0
-        inner = np.abs(t) < rho
-        _, one_psi, _ = QuadratureRule(t[~inner], w[~inner]).psi_parts(1.0 / zeta)
-        g = one_psi / zeta
-        if inner.any():
-            moments = powers(t[inner] / rho, NEAR_TERMS) @ w[inner]
-            g += (moments @ powers(rho / zeta, NEAR_TERMS)) / zeta
-        ta, wa = self.atoms
-        return g - (1.0 / (zeta[:, None] - ta)) @ wa
+        """G of the fitted (non-real) nodes at zeta (:func:`~freeness_lab.theory.newton.
+        cauchy_sum.cauchy_sum`: the rule's sum to rounding, G only)."""
+        fitted = self.rule.nodes.imag != 0
+        return cauchy_sum(self.rule.nodes[fitted], self.rule.weights[fitted], zeta)
 
     # -- the far field -------------------------------------------------------------------------
     def _far_moments(self, nodes: np.ndarray, weights: np.ndarray) -> None:
