@@ -7,8 +7,11 @@ G(zeta) = sum_j w_j / (zeta - t_j) is analytic on the closed upper half-plane ex
 singular points on the real axis, whatever the rule's size: the law's singular values
 (0, the stationary values of g = phi'^2, its limits at +-infinity). There a rational
 function of a few dozen terms, found by the AAA algorithm (Nakatsukasa, Sete & Trefethen,
-SIAM J. Sci. Comput. 40 (2018) A1494; ``scipy.interpolate.AAA``), reproduces it to rounding,
-and costs a few hundred flops per point instead of the rule's tens of thousands.
+SIAM J. Sci. Comput. 40 (2018) A1494; :func:`~freeness_lab.theory.newton.aaa.aaa`, scipy's
+``AAA`` with an updated QR factorization of its Loewner matrix), reproduces it to rounding,
+and costs a few hundred flops per point instead of the rule's tens of thousands. The rule's
+G at the fit's sample points is summed by :func:`~freeness_lab.theory.newton.cauchy_sum.
+cauchy_sum` (to rounding).
 
 The region and its certificate. Omega = {Im zeta >= 0, |zeta - c| <= R} minus the discs
 |zeta - b| < r_b around the singular points b (c, R: the centre and twice the radius of the
