@@ -11,25 +11,28 @@ A_ij = (f_i - f_j) / (z_i - z_j) over the other sample points. ``scipy.interpola
 computes a full SVD of A (M rows, m columns) at every step: O(M m^2) each, O(M m^3) in all,
 most of a fit's time for the few hundred points and ~80 terms of a contour rule's G.
 
-Here A is kept as A = Q R, Q (M x m) with orthonormal columns, R (m x m) upper triangular,
-the support points' rows of A set to 0 (a zero row changes neither the singular values nor
-the right singular vectors, so it is the least-squares problem over the other points):
+Here A is kept as A = Q R, Q (M x m) with orthonormal columns, R (m x m) square, the
+support points' rows of A set to 0 (a zero row changes neither the singular values nor the
+right singular vectors, so it is the least-squares problem over the other points):
 
 * a new support point's row is zeroed in Q, and Q made orthonormal again by the inverse
-  square root of its Gram matrix I - v v^H (a rank-one correction, :func:`_drop_row`;
-  Householder QR of A where the row's leverage |v|^2 is large);
-* the new column is orthogonalized against Q by classical Gram-Schmidt twice ("twice is
-  enough": Giraud, Langou & Rozloznik, Comput. Math. Appl. 50 (2005) 1069);
+  square root of its Gram matrix I - v v^H (a rank-one correction, :func:`_drop_row`; R
+  then is no longer triangular); Householder QR of A where the row's leverage |v|^2 passes
+  ``LEVERAGE``;
+* the new column is orthogonalized against Q by classical Gram-Schmidt, a second pass
+  where the first removed more than half of it (Daniel, Gragg, Kaufman & Stewart, Math.
+  Comp. 30 (1976) 772; "twice is enough": Giraud, Langou & Rozloznik, Comput. Math. Appl.
+  50 (2005) 1069); Householder QR of A where what is left is below ``LOST`` of it;
 * w is read from the SVD of R (m x m): A and R share their singular values and right
   singular vectors. Each step costs O(M m + m^3) instead of O(M m^2).
 
 What differs from scipy's AAA (1.15-1.17), everything else following it step by step (the
 tolerance rtol max |f|, the first residual f - mean f, the switch to column-scaled SVDs once
 the condition number passes 1 / (3 eps), the sum of the singular vectors of a repeated
-smallest singular value, the removal of Froissart doublets): the factorization above; the
-final weights, and any step where the update loses orthogonality (the new column's
-remainder below 1e-8 of its norm), come from the SVD of A itself, as in scipy; the clean-up
-solves its least-squares problem by a thin SVD.
+smallest singular value, the null space once the rows are fewer than the columns, the
+removal of Froissart doublets): the factorization above, for the weights of the steps; the
+final weights come from the SVD of A itself, as in scipy; the clean-up solves its
+least-squares problem by a thin SVD.
 """
 
 from __future__ import annotations
