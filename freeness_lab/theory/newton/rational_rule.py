@@ -7,8 +7,11 @@ G(zeta) = sum_j w_j / (zeta - t_j) is analytic on the closed upper half-plane ex
 singular points on the real axis, whatever the rule's size: the law's singular values
 (0, the stationary values of g = phi'^2, its limits at +-infinity). There a rational
 function of a few dozen terms, found by the AAA algorithm (Nakatsukasa, Sete & Trefethen,
-SIAM J. Sci. Comput. 40 (2018) A1494; ``scipy.interpolate.AAA``), reproduces it to rounding,
-and costs a few hundred flops per point instead of the rule's tens of thousands.
+SIAM J. Sci. Comput. 40 (2018) A1494; :func:`~freeness_lab.theory.newton.aaa.aaa`, scipy's
+``AAA`` with an updated QR factorization of its Loewner matrix), reproduces it to rounding,
+and costs a few hundred flops per point instead of the rule's tens of thousands. The rule's
+G at the fit's sample points is summed by :func:`~freeness_lab.theory.newton.cauchy_sum.
+cauchy_sum` (to rounding).
 
 The region and its certificate. Omega = {Im zeta >= 0, |zeta - c| <= R} minus the discs
 |zeta - b| < r_b around the singular points b (c, R: the centre and twice the radius of the
@@ -41,13 +44,14 @@ they are summed exactly, on top of the fit of the other nodes.
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 
 import numpy as np
-from scipy.interpolate import AAA
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
+from freeness_lab.theory.newton.aaa import aaa
+from freeness_lab.theory.newton.cauchy_sum import cauchy_sum
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, powers
 from freeness_lab.theory.newton.rule_stack import RuleStack
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
@@ -78,6 +82,12 @@ AAA_RTOL = 0.01
 GAP_POINTS, ARC_POINTS = 32, 20
 #: Laurent terms beyond |zeta - c| = R (the nodes lie within R / 2 of c)
 FAR_TERMS = 56
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The thread pools of the loaded BLAS libraries, found once (milliseconds each time)."""
+    return ThreadpoolController()
 
 
 def _graded(a: float, b: float, first_a: float, first_b: float, n: int) -> np.ndarray:
@@ -150,15 +160,18 @@ class RationalRule:
         near_zero = singular <= ZERO_DISC * top
         zero_r = max(ZERO_DISC * top, 2.0 * float(singular[near_zero].max(initial=0.0)))
         self.discs = np.where(near_zero, zero_r, 2.0 * DISC * top)
-        self._far_moments(nodes, weights)
         self.fitted, self.error, self.terms, self.scale = False, math.inf, 0, math.nan
-        self._fit(max_terms)
-        # with the fit, the rule by levels about 0 where |zeta| <= the radius of the disc
-        # holding 0 (without it, the rule answers everywhere)
+        # at_zero: the disc holding 0, where the rule by levels about 0 answers (with the
+        # fit; without it, the rule answers everywhere)
         at_zero = np.abs(singular) <= self.discs
         self.zero_radius = float((np.abs(singular) + self.discs)[at_zero].max(initial=0.0))
-        self.zero = (ZeroLevels(nodes, weights, self.zero_radius)
-                     if self.fitted and self.zero_radius > 0 else None)
+        # BLAS threads only slow these small products down (several times over when other
+        # processes hold the cores)
+        with _blas().limit(limits=1):
+            self._far_moments(nodes, weights)
+            self._fit(max_terms)
+            self.zero = (ZeroLevels(nodes, weights, self.zero_radius)
+                         if self.fitted and self.zero_radius > 0 else None)
         self._stack = RuleStack([self]) if self.fitted else None
 
     # -- the fit and its certificate ----------------------------------------------------------
@@ -220,12 +233,8 @@ class RationalRule:
             check = check[~self._in_discs(check, 1.0 - 1e-9)]
             g = self._rule_cauchy(np.concatenate([z, check]))
             try:
-                # threads only slow its small SVDs down; its warnings (no convergence within
-                # the budget, doublets removed) are the certificate's to judge
-                with threadpool_limits(1), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    fit = AAA(z, g[:len(z)], rtol=AAA_RTOL * FIT_TOL, max_terms=max_terms,
-                              clean_up_tol=CLEAN_UP_TOL)
+                fit = aaa(z, g[:len(z)], rtol=AAA_RTOL * FIT_TOL, max_terms=max_terms,
+                          clean_up_tol=CLEAN_UP_TOL)
                 poles = fit.poles()
             except (ValueError, np.linalg.LinAlgError):
                 continue
@@ -245,10 +254,10 @@ class RationalRule:
         self.bary_weights = fit.weights
 
     def _rule_cauchy(self, zeta: np.ndarray) -> np.ndarray:
-        """G of the fitted (non-real) nodes at zeta: the rule's G less its real nodes'."""
-        _, one_psi, _ = self.rule.psi_parts(1.0 / zeta)
-        t, w = self.atoms
-        return one_psi / zeta - (1.0 / (zeta[:, None] - t)) @ w
+        """G of the fitted (non-real) nodes at zeta (:func:`~freeness_lab.theory.newton.
+        cauchy_sum.cauchy_sum`: the rule's sum to rounding, G only)."""
+        fitted = self.rule.nodes.imag != 0
+        return cauchy_sum(self.rule.nodes[fitted], self.rule.weights[fitted], zeta)
 
     # -- the far field -------------------------------------------------------------------------
     def _far_moments(self, nodes: np.ndarray, weights: np.ndarray) -> None:
