@@ -8,7 +8,9 @@ Conventions: ``docs/conventions.md``, section "Numerics".
 * :mod:`~freeness_lab.theory.newton.chain` -- the block-tridiagonal system of a shift chain;
 * :mod:`~freeness_lab.theory.newton.implicit` -- a factor without explicit S (subordination);
 * :mod:`~freeness_lab.theory.newton.quadrature_rule` -- fast psi sums of a quadrature rule;
-* :mod:`~freeness_lab.theory.newton.rational_rule` -- their certified rational fit, with
+* :mod:`~freeness_lab.theory.newton.rational_rule` -- their certified rational fit (AAA with
+  an updated QR factorization, :mod:`~freeness_lab.theory.newton.aaa`, trained on G at the
+  boundary of its region, :mod:`~freeness_lab.theory.newton.cauchy_sum`), with
   :mod:`~freeness_lab.theory.newton.zero_levels` (the sums near 0, level by level) and
   :mod:`~freeness_lab.theory.newton.rule_stack` (every factor's rule in one evaluation);
 * :mod:`~freeness_lab.theory.newton.log_zeta` -- either system in ell = log zeta';
