@@ -168,6 +168,25 @@ def test_lower_tail_chains_and_agrees_with_independent_points(act, weights):
     assert work < 0.25 * points[0]
 
 
+def test_partner_walk_stops_when_its_partner_arrives():
+    """Two walks to one target (as in the support's bisection): with ``partner`` the longer
+    one stops, reported not converged, once the shorter has arrived; the arrival is the same
+    solution as without partners, in fewer rounds."""
+    law = jacobian_law(_spec("tanh", "gaussian", 3))
+    top = law.support()[1]
+    starts = law.solve(np.array([0.49 * top, 0.5 * top]), np.array([1e-3, 10.0 * top]),
+                       chain=False)
+    x = np.full(2, 0.5 * top)
+    z0, v0 = starts.zeta, starts.unknowns
+    alone = lilypads(law.system, x, 1e-3, y_start=1.0, start=(z0, v0))
+    paired = lilypads(law.system, x, 1e-3, y_start=1.0, start=(z0, v0),
+                      partner=np.array([1, 0]))
+    assert alone.converged.all()
+    assert paired.converged.tolist() == [True, False]
+    assert paired.cauchy[0] == alone.cauchy[0] and np.isnan(paired.cauchy[1])
+    assert paired.rounds < alone.rounds
+
+
 def test_chained_solve_without_retries():
     """retries=False skips the far field's two other starting heights: fewer evaluations,
     the same values wherever a point converged, and failed points reported as such."""

@@ -113,10 +113,12 @@ def bisect_edges(law, lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np
     # the solver calls). Each point is chained from the solutions at both ends of its
     # bracket (a short walk parallel to the axis; the walk from the side of the edge the
     # point is not on fails at the branch point and is dropped -- with the default stall
-    # tolerance: a loose one would let it settle on the real branch); a point neither walk
-    # reaches comes straight down from the far field
+    # tolerance: a loose one would let it settle on the real branch -- and the first walk
+    # to arrive stops the other: ``partner``); a point neither walk reaches comes straight
+    # down from the far field
     E = len(lo)
     J = 2**BISECTION_LEVELS - 1
+    n = E * J
     frac = np.arange(1, J + 1) / (J + 1)
     for _ in range(-(-60 // BISECTION_LEVELS)):
         if np.all(hi - lo <= rel * (hi + abs(base))):
@@ -131,8 +133,7 @@ def bisect_edges(law, lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np
                      start=(base + ends + 1j * EPS_EDGE * ends,
                             np.concatenate([np.repeat(v_lo, J, axis=0),
                                             np.repeat(v_hi, J, axis=0)])),
-                     **CHAINED)
-        n = E * J
+                     partner=np.r_[np.arange(n, 2 * n), np.arange(n)], **CHAINED)
         use_hi = r.converged[n:] & ~r.converged[:n]
         conv = r.converged[:n] | r.converged[n:]
         v_pts = np.where(use_hi[:, None], r.unknowns[n:], r.unknowns[:n])

@@ -84,7 +84,8 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
              max_newton: int = 8,
              theta_max: float = 0.25, theta_target: float = 0.18, tol_path: float = 1e-8,
              step_start: float = 2.0, step_max: float = 30.0, step_min: float = 1e-7,
-             zero_floor: float = 1e-16, log_zeta: bool = False) -> NewtonResult:
+             zero_floor: float = 1e-16, log_zeta: bool = False,
+             partner: np.ndarray | None = None) -> NewtonResult:
     """Solve ``system`` at zeta = x + i eps for every x by the lilypads homotopy.
 
     Parameters
@@ -128,6 +129,12 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
         (0, pi)), ``system`` is a :class:`LogZetaSystem`, ``start`` is required (as
         (ell0, v0)) and each walk is straight in ell. The result's ``zeta`` holds ell and its
         ``cauchy`` holds zeta G(zeta).
+    partner : ndarray of int, optional
+        Each point's partner (an index): two walks to one target from two starts, where the
+        caller needs one. A point stops, reported not converged, once its partner has
+        converged (the support's bisection chains every point from both ends of its bracket:
+        the walk from the wrong side of the edge fails only after its round budget, and
+        would set every call's number of rounds).
 
     Returns
     -------
@@ -174,6 +181,8 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
         tang[started] = system.tangent(v[started], zeta_cur[started])
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 -- reported
+        if partner is not None:
+            failed |= done[partner] & ~done
         idx = np.nonzero(~done & ~failed)[0]
         if not len(idx):
             break
