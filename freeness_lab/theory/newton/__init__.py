@@ -16,7 +16,8 @@ Conventions: ``docs/conventions.md``, section "Numerics".
 * :mod:`~freeness_lab.theory.newton.log_zeta` -- either system in ell = log zeta';
 * :mod:`~freeness_lab.theory.newton.lilypads` -- the homotopy (with
   :mod:`~freeness_lab.theory.newton.far_field`, :mod:`~freeness_lab.theory.newton.path`,
-  :mod:`~freeness_lab.theory.newton.corrector`).
+  :mod:`~freeness_lab.theory.newton.corrector`; BLAS pinned to one thread,
+  :mod:`~freeness_lab.theory.newton.blas`).
 """
 
 from freeness_lab.theory.newton.chain import ChainLayer, ChainSystem

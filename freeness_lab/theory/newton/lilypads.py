@@ -23,8 +23,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from freeness_lab.theory.newton.blas import one_blas_thread
 from freeness_lab.theory.newton.corrector import correct
 from freeness_lab.theory.newton.far_field import far_field_start
 from freeness_lab.theory.newton.path import Paths
@@ -55,22 +55,11 @@ class NewtonResult:
     unknowns: np.ndarray
 
 
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The BLAS libraries loaded (inspected once: entering a limit then costs ~10 us, where
-    ``threadpool_limits`` inspects them again, ~1 ms)."""
-    return ThreadpoolController()
-
-
 def _one_blas_thread(solver):
-    """``solver`` with BLAS pinned to one thread. Its matrix products are small (a few
-    series' partial sums over a few hundred points, a Newton step's stacked rules), and a
-    second BLAS thread only synchronizes: on 2 shared cores it made the series sums of the
-    levels about 0 (:mod:`~freeness_lab.theory.newton.zero_levels`) 13x slower (their
-    evaluation 2.1x), and those are half of a tanh law's support search."""
+    """``solver`` with BLAS pinned to one thread (:mod:`~freeness_lab.theory.newton.blas`)."""
     @functools.wraps(solver)
     def pinned(*args, **kwargs):
-        with _blas().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             return solver(*args, **kwargs)
     return pinned
 

@@ -44,13 +44,12 @@ they are summed exactly, on top of the fit of the other nodes.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from freeness_lab.theory.newton.aaa import aaa
+from freeness_lab.theory.newton.blas import one_blas_thread
 from freeness_lab.theory.newton.cauchy_sum import cauchy_sum
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, powers
 from freeness_lab.theory.newton.rule_stack import RuleStack
@@ -82,12 +81,6 @@ AAA_RTOL = 0.01
 GAP_POINTS, ARC_POINTS = 32, 20
 #: Laurent terms beyond |zeta - c| = R (the nodes lie within R / 2 of c)
 FAR_TERMS = 56
-
-
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The thread pools of the loaded BLAS libraries, found once (milliseconds each time)."""
-    return ThreadpoolController()
 
 
 def _graded(a: float, b: float, first_a: float, first_b: float, n: int) -> np.ndarray:
@@ -167,7 +160,7 @@ class RationalRule:
         self.zero_radius = float((np.abs(singular) + self.discs)[at_zero].max(initial=0.0))
         # BLAS threads only slow these small products down (several times over when other
         # processes hold the cores)
-        with _blas().limit(limits=1):
+        with one_blas_thread():
             self._far_moments(nodes, weights)
             self._fit(max_terms)
             self.zero = (ZeroLevels(nodes, weights, self.zero_radius)
