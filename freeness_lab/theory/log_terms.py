@@ -223,15 +223,9 @@ class RowsInR:
 
     def value_and_slope(self, r: np.ndarray, er: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """(log(alpha'_j + beta_j e^r), its d/dr), shape r.shape + (J,).
-
-        Parameters
-        ----------
-        r : complex ndarray
-            The main unknown.
-        er : complex ndarray, optional
-            e^r, when the caller has it.
-        """
+        """(log(alpha'_j + beta_j e^r), its d/dr), shape r.shape + (J,), at the main unknown
+        r (e^r given as ``er`` when the caller has it, as in :meth:`TermsInR.
+        value_and_slope`)."""
         r = np.asarray(r)[..., None]
         er = np.exp(r) if er is None else np.asarray(er)[..., None]
         ber = er * self.beta
