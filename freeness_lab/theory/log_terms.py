@@ -221,6 +221,7 @@ class RowsInR:
         self.zero = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]),
                                                         np.abs(rows[:, 2] * c))
         self.alpha = np.where(self.zero, 0.0, alpha)
+        self.any_zero = bool(self.zero.any())
         self.log_beta = np.log(self.beta)
         # Re r above which |beta e^r| > 2^10 |alpha'| (never for a vanishing alpha')
         self.r_big = np.where(self.zero, np.inf,
@@ -257,10 +258,10 @@ class RowsInR:
         r, er = self._take(r, er)
         ber = er * self.beta
         t = self.alpha + ber
-        if self.zero.any():  # those columns are log beta + r (t may underflow to 0 there)
+        if self.any_zero:  # those columns are log beta + r (t may underflow to 0 there)
             t = np.where(self.zero, 1.0, t)
         val, slope = log_lower(t), ber / t
-        if self.zero.any():
+        if self.any_zero:
             val = np.where(self.zero, self.log_beta + r, val)
             slope = np.where(self.zero, 1.0 + 0j, slope)
         big = r.real > self.r_big

@@ -37,6 +37,14 @@ from freeness_lab.theory.newton.rule_stack import RuleStack
 __all__ = ["ChainLayer", "ChainSystem"]
 
 
+def _run(idx: np.ndarray) -> slice | np.ndarray:
+    """``idx`` as a slice where it is a run of consecutive integers (basic indexing: a view,
+    no gather), else the array itself."""
+    if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
+
+
 @dataclass(frozen=True)
 class ChainLayer:
     """Layer l of the shift chain: Y_l = F_l boxtimes mu_l, mu_{l+1} = qhat_l + Y_l.
@@ -110,6 +118,11 @@ class ChainSystem:
              add(self._in_m_over_r(np.array([[1.0, 1.0 - lay.nu.atom, 1.0]]), lay), l)
              for l, lay in zip(self.implicit_layers, impl, strict=True)], dtype=int)
         self.sums = SumsInR(groups, self.c[column], np.array(column))
+        # the same indices as slices where they are runs (every layer implicit, no atom, a
+        # square chain): views instead of gathers at every step
+        self.impl = _run(self.implicit_layers)
+        self.full_prev = _run(self.full[:-1])
+        self.log_m, self.log_1pm = _run(self.log_m), _run(self.log_1pm)
 
     @staticmethod
     def _in_m_over_r(rows: np.ndarray, lay: ChainLayer) -> np.ndarray:
@@ -160,7 +173,8 @@ class ChainSystem:
         otherwise: ``has_nu``), C_l = c_l e_1 e_0^T (c_0 = 0); every upper block is
         B_l = e_0 e_1^T (P_l depends on layer l + 1 through s_{l+1} alone), so neither is
         stored (the block algebra of :meth:`_thomas` is then a few products per layer).
-        Returns F, (a00, a01, a10, a11, a20, a22, c) each of shape (..., n), and dP_n/dzeta.
+        Returns F, (a00, a01, a10, a11, a20, a22) each of shape (..., n) and
+        -(c_1..c_{n-1}) = dL_0..dL_{n-2} (dL_l = d log(1 + m_l) / dr_l), and dP_n/dzeta.
 
         With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l},
         L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0) and Lt_l = log(1 + m_l / r_l)
@@ -177,7 +191,7 @@ class ChainSystem:
         The log-terms of all layers are one :class:`~freeness_lab.theory.log_terms.SumsInR`
         evaluation, the implicit factors one rule stack's and one implicit equation's.
         """
-        n, impl = self.n, self.implicit_layers
+        n, impl = self.n, self.impl
         r, s, u = v[..., 0::3], v[..., 1::3], v[..., 2::3]
         es = np.exp(s)
         er = np.exp(r)
@@ -195,12 +209,10 @@ class ChainSystem:
             F[..., -1, 0], dzeta = log_upper(zp), 1.0 / zp
         F[..., 0] = -log_xi + self.const + val[..., :n] + F[..., 0] + u * self.has_nu
         F[..., 1] = val[..., n:2 * n] - log_xi + s
-        F[..., 1:, 1] -= val[..., self.full[:-1]]
-        c = np.zeros(r.shape, dtype=complex)
-        c[..., 1:] = -slope[..., self.full[:-1]]
+        F[..., 1:, 1] -= val[..., self.full_prev]
         a20, a22 = np.zeros(r.shape, dtype=complex), np.ones(r.shape, dtype=complex)
         F[..., 2] = u
-        if len(impl):
+        if len(self.implicit_layers):
             # psi of every implicit factor at once (columns: the layers with one)
             parts = self.rules.psi_parts(np.exp(u[..., impl]))
             Fi, g, h = implicit_residual(parts, (val[..., self.log_m], slope[..., self.log_m]),
@@ -209,7 +221,7 @@ class ChainSystem:
             a20[..., impl] = h
             a22[..., impl] = g
         return F, (slope[..., :n], -dlog_xi, slope[..., n:2 * n], 1.0 - dlog_xi, a20, a22,
-                   c), dzeta
+                   slope[..., self.full_prev]), dzeta
 
     def _thomas(self, jac, b) -> np.ndarray:
         """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = b_l, with
@@ -224,7 +236,7 @@ class ChainSystem:
         recurrence carries these two numbers per point; then y_l = A'^{-1}_l b'_l for every
         layer at once, the backward recurrence x_{l,1} = y_{l,1} + (a10 a22 / det) x_{l+1,1},
         and x_l = y_l - x_{l+1,1} A'^{-1}_l e_0 at once."""
-        a00, a01, a10, a11, a20, a22, c = jac
+        a00, a01, a10, a11, a20, a22, dl = jac
         a02, n = self.has_nu, self.n
         b0, b1, b2 = b[..., 0], b[..., 1].copy(), b[..., 2]
         P = a00 * a22 - a02 * a20
@@ -236,8 +248,8 @@ class ChainSystem:
             # ((A'^{-1})_00, (A'^{-1} b')_0) of layer l = (e a22, e R - a01 a22 b'_1) / det
             el = e[..., l]
             det = el * P[..., l] - Q[..., l]
-            e[..., l + 1] -= c[..., l + 1] * (el * a22[..., l] / det)
-            b1[..., l + 1] -= c[..., l + 1] * ((el * R[..., l] - S[..., l] * b1[..., l]) / det)
+            e[..., l + 1] += dl[..., l] * (el * a22[..., l] / det)
+            b1[..., l + 1] += dl[..., l] * ((el * R[..., l] - S[..., l] * b1[..., l]) / det)
         det = e * P - Q
         y1 = (P * b1 - a10 * R) / det
         k = a10 * a22 / det
@@ -248,9 +260,8 @@ class ChainSystem:
             x1[..., l] = y1[..., l] + k[..., l] * x1[..., l + 1]
         nxt = np.zeros(e.shape, dtype=complex)  # x_{l+1,1}
         nxt[..., :-1] = x1[..., 1:]
-        x[..., 0] = (e * R - S * b1 - nxt * (e * a22)) / det
-        x[..., 2] = (a01 * a20 * b1 - e * a20 * b0 + (a00 * e - a01 * a10) * b2
-                     + nxt * (e * a20)) / det
+        x[..., 0] = (e * (R - a22 * nxt) - S * b1) / det
+        x[..., 2] = (a20 * (a01 * b1 - e * (b0 - nxt)) + (a00 * e - a01 * a10) * b2) / det
         return x.reshape(b.shape[:-2] + (self.size,))
 
     def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
