@@ -328,6 +328,7 @@ class SumsInR:
         self.weights = weights.astype(complex)
         self.real_weights = weights
         self.e_sum = weights.sum(0)
+        self.any_const = bool(self.const.any())
         # threshold of each sum: the largest of its rows' that are not exact (none: never)
         inexact = (weights != 0) & ~self.rows.zero[:, None]
         r_big = np.where(inexact, self.rows.r_big[:, None], -np.inf).max(0, initial=-np.inf)
@@ -345,7 +346,9 @@ class SumsInR:
             e^r, when the caller has it.
         """
         val, slope = self.rows.value_and_slope(r, er)
-        val = val @ self.weights + self.const
+        val = val @ self.weights
+        if self.any_const:
+            val = val + self.const
         slope = slope @ self.weights
         re = np.asarray(r).real[..., self.columns]
         big = re > self.r_big

@@ -210,16 +210,19 @@ class ChainSystem:
         F[..., 0] = -log_xi + self.const + val[..., :n] + F[..., 0] + u * self.has_nu
         F[..., 1] = val[..., n:2 * n] - log_xi + s
         F[..., 1:, 1] -= val[..., self.full_prev]
-        a20, a22 = np.zeros(r.shape, dtype=complex), np.ones(r.shape, dtype=complex)
-        F[..., 2] = u
-        if len(self.implicit_layers):
-            # psi of every implicit factor at once (columns: the layers with one)
+        k = len(self.implicit_layers)
+        if k:  # psi of every implicit factor at once (columns: the layers with one)
             parts = self.rules.psi_parts(np.exp(u[..., impl]))
             Fi, g, h = implicit_residual(parts, (val[..., self.log_m], slope[..., self.log_m]),
                                          (val[..., self.log_1pm], slope[..., self.log_1pm]))
-            F[..., impl, 2] = Fi
-            a20[..., impl] = h
-            a22[..., impl] = g
+        if k == n:
+            F[..., 2], a20, a22 = Fi, h, g
+        else:  # R_l = u_l for the dummies
+            F[..., 2] = u
+            a20, a22 = np.zeros(r.shape, dtype=complex), np.ones(r.shape, dtype=complex)
+            if k:
+                F[..., impl, 2] = Fi
+                a20[..., impl], a22[..., impl] = h, g
         return F, (slope[..., :n], -dlog_xi, slope[..., n:2 * n], 1.0 - dlog_xi, a20, a22,
                    slope[..., self.full_prev]), dzeta
 
