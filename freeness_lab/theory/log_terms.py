@@ -22,7 +22,7 @@ import numpy as np
 
 from freeness_lab.theory.branches import log_lower
 
-__all__ = ["LogTerms", "RowsInR", "TermsInR", "no_terms"]
+__all__ = ["LogTerms", "RowsInR", "SumsInR", "TermsInR", "no_terms"]
 
 
 class LogTerms(NamedTuple):
@@ -196,50 +196,158 @@ class RowsInR:
     factor. Each column equals the single-row :class:`TermsInR` bit for bit: alpha' = alpha -
     beta c set to 0 where it vanishes analytically (the term is then log beta + r), and the
     real part formed without cancellation where |e^r| is large (:meth:`TermsInR.
-    real_part_large`).
+    real_part_large`). Rows may have their own offsets c_j and read their own variable
+    r_{k_j} (``columns``: the layers of a chain, :class:`SumsInR`).
 
     Parameters
     ----------
     rows : ndarray (J, 3)
         Rows (1, alpha_j, beta_j), beta_j > 0.
-    c : float
-        The offset of the variable r = log(m + c).
+    c : float or ndarray (J,)
+        The offset of the variable r = log(m + c), or of each row's.
+    columns : int ndarray (J,), optional
+        Row j is taken in r[..., k_j] (r then has a last axis of the variables); without
+        them every row is taken in r itself.
     """
 
-    def __init__(self, rows: np.ndarray, c: float):
+    def __init__(self, rows: np.ndarray, c: float | np.ndarray,
+                 columns: np.ndarray | None = None):
         rows = np.reshape(rows, (-1, 3))
         if np.any(rows[:, 0] != 1.0) or np.any(rows[:, 2] <= 0):
             raise ValueError("rows: each must be (1, alpha, beta) with beta > 0")
+        self.columns = None if columns is None else np.asarray(columns, dtype=int)
         self.beta = rows[:, 2].copy()
         alpha = rows[:, 1] - rows[:, 2] * c
         self.zero = np.abs(alpha) <= 1e-14 * np.maximum(np.abs(rows[:, 1]),
                                                         np.abs(rows[:, 2] * c))
         self.alpha = np.where(self.zero, 0.0, alpha)
+        self.any_zero = bool(self.zero.any())
         self.log_beta = np.log(self.beta)
         # Re r above which |beta e^r| > 2^10 |alpha'| (never for a vanishing alpha')
         self.r_big = np.where(self.zero, np.inf,
                               np.log(1024.0 * np.maximum(np.abs(self.alpha) / self.beta,
                                                          1e-300)))
 
+    def _take(self, r: np.ndarray, er: np.ndarray | None):
+        """(r, e^r) of every row, shape (..., J) or (..., 1)."""
+        if self.columns is None:
+            r = np.asarray(r)[..., None]
+            return r, (np.exp(r) if er is None else np.asarray(er)[..., None])
+        r = np.asarray(r)[..., self.columns]
+        return r, (np.exp(r) if er is None else np.asarray(er)[..., self.columns])
+
+    def _correction(self, ber: np.ndarray) -> np.ndarray:
+        """log|1 + alpha' / (beta e^r)| without cancellation (:meth:`TermsInR.
+        real_part_large`)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = self.alpha / ber
+            return 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
+
     def value_and_slope(self, r: np.ndarray, er: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """(log(alpha'_j + beta_j e^r), its d/dr), shape r.shape + (J,), at the main unknown
-        r (e^r given as ``er`` when the caller has it, as in :meth:`TermsInR.
-        value_and_slope`)."""
-        r = np.asarray(r)[..., None]
-        er = np.exp(r) if er is None else np.asarray(er)[..., None]
+        """(log(alpha'_j + beta_j e^r), its d/dr), shape r.shape + (J,) (with ``columns``:
+        r.shape[:-1] + (J,)), at the main unknown r (with ``columns``: the variables along
+        the last axis; e^r given as ``er`` when the caller has it, as in
+        :meth:`TermsInR.value_and_slope`)."""
+        r, er = self._take(r, er)
         ber = er * self.beta
         t = self.alpha + ber
-        if self.zero.any():  # those columns are log beta + r (t may underflow to 0 there)
+        if self.any_zero:  # those columns are log beta + r (t may underflow to 0 there)
             t = np.where(self.zero, 1.0, t)
         val, slope = log_lower(t), ber / t
-        if self.zero.any():
+        if self.any_zero:
             val = np.where(self.zero, self.log_beta + r, val)
             slope = np.where(self.zero, 1.0 + 0j, slope)
         big = r.real > self.r_big
         if big.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                z = self.alpha / ber
-                corr = 0.5 * np.log1p(2.0 * z.real + (z.real**2 + z.imag**2))
-            val = np.where(big, (self.log_beta + r.real + corr) + 1j * val.imag, val)
+            val = np.where(big, (self.log_beta + r.real + self._correction(ber))
+                           + 1j * val.imag, val)
+        return val, slope
+
+    def real_less_r(self, r: np.ndarray, er: np.ndarray | None = None) -> np.ndarray:
+        """Re log(alpha'_j + beta_j e^r) - Re r = log beta_j + log|1 + alpha'_j / (beta_j
+        e^r)| where Re r exceeds row j's threshold (log beta_j for a vanishing alpha'), 0
+        elsewhere: a sum of rows whose e_j nearly cancel takes its Re r exactly where all its
+        rows are above their thresholds (:class:`SumsInR`). Shape as :meth:`value_and_slope`'s.
+        """
+        r, er = self._take(r, er)
+        big = r.real > self.r_big
+        return np.where(self.zero, self.log_beta,
+                        np.where(big, self.log_beta + self._correction(er * self.beta), 0.0))
+
+
+class SumsInR:
+    """G sums of log-terms at once: sum_j e_gj log(alpha_gj + beta_gj m_g), sum g taken in
+    its own variable r_{k_g} = log(m_g + c_g) -- the :class:`TermsInR` of the G layers of a
+    shift chain (:class:`~freeness_lab.theory.newton.chain.ChainSystem`) in one evaluation.
+
+    The distinct rows (alpha_j, beta_j, c_j, k_j) of all sums are the columns of one
+    :class:`RowsInR`; the sums are its values times the (J, G) matrix of the e_gj. Rows with
+    beta = 0 are the constant e log alpha; where Re r_{k_g} exceeds every threshold of sum g's
+    rows (|m| large: :meth:`TermsInR.real_part_large`) its real part is
+    sum_j e_gj (Re log(...) - Re r) + (sum_j e_gj) Re r, the terms ~ Re r cancelling in their
+    coefficient.
+
+    Parameters
+    ----------
+    groups : list of ndarray (J_g, 3)
+        Rows (e, alpha, beta) of each sum.
+    c : ndarray (G,)
+        The offset of each sum's variable.
+    columns : int ndarray (G,)
+        The variable of each sum: r[..., k_g].
+    """
+
+    def __init__(self, groups: list[np.ndarray], c: np.ndarray, columns: np.ndarray):
+        G = len(groups)
+        self.columns = np.asarray(columns, dtype=int)
+        self.const = np.zeros(G)
+        keys: dict[tuple[float, float, float, int], int] = {}
+        entries = []  # (row, sum, e)
+        for g, rows in enumerate(groups):
+            for e, a, b in np.reshape(rows, (-1, 3)):
+                if e == 0:
+                    continue
+                if b == 0:
+                    self.const[g] += e * math.log(a)
+                    continue
+                key = (float(a), float(b), float(c[g]), int(self.columns[g]))
+                entries.append((keys.setdefault(key, len(keys)), g, e))
+        uniq = np.array(list(keys), dtype=float).reshape(-1, 4)
+        self.rows = RowsInR(np.column_stack([np.ones(len(uniq)), uniq[:, :2]]), uniq[:, 2],
+                            uniq[:, 3].astype(int))
+        weights = np.zeros((len(uniq), G))
+        for j, g, e in entries:
+            weights[j, g] += e
+        self.weights = weights.astype(complex)
+        self.real_weights = weights
+        self.e_sum = weights.sum(0)
+        self.any_const = bool(self.const.any())
+        # threshold of each sum: the largest of its rows' that are not exact (none: never)
+        inexact = (weights != 0) & ~self.rows.zero[:, None]
+        r_big = np.where(inexact, self.rows.r_big[:, None], -np.inf).max(0, initial=-np.inf)
+        self.r_big = np.where(inexact.any(0), r_big, np.inf)
+
+    def value_and_slope(self, r: np.ndarray, er: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(the G sums, their d/dr_{k_g}), shape r.shape[:-1] + (G,).
+
+        Parameters
+        ----------
+        r : complex ndarray (..., K)
+            The variables.
+        er : complex ndarray (..., K), optional
+            e^r, when the caller has it.
+        """
+        val, slope = self.rows.value_and_slope(r, er)
+        val = val @ self.weights
+        if self.any_const:
+            val = val + self.const
+        slope = slope @ self.weights
+        re = np.asarray(r).real[..., self.columns]
+        big = re > self.r_big
+        if big.any():
+            real = (self.rows.real_less_r(r, er) @ self.real_weights + self.const
+                    + self.e_sum * re)
+            val = np.where(big, real + 1j * val.imag, val)
         return val, slope

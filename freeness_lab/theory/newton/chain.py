@@ -29,12 +29,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from freeness_lab.theory.branches import log_lower, log_upper
-from freeness_lab.theory.log_terms import LogTerms, TermsInR
-from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_equation
+from freeness_lab.theory.log_terms import LogTerms, SumsInR
+from freeness_lab.theory.newton.implicit import ImplicitFactor, implicit_residual
 from freeness_lab.theory.newton.protocol import HALF_PLANE_TOL
 from freeness_lab.theory.newton.rule_stack import RuleStack
 
 __all__ = ["ChainLayer", "ChainSystem"]
+
+
+def _run(idx: np.ndarray) -> slice | np.ndarray:
+    """``idx`` as a slice where it is a run of consecutive integers (basic indexing: a view,
+    no gather), else the array itself."""
+    if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
 
 
 @dataclass(frozen=True)
@@ -70,32 +78,51 @@ class ChainSystem:
 
     def __init__(self, layers: list[ChainLayer]):
         self.layers = layers
-        self.n = len(layers)
-        self.size = 3 * self.n
+        n = self.n = len(layers)
+        self.size = 3 * n
         self.implicit_layers = np.array([l for l, lay in enumerate(layers)
                                          if lay.nu is not None], dtype=int)
         self.rules = RuleStack([layers[l].nu.rule for l in self.implicit_layers])
-        # layer -> its column in the stack
-        self.column = {int(l): j for j, l in enumerate(self.implicit_layers)}
         self.c = np.array([1.0 - lay.zero_mass for lay in layers])
-        self.terms = []
-        for lay, c in zip(layers, self.c, strict=True):
+        self.const = np.array([lay.terms.const for lay in layers])
+        self.qhat_prev = np.array([lay.qhat_prev for lay in layers])
+        # 1 where layer l has an implicit factor (its u_l enters P_l), 0 where u_l is a dummy
+        self.has_nu = np.zeros(n)
+        self.has_nu[self.implicit_layers] = 1.0
+        # every log-term of every layer, one sum each (SumsInR), in this order: log S_{F_l}
+        # (with log S_nu(m) = u + log(1 + m) - log m), log(1 + m_l / r_l), then log(1 + m_l)
+        # undivided for Q_{l+1} where r_l != 1, log(m_l / r_l) and the implicit factor's
+        # log(1 - p + m_l / r_l) when it has an atom at 0 (ImplicitFactor)
+        groups = []
+        for lay in layers:
             rows = [lay.terms.rows.reshape(-1, 3)]
-            if lay.nu is not None:  # log S_nu(m) = u + log(1 + m) - log m
+            if lay.nu is not None:
                 rows.append(np.array([[1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]]))
-            self.terms.append(TermsInR(self._in_m_over_r(np.concatenate(rows), lay), c))
-        self.log_m = [TermsInR(self._in_m_over_r(np.array([[1.0, 0.0, 1.0]]), lay), c)
-                      for lay, c in zip(layers, self.c, strict=True)]
-        self.log_1m = [TermsInR(self._in_m_over_r(np.array([[1.0, 1.0, 1.0]]), lay), c)
-                       for lay, c in zip(layers, self.c, strict=True)]
-        # log(1 + m_l), undivided, for Q_{l+1}; the same object as log_1m[l] when r_l = 1
-        self.log_1m_full = [t if lay.ratio == 1 else TermsInR(np.array([[1.0, 1.0, 1.0]]), c)
-                            for t, lay, c in zip(self.log_1m, layers, self.c, strict=True)]
-        # the implicit factor's log(1 - p + m) when it has an atom at 0 (ImplicitFactor)
-        self.log_1pm = {l: TermsInR(self._in_m_over_r(np.array([[1.0, 1.0 - lay.nu.atom, 1.0]]),
-                                                      lay), c)
-                        for l, (lay, c) in enumerate(zip(layers, self.c, strict=True))
-                        if lay.nu is not None and lay.nu.atom > 0}
+            groups.append(self._in_m_over_r(np.concatenate(rows), lay))
+        groups += [self._in_m_over_r(np.array([[1.0, 1.0, 1.0]]), lay) for lay in layers]
+        column = list(range(n)) * 2
+
+        def add(rows: np.ndarray, l: int) -> int:
+            groups.append(rows)
+            column.append(l)
+            return len(groups) - 1
+
+        self.full = np.array([n + l if lay.ratio == 1 else add(np.array([[1.0, 1.0, 1.0]]), l)
+                              for l, lay in enumerate(layers)], dtype=int)
+        impl = [layers[l] for l in self.implicit_layers]
+        self.log_m = np.array([add(self._in_m_over_r(np.array([[1.0, 0.0, 1.0]]), lay), l)
+                               for l, lay in zip(self.implicit_layers, impl, strict=True)],
+                              dtype=int)
+        self.log_1pm = np.array(
+            [n + l if lay.nu.atom == 0 else
+             add(self._in_m_over_r(np.array([[1.0, 1.0 - lay.nu.atom, 1.0]]), lay), l)
+             for l, lay in zip(self.implicit_layers, impl, strict=True)], dtype=int)
+        self.sums = SumsInR(groups, self.c[column], np.array(column))
+        # the same indices as slices where they are runs (every layer implicit, no atom, a
+        # square chain): views instead of gathers at every step
+        self.impl = _run(self.implicit_layers)
+        self.full_prev = _run(self.full[:-1])
+        self.log_m, self.log_1pm = _run(self.log_m), _run(self.log_1pm)
 
     @staticmethod
     def _in_m_over_r(rows: np.ndarray, lay: ChainLayer) -> np.ndarray:
@@ -138,10 +165,16 @@ class ChainSystem:
 
     def _blocks(self, v: np.ndarray, zeta: np.ndarray | None,
                 log_zeta: np.ndarray | None = None):
-        """Residuals F (.., n, 3), diagonal blocks A (.., n, 3, 3) and the one nonzero entry
-        of each lower block, c (.., n): C_l = c_l e_1 e_0^T (c_0 = 0); every upper block is
+        """Residuals F (.., n, 3), the entries of the diagonal blocks and the one nonzero entry
+        of each lower block, every layer at once.
+
+        A_l = [[a00, a01, a02], [a10, a11, 0], [a20, 0, a22]] (a02 = 1 and (a20, a22) the
+        implicit equation's (dR/dr, dR/du) where layer l has an implicit factor, (0, 0, 1)
+        otherwise: ``has_nu``), C_l = c_l e_1 e_0^T (c_0 = 0); every upper block is
         B_l = e_0 e_1^T (P_l depends on layer l + 1 through s_{l+1} alone), so neither is
         stored (the block algebra of :meth:`_thomas` is then a few products per layer).
+        Returns F, (a00, a01, a10, a11, a20, a22) each of shape (..., n) and
+        -(c_1..c_{n-1}) = dL_0..dL_{n-2} (dL_l = d log(1 + m_l) / dr_l), and dP_n/dzeta.
 
         With zeta'_l = e^{s_{l+1}} (zeta - qhat_n at the top), xi_l = qhat_{l-1} + e^{s_l},
         L_l = log(1 + m_l) (L_{-1} = 0: mu_0 - q0 = delta_0) and Lt_l = log(1 + m_l / r_l)
@@ -155,123 +188,99 @@ class ChainSystem:
         itself, so the subordination point may approach an atom of mu_l (or its base point)
         at the edges of the support without losing digits. ``log_zeta`` gives
         log(zeta - qhat_n) directly (``zeta`` is then ignored, and dzeta is d/d log zeta').
+        The log-terms of all layers are one :class:`~freeness_lab.theory.log_terms.SumsInR`
+        evaluation, the implicit factors one rule stack's and one implicit equation's.
         """
-        shape = (zeta if log_zeta is None else log_zeta).shape
-        n = self.n
-        F = np.empty(shape + (n, 3), dtype=complex)
-        A = np.zeros(shape + (n, 3, 3), dtype=complex)
-        c = np.zeros(shape + (n,), dtype=complex)
-        r = v[..., 0::3]
-        s = v[..., 1::3]
-        u = v[..., 2::3]
+        n, impl = self.n, self.impl
+        r, s, u = v[..., 0::3], v[..., 1::3], v[..., 2::3]
         es = np.exp(s)
         er = np.exp(r)
-        dzeta = None
-        L_prev, dL_prev = None, None
-        # psi of every implicit factor at once (columns: the layers with one)
-        parts = (self.rules.psi_parts(np.exp(u[..., self.implicit_layers]))
-                 if len(self.implicit_layers) else None)
-        for l, lay in enumerate(self.layers):
-            xi = lay.qhat_prev + es[..., l]
-            log_xi = log_upper(xi)
-            dlog_xi = es[..., l] / xi  # d log xi_l / d s_l
-            val, slope = self.terms[l].value_and_slope(r[..., l], er[..., l])
-            if l == n - 1 and log_zeta is not None:
-                top, dzeta = log_zeta, 1.0
-            elif l == n - 1:
-                top = log_upper(zeta - lay.qhat)
-                dzeta = 1.0 / (zeta - lay.qhat)
-            else:
-                top = s[..., l + 1]
-            F[..., l, 0] = -log_xi + lay.terms.const + val + top
-            A[..., l, 0, 0] = slope
-            A[..., l, 0, 1] = -dlog_xi
-            L, dL = self.log_1m[l].value_and_slope(r[..., l], er[..., l])
-            F[..., l, 1] = L - log_xi + s[..., l]
-            A[..., l, 1, 0] = dL
-            A[..., l, 1, 1] = 1.0 - dlog_xi
-            if l > 0:
-                F[..., l, 1] -= L_prev
-                c[..., l] = -dL_prev
-            if self.log_1m_full[l] is self.log_1m[l]:
-                L_prev, dL_prev = L, dL
-            else:
-                L_prev, dL_prev = self.log_1m_full[l].value_and_slope(r[..., l], er[..., l])
-            # R_l
-            if lay.nu is None:
-                F[..., l, 2] = u[..., l]
-                A[..., l, 2, 2] = 1.0
-            else:
-                atom = self.log_1pm.get(l)
-                Fl, g, h = implicit_equation([p[..., self.column[l]] for p in parts],
-                                             self.log_m[l], self.log_1m[l] if atom is None
-                                             else atom, r[..., l], er=er[..., l],
-                                             l1=(L, dL) if atom is None else None)
-                F[..., l, 2] = Fl
-                A[..., l, 2, 0] = h
-                A[..., l, 2, 2] = g
-                F[..., l, 0] += u[..., l]
-                A[..., l, 0, 2] = 1.0
-        return F, A, c, dzeta
+        xi = self.qhat_prev + es
+        log_xi = log_upper(xi)
+        dlog_xi = es / xi  # d log xi_l / d s_l
+        val, slope = self.sums.value_and_slope(r, er)
+        F = np.empty(r.shape + (3,), dtype=complex)
+        # log zeta'_l: s_{l+1}, log(zeta - qhat_n) at the top
+        F[..., :-1, 0] = s[..., 1:]
+        if log_zeta is not None:
+            F[..., -1, 0], dzeta = log_zeta, 1.0
+        else:
+            zp = zeta - self.layers[-1].qhat
+            F[..., -1, 0], dzeta = log_upper(zp), 1.0 / zp
+        F[..., 0] = -log_xi + self.const + val[..., :n] + F[..., 0] + u * self.has_nu
+        F[..., 1] = val[..., n:2 * n] - log_xi + s
+        F[..., 1:, 1] -= val[..., self.full_prev]
+        k = len(self.implicit_layers)
+        if k:  # psi of every implicit factor at once (columns: the layers with one)
+            parts = self.rules.psi_parts(np.exp(u[..., impl]))
+            Fi, g, h = implicit_residual(parts, (val[..., self.log_m], slope[..., self.log_m]),
+                                         (val[..., self.log_1pm], slope[..., self.log_1pm]))
+        if k == n:
+            F[..., 2], a20, a22 = Fi, h, g
+        else:  # R_l = u_l for the dummies
+            F[..., 2] = u
+            a20, a22 = np.zeros(r.shape, dtype=complex), np.ones(r.shape, dtype=complex)
+            if k:
+                F[..., impl, 2] = Fi
+                a20[..., impl], a22[..., impl] = h, g
+        return F, (slope[..., :n], -dlog_xi, slope[..., n:2 * n], 1.0 - dlog_xi, a20, a22,
+                   slope[..., self.full_prev]), dzeta
 
-    @staticmethod
-    def _inv3(M: np.ndarray) -> np.ndarray:
-        """Inverses of a stack of 3 x 3 matrices by the adjugate (vectorized; LAPACK's batched
-        solve costs a call per matrix), written into one preallocated array."""
-        a, b, c = M[..., 0, 0], M[..., 0, 1], M[..., 0, 2]
-        d, e, f = M[..., 1, 0], M[..., 1, 1], M[..., 1, 2]
-        g, h, i = M[..., 2, 0], M[..., 2, 1], M[..., 2, 2]
-        co = np.empty(M.shape, dtype=complex)
-        co[..., 0, 0] = e * i - f * h
-        co[..., 0, 1] = c * h - b * i
-        co[..., 0, 2] = b * f - c * e
-        co[..., 1, 0] = f * g - d * i
-        co[..., 1, 1] = a * i - c * g
-        co[..., 1, 2] = c * d - a * f
-        co[..., 2, 0] = d * h - e * g
-        co[..., 2, 1] = b * g - a * h
-        co[..., 2, 2] = a * e - b * d
-        det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
-        co /= det[..., None, None]
-        return co
-
-    def _thomas(self, A, c, r) -> np.ndarray:
-        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = r_l, with
+    def _thomas(self, jac, b) -> np.ndarray:
+        """Block Thomas algorithm: C_l x_{l-1} + A_l x_l + B_l x_{l+1} = b_l, with
         B_l = e_0 e_1^T and C_l = c_l e_1 e_0^T (:meth:`_blocks`): the Schur complement
-        A_l - C_l A'_{l-1}^{-1} B_{l-1} changes entry (1, 1) alone, by c_l (A'^{-1})_{00}, the
-        reduced right side r_l - C_l y_{l-1} entry 1 alone, and B_l x_{l+1} is
-        (x_{l+1}[1], 0, 0)."""
-        n = self.n
-        Ap = A.copy()
-        rp = r.copy()
-        inv = [self._inv3(Ap[..., 0, :, :])]
-        for l in range(1, n):
-            y0 = np.einsum("...j,...j->...", inv[-1][..., 0, :], rp[..., l - 1, :])
-            Ap[..., l, 1, 1] -= c[..., l] * inv[-1][..., 0, 0]
-            rp[..., l, 1] -= c[..., l] * y0
-            inv.append(self._inv3(Ap[..., l, :, :]))
-        x = np.empty(r.shape, dtype=complex)
-        x[..., n - 1, :] = np.einsum("...ij,...j->...i", inv[n - 1], rp[..., n - 1, :])
+        A'_l = A_l - C_l A'_{l-1}^{-1} B_{l-1} changes entry (1, 1) alone, to
+        e_l = a11_l - c_l (A'^{-1}_{l-1})_{00}, the reduced right side b'_l = b_l - C_l
+        A'^{-1}_{l-1} b'_{l-1} entry 1 alone, and B_l x_{l+1} is (x_{l+1}[1], 0, 0).
+
+        With a12 = a21 = 0 the adjugate of A'_l is a few products: det = e P - Q
+        (P = a00 a22 - a02 a20, Q = a01 a10 a22), (A'^{-1})_{00} = e a22 / det and
+        (A'^{-1} b')_0 = (e R - a01 a22 b'_1) / det (R = a22 b_0 - a02 b_2), so the forward
+        recurrence carries these two numbers per point; then y_l = A'^{-1}_l b'_l for every
+        layer at once, the backward recurrence x_{l,1} = y_{l,1} + (a10 a22 / det) x_{l+1,1},
+        and x_l = y_l - x_{l+1,1} A'^{-1}_l e_0 at once."""
+        a00, a01, a10, a11, a20, a22, dl = jac
+        a02, n = self.has_nu, self.n
+        b0, b1, b2 = b[..., 0], b[..., 1].copy(), b[..., 2]
+        P = a00 * a22 - a02 * a20
+        Q = a01 * a10 * a22
+        S = a01 * a22
+        R = a22 * b0 - a02 * b2
+        e = a11.copy()
+        for l in range(n - 1):
+            # ((A'^{-1})_00, (A'^{-1} b')_0) of layer l = (e a22, e R - a01 a22 b'_1) / det
+            el = e[..., l]
+            det = el * P[..., l] - Q[..., l]
+            e[..., l + 1] += dl[..., l] * (el * a22[..., l] / det)
+            b1[..., l + 1] += dl[..., l] * ((el * R[..., l] - S[..., l] * b1[..., l]) / det)
+        det = e * P - Q
+        y1 = (P * b1 - a10 * R) / det
+        k = a10 * a22 / det
+        x = np.empty(b.shape, dtype=complex)
+        x1 = x[..., 1]
+        x1[..., n - 1] = y1[..., n - 1]
         for l in range(n - 2, -1, -1):
-            rhs = rp[..., l, :].copy()
-            rhs[..., 0] -= x[..., l + 1, 1]
-            x[..., l, :] = np.einsum("...ij,...j->...i", inv[l], rhs)
-        return x.reshape(r.shape[:-2] + (self.size,))
+            x1[..., l] = y1[..., l] + k[..., l] * x1[..., l + 1]
+        nxt = np.zeros(e.shape, dtype=complex)  # x_{l+1,1}
+        nxt[..., :-1] = x1[..., 1:]
+        x[..., 0] = (e * (R - a22 * nxt) - S * b1) / det
+        x[..., 2] = (a20 * (a01 * b1 - e * (b0 - nxt)) + (a00 * e - a01 * a10) * b2) / det
+        return x.reshape(b.shape[:-2] + (self.size,))
 
     def newton_step(self, v: np.ndarray, zeta: np.ndarray | None, *,
                     log_zeta: np.ndarray | None = None) -> np.ndarray:
         """-J^{-1} F(v; zeta) (zeta - qhat_n given as its log instead: ``log_zeta``)."""
-        F, A, c, _ = self._blocks(v, zeta, log_zeta)
-        return self._thomas(A, c, -F)
+        F, jac, _ = self._blocks(v, zeta, log_zeta)
+        return self._thomas(jac, -F)
 
     def tangent(self, v: np.ndarray, zeta: np.ndarray | None, *,
                 log_zeta: np.ndarray | None = None) -> np.ndarray:
         """dv/dzeta: only P_n depends on zeta, through log(zeta - qhat_n); with
         ``log_zeta``, dv/d log(zeta - qhat_n)."""
-        F, A, c, dzeta = self._blocks(v, zeta, log_zeta)
-        r = np.zeros(F.shape, dtype=complex)
-        r[..., self.n - 1, 0] = -dzeta
-        return self._thomas(A, c, r)
+        F, jac, dzeta = self._blocks(v, zeta, log_zeta)
+        b = np.zeros(F.shape, dtype=complex)
+        b[..., self.n - 1, 0] = -dzeta
+        return self._thomas(jac, b)
 
     def residual(self, v: np.ndarray, zeta: np.ndarray | None, *,
                  log_zeta: np.ndarray | None = None) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from freeness_lab.theory.branches import log_lower
 from freeness_lab.theory.log_terms import TermsInR
 
-__all__ = ["ImplicitFactor", "PsiRule", "implicit_equation"]
+__all__ = ["ImplicitFactor", "PsiRule", "implicit_equation", "implicit_residual"]
 
 
 class PsiRule(Protocol):
@@ -31,7 +31,7 @@ class PsiRule(Protocol):
         """(psi, 1 + psi, omega psi') at omega (any shape)."""
 
 
-def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None, l1=None):
+def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None):
     """psi(e^u) = a m, as log psi - log(a m) where |1 - p + a m| >= 1/2 and as
     log(1 + psi - p) - log(1 - p + a m) near a m = p - 1 (both sides then lose nothing to
     cancellation; p the factor's mass at 0, ``log_1am`` its log(1 - p + a m), the rule's
@@ -39,11 +39,18 @@ def implicit_equation(parts, log_am: TermsInR, log_1am: TermsInR, r, *, er=None,
 
     ``parts`` = (psi, 1 + psi, omega psi') at omega = e^u (the factor's rule, evaluated by
     the caller for all its factors at once: :class:`~freeness_lab.theory.newton.rule_stack.
-    RuleStack`). ``er`` = e^r and ``l1`` = log_1am.value_and_slope(r), when the caller has
-    them (the chain system evaluates both for its own equations at every Newton step)."""
+    RuleStack`). ``er`` = e^r, when the caller has it."""
+    return implicit_residual(parts, log_am.value_and_slope(r, er),
+                             log_1am.value_and_slope(r, er))
+
+
+def implicit_residual(parts, la, l1):
+    """:func:`implicit_equation` from the log-terms evaluated by the caller: ``la`` =
+    (log(a m), its d/dr), ``l1`` = (log(1 - p + a m), its d/dr) (the chain system takes them
+    from the one evaluation of all its log-terms). Returns (F, dF/du, dF/dr)."""
     psi, one_psi, dpsi = parts
-    la, dla = log_am.value_and_slope(r, er)
-    l1, dl1 = log_1am.value_and_slope(r, er) if l1 is None else l1
+    la, dla = la
+    l1, dl1 = l1
     near = np.abs(np.exp(l1)) < 0.5
     F = np.where(near, log_lower(one_psi) - l1, log_lower(psi) - la)
     dF_du = np.where(near, dpsi / one_psi, dpsi / psi)
