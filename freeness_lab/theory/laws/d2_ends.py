@@ -14,6 +14,7 @@ g < ~1e-258 moves to an atom at 0 through a smooth window (:class:`RuleEnd`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -96,32 +97,55 @@ def rule_ends(activation: str, q: float) -> tuple[RuleEnd, RuleEnd]:
     out = []
     for sign in (-1.0, 1.0):
         plain = RuleEnd(H, flat if H == 2.0 * flat else None, None, None, 0.0)
-
-        def log_excess(s, level, sign=sign):
-            # phi' continued to complex h: no cancellation in the tails (1 - tanh^2 is 0
-            # beyond 19)
-            g = abs(complex(act.analytic_dphi(np.array([sign * s + 0j]))[0])) ** 2
-            return math.log(max(g, 1e-320)) - math.log(level)
-
         limit = float(act.dphi(np.array([sign * 1e4]))[0]) ** 2
         if (limit > 0 or H == top or special.ndtr(-H / sq) <= LUMP_MASS
-                or log_excess(top, G_FLOOR) > 0):
+                or _log_excess(activation, sign, top, G_FLOOR) > 0):
             out.append(plain)
             continue
-        centre_level = G_FLOOR * math.exp(WINDOW_SIGMAS * WINDOW_EFOLDS)
-        # g = G_FLOOR within a few hundred of 0, however large q: bracket it by doubling
-        bracket = H
-        while log_excess(bracket, G_FLOOR) > 0:
-            bracket = min(2.0 * bracket, top)
-        end = optimize.brentq(log_excess, H, bracket, args=(G_FLOOR,), xtol=1e-12)
-        centre = optimize.brentq(log_excess, H, end, args=(centre_level,), xtol=1e-12)
+        # g = G_FLOOR within a few hundred of 0, however large q: bracketed by doubling from
+        # H (capped at top, beyond which g < G_FLOOR already)
+        bracket = min(_doubled_bracket(activation, sign, H), top)
+        end, centre, turned = _window_points(activation, sign, H, bracket)
         width = (end - centre) / WINDOW_SIGMAS
         atom = float(special.ndtr(-centre / math.sqrt(q + width**2)))
-        turned = optimize.brentq(log_excess, H, end, xtol=1e-12,
-                                 args=(math.exp(log_excess(H, 1.0) - TAIL_EFOLDS),))
         out.append(RuleEnd(end, None, centre, width, atom, (H, turned)) if atom > LUMP_MASS
                    else plain)
     return out[0], out[1]
+
+
+def _log_excess(activation: str, sign: float, s: float, level: float) -> float:
+    """log g(sign s) - log level, g = phi'^2 from phi' continued to complex h (no
+    cancellation in the tails: 1 - tanh^2 is 0 beyond 19)."""
+    g = abs(complex(get_activation(activation).analytic_dphi(np.array([sign * s + 0j]))[0]))
+    return math.log(max(g**2, 1e-320)) - math.log(level)
+
+
+@functools.lru_cache(maxsize=256)
+def _doubled_bracket(activation: str, sign: float, H: float) -> float:
+    """The first 2^k H (k >= 0) where g has fallen to G_FLOOR."""
+    bracket = H
+    while _log_excess(activation, sign, bracket, G_FLOOR) > 0:
+        bracket *= 2.0
+    return bracket
+
+
+@functools.lru_cache(maxsize=256)
+def _window_points(activation: str, sign: float, H: float, bracket: float
+                   ) -> tuple[float, float, float]:
+    """(end, centre, turned) of a side's window (:func:`rule_ends`): where g falls to
+    G_FLOOR, to the window's centre level, and TAIL_EFOLDS e-folds below g(H), each in
+    [H, bracket]. They depend on q only through the bracket (H = 2 flat_beyond wherever a
+    side has a window), so the layers of a deep network share them: SiLU at depth 1000
+    found them 2 x 1000 times, 0.57 s of its 0.66 s."""
+    centre_level = G_FLOOR * math.exp(WINDOW_SIGMAS * WINDOW_EFOLDS)
+    args = (activation, sign)
+    end = optimize.brentq(lambda s: _log_excess(*args, s, G_FLOOR), H, bracket, xtol=1e-12)
+    centre = optimize.brentq(lambda s: _log_excess(*args, s, centre_level), H, end,
+                             xtol=1e-12)
+    turned_level = math.exp(_log_excess(*args, H, 1.0) - TAIL_EFOLDS)
+    turned = optimize.brentq(lambda s: _log_excess(*args, s, turned_level), H, end,
+                             xtol=1e-12)
+    return end, centre, turned
 
 
 def window(ends: tuple[RuleEnd, RuleEnd], h: np.ndarray) -> np.ndarray:
