@@ -33,15 +33,12 @@ def _cases():
     phi' has a zero, and the mass below 1e-300 is recovered in log zeta: 6e-5 of it for SiLU
     at depth 10). At depth 50 their last 20 layers put 10-50 % of their mass at
     phi'^2 < 1e-230, an atom at 0 (``theory/laws/d2_ends.py``), and the product's continuous
-    part reaches x ~ e^-5000 (``theory/density/deep.py``): those four cases take about a
-    minute each and are ``slow``; ``tests/theory/test_d2_ends.py`` checks the same machinery
-    on two such layers in CI."""
+    part reaches x ~ e^-5000 (``theory/density/deep.py``): those four cases take 8-28 s each
+    (they were ``slow``, 2.5-6.5 minutes each, until the solver's fixed costs came down)."""
     for act in ("relu", "hard_tanh", "tanh", "erf", "sigmoid", "silu", "gelu"):
         for weights in ("orthogonal", "gaussian"):
             for depth in (1, 3, 10, 50):
-                marks = [pytest.mark.slow] if act in ("silu", "gelu") and depth == 50 else []
-                yield pytest.param(act, weights, depth, id=f"{act}-{weights}-{depth}",
-                                   marks=marks)
+                yield pytest.param(act, weights, depth, id=f"{act}-{weights}-{depth}")
 
 
 @pytest.mark.parametrize("act, weights, depth", list(_cases()))
