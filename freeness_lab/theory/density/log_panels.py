@@ -38,9 +38,15 @@ def refine_log_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndar
     e-folds was 1.7e-5 off). Each one's rule Q is compared with the sum Q_2 of the rules
     of its two halves (split at the midpoint in u); where |Q - Q_2| exceeds its share of
     the budget LOG_PANEL_TOL (1 - atom mass) -- in proportion to its length in u, so
-    that the accepted panels' estimates add up to at most the budget -- and the accuracy
-    eta |Q_2| of the integrand's values, both halves are tested in turn; otherwise the
-    halves are kept (Q_2, the better of the two). eta = 1e-12 (the Newton solution's
+    that the accepted panels' estimates add up to at most the budget --, the accuracy
+    eta |Q_2| of the integrand's values, and a floor, half the budget over the most panels
+    there can be (the log panels and LOG_PANELS_MAX), both halves are tested in turn;
+    otherwise the halves are kept (Q_2, the better of the two). The estimates accepted add
+    up to at most 1.5 times the budget. The floor stops the halving at an edge inside a log
+    block that the support's scan cannot see (below 1e-30 of its window: sigmoid's J J^T at
+    depth 3 starts at x = 2.2e-87), where the shares of ever shorter panels shrink with their
+    length and the sqrt edge's error only like its power 3/2: 25 rounds of halving there, 13
+    with the floor (the same mass and moments to two digits). eta = 1e-12 (the Newton solution's
     relative accuracy) + 2^-52 |origin| / (lo - origin): the nodes are doubles
     x = origin + y, whose y keeps only 16 - log10(|origin| / y) digits (5 at the floor
     1e-11 |origin| of a chain's log block). A panel whose nodes did not converge (nan,
@@ -71,9 +77,10 @@ def refine_log_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndar
         return panels, x, w, rho, zeta, unknowns
     u_len = np.abs(np.diff(panel_var(panels[:, :2], panels[:, 2:3], panels[:, 3:4]),
                            axis=1))[:, 0]
-    budget = LOG_PANEL_TOL * (1.0 - law.atom_mass) / u_len[log].sum()
+    total = LOG_PANEL_TOL * (1.0 - law.atom_mass)
     *out, todo = refine_panels(law, intervals, panels, x, w, rho, zeta, unknowns, log,
-                               budget * u_len)
+                               total / u_len[log].sum() * u_len,
+                               floor=0.5 * total / (int(log.sum()) + LOG_PANELS_MAX))
     if todo.any():
         warnings.warn(f"support quadrature: {int(todo.sum())} panels in log x did not "
                       f"converge (at most {LOG_PANELS_MAX} added, {LOG_SPLIT_MAX} halvings)",
@@ -83,14 +90,16 @@ def refine_log_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndar
 
 def refine_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndarray,
                   w: np.ndarray, rho: np.ndarray, zeta: np.ndarray, unknowns: np.ndarray,
-                  todo: np.ndarray, tol: np.ndarray) -> tuple[np.ndarray, ...]:
+                  todo: np.ndarray, tol: np.ndarray, floor: float = 0.0
+                  ) -> tuple[np.ndarray, ...]:
     """Halve the panels marked ``todo`` (in their variable u, :func:`panel_var`) until the
     rule of each agrees with the sum of its halves' to its share ``tol`` (per panel, split
-    in proportion to the length in u between halves) or to the accuracy of the values.
+    in proportion to the length in u between halves), to ``floor``, or to the accuracy of
+    the values.
 
-    Arguments as :func:`refine_log_panels`, with ``todo`` (bool, per panel) and ``tol``
-    (per panel); returns as it does, and the mask of the returned panels that did not
-    converge (at most LOG_PANELS_MAX panels added, LOG_SPLIT_MAX halvings).
+    Arguments as :func:`refine_log_panels`, with ``todo`` (bool, per panel), ``tol`` (per
+    panel) and ``floor``; returns as it does, and the mask of the returned panels that did
+    not converge (at most LOG_PANELS_MAX panels added, LOG_SPLIT_MAX halvings).
     """
     n = law.n_gl
     P = len(panels)
@@ -138,7 +147,7 @@ def refine_panels(law, intervals: np.ndarray, panels: np.ndarray, x: np.ndarray,
             # x = origin + y keeps only 16 - log10(|origin| / y) digits of y (log panels)
             eta = 1e-12 + (2.0**-52 * abs(row[3]) / (row[0] - row[3]) if row[2] == 1 else 0.0)
             split = bool(np.isfinite(child)
-                         and abs(parent - child) > max(tl, eta * abs(child)))
+                         and abs(parent - child) > max(tl, floor, eta * abs(child)))
             u = panel_var(np.array([row[0], halves[2 * k][1], row[1]]), row[2], row[3])
             share = np.abs(np.diff(u)) / max(abs(u[2] - u[0]), 1e-300)
             for j, f in zip(pair, share, strict=True):

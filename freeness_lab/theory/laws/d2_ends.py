@@ -104,8 +104,10 @@ def rule_ends(activation: str, q: float) -> tuple[RuleEnd, RuleEnd]:
             continue
         # g = G_FLOOR within a few hundred of 0, however large q: bracketed by doubling from
         # H (capped at top, beyond which g < G_FLOOR already)
-        bracket = min(_doubled_bracket(activation, sign, H), top)
-        end, centre, turned = _window_points(activation, sign, H, bracket)
+        bracket = min(_doubled_bracket(activation, sign, H, G_FLOOR), top)
+        end, centre, turned = _window_points(
+            activation, sign, H, bracket, G_FLOOR,
+            G_FLOOR * math.exp(WINDOW_SIGMAS * WINDOW_EFOLDS), TAIL_EFOLDS)
         width = (end - centre) / WINDOW_SIGMAS
         atom = float(special.ndtr(-centre / math.sqrt(q + width**2)))
         out.append(RuleEnd(end, None, centre, width, atom, (H, turned)) if atom > LUMP_MASS
@@ -121,28 +123,28 @@ def _log_excess(activation: str, sign: float, s: float, level: float) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _doubled_bracket(activation: str, sign: float, H: float) -> float:
-    """The first 2^k H (k >= 0) where g has fallen to G_FLOOR."""
+def _doubled_bracket(activation: str, sign: float, H: float, floor: float) -> float:
+    """The first 2^k H (k >= 0) where g has fallen to ``floor``."""
     bracket = H
-    while _log_excess(activation, sign, bracket, G_FLOOR) > 0:
+    while _log_excess(activation, sign, bracket, floor) > 0:
         bracket *= 2.0
     return bracket
 
 
 @functools.lru_cache(maxsize=256)
-def _window_points(activation: str, sign: float, H: float, bracket: float
-                   ) -> tuple[float, float, float]:
+def _window_points(activation: str, sign: float, H: float, bracket: float, floor: float,
+                   centre_level: float, tail_efolds: float) -> tuple[float, float, float]:
     """(end, centre, turned) of a side's window (:func:`rule_ends`): where g falls to
-    G_FLOOR, to the window's centre level, and TAIL_EFOLDS e-folds below g(H), each in
-    [H, bracket]. They depend on q only through the bracket (H = 2 flat_beyond wherever a
-    side has a window), so the layers of a deep network share them: SiLU at depth 1000
-    found them 2 x 1000 times, 0.57 s of its 0.66 s."""
-    centre_level = G_FLOOR * math.exp(WINDOW_SIGMAS * WINDOW_EFOLDS)
+    ``floor`` (G_FLOOR), to ``centre_level``, and ``tail_efolds`` e-folds below g(H), each
+    in [H, bracket]. They depend on q only through the bracket (H = 2 flat_beyond wherever
+    a side has a window), so the layers of a deep network share them (every argument is
+    part of the cache's key): SiLU at depth 1000 found them 2 x 1000 times, 0.57 s of its
+    0.66 s."""
     args = (activation, sign)
-    end = optimize.brentq(lambda s: _log_excess(*args, s, G_FLOOR), H, bracket, xtol=1e-12)
+    end = optimize.brentq(lambda s: _log_excess(*args, s, floor), H, bracket, xtol=1e-12)
     centre = optimize.brentq(lambda s: _log_excess(*args, s, centre_level), H, end,
                              xtol=1e-12)
-    turned_level = math.exp(_log_excess(*args, H, 1.0) - TAIL_EFOLDS)
+    turned_level = math.exp(_log_excess(*args, H, 1.0) - tail_efolds)
     turned = optimize.brentq(lambda s: _log_excess(*args, s, turned_level), H, end,
                              xtol=1e-12)
     return end, centre, turned
