@@ -17,7 +17,6 @@ from freeness_lab.theory.newton.quadrature_rule import (
     DIRECT_PAIRS,
     ClusterStack,
     QuadratureRule,
-    doubled_powers,
     powers,
     psi_quadrature,
 )
@@ -140,8 +139,12 @@ def test_a_small_batch_is_summed_directly_as_the_clusters_sum_it():
             assert np.max(np.abs(a - ref) / np.maximum(np.abs(ref), 1.0)) <= 1e-13, i
 
 
-def test_doubled_powers_are_the_powers():
-    """x^0 .. x^(n-1) by doubling equal the repeated products to rounding, any n."""
-    x = np.random.default_rng(5).uniform(-0.3, 0.3, (4, 7)) * np.exp(1j * np.arange(7))
-    for n in (1, 2, 3, 5, 8, 28, 29):
-        np.testing.assert_allclose(doubled_powers(x, n), powers(x, n), rtol=1e-14, atol=1e-300)
+def test_powers_by_doubling():
+    """x^0 .. x^(n-1) by doubling: the powers in polar form, |x|^k e^(i k arg x), to rounding,
+    for any n (the block lengths of the doubling are not powers of 2 in general)."""
+    x = np.random.default_rng(5).uniform(0.05, 0.9, (4, 7)) * np.exp(1j * np.arange(7))
+    for n in (1, 2, 3, 5, 8, 28, 29, 121):
+        k = np.arange(n)[:, None, None]
+        exact = np.abs(x) ** k * np.exp(1j * k * np.angle(x))
+        assert powers(x, n).shape == (n, 4, 7)
+        np.testing.assert_allclose(powers(x, n), exact, rtol=1e-13, atol=0)
