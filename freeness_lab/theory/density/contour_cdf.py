@@ -24,9 +24,9 @@ or gap is needed, and a component of any width is counted with its mass:
   Close to the base point (0, where the density may be a power of x) the leg above y = d
   (the distance to it) is integrated in log y.
 
-Every node is solved by the lilypads homotopy from a solved neighbour above it (the top of
-its leg, then its parent panel), so that the solution stays on the branch the far field
-selects.
+Every node is solved by the lilypads homotopy from a solved neighbour above it (in the
+first panel of a leg, from the top of the leg or from a node of the panel above it; then
+from its parent panel), so that the solution stays on the branch the far field selects.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ LEG_NODES = 8
 #: once on one leg at most (a leg refines near its singular points only: a few per level)
 LEG_LEVELS = 40
 LEG_PANELS = 64
+#: the first panel of a leg: its nodes (indices, y increasing with them) solved top down in
+#: these groups, each from the lowest node of the group above it (:func:`legs`)
+LADDER = (list(range(LEG_NODES // 2, LEG_NODES)), list(range(LEG_NODES // 4, LEG_NODES // 2)),
+          list(range(LEG_NODES // 4)))
 
 
 def solve_from(law, x: np.ndarray, y: np.ndarray, z0: np.ndarray, v0: np.ndarray
@@ -179,16 +183,39 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
     parent = [np.argmin(np.abs((u[:, None] + side) / 2 - u[None, :]), axis=1)
               for side in (-1.0, 1.0)]
 
-    def quad(col, kind, lo, hi, z0, v0):
+    def nodes(kind, lo, hi):
         t = 0.5 * (lo + hi)[:, None] + 0.5 * (hi - lo)[:, None] * u  # (K, m)
         y = np.where(kind[:, None] == 1, np.exp(t), t * t)
-        dy = np.where(kind[:, None] == 1, y, 2.0 * t) * w * 0.5 * (hi - lo)[:, None]
-        xs = np.repeat(x[col], m)
-        g, v = solve_from(law, xs, y.ravel(), z0.ravel(), v0.reshape(-1, v0.shape[-1]))
-        g = g.reshape(y.shape)
+        return y, np.where(kind[:, None] == 1, y, 2.0 * t) * w * 0.5 * (hi - lo)[:, None]
+
+    def sums(col, y, dy, g):
         z = x[col][:, None] + 1j * y
-        q = np.stack([(g * dy).sum(1), (g * z * dy).sum(1)])
-        return q, (xs + 1j * y.ravel()).reshape(y.shape), v.reshape(len(col), m, -1)
+        return np.stack([(g * dy).sum(1), (g * z * dy).sum(1)]), z
+
+    def quad(col, kind, lo, hi, z0, v0):
+        y, dy = nodes(kind, lo, hi)
+        g, v = solve_from(law, np.repeat(x[col], m), y.ravel(), z0.ravel(),
+                          v0.reshape(-1, v0.shape[-1]))
+        q, z = sums(col, y, dy, g.reshape(y.shape))
+        return q, z, v.reshape(len(col), m, -1)
+
+    def descend(col, kind, lo, hi, v_top):
+        # the first panel of each piece, its nodes solved top down in LADDER groups, each
+        # group from the lowest node of the group above it (from the top of the leg, a walk
+        # down to the lowest node crosses three decades of y, or tens in log y, and ends
+        # in a retry from the far field for a few nodes in every call)
+        y, dy = nodes(kind, lo, hi)
+        g = np.empty(y.shape, dtype=complex)
+        v = np.empty((*y.shape, v_top.shape[-1]), dtype=complex)
+        z0, v0 = x[col] + 1j * eta, v_top
+        for group in LADDER:
+            k = len(group)
+            gg, vv = solve_from(law, np.repeat(x[col], k), y[:, group].ravel(),
+                                np.repeat(z0, k), np.repeat(v0, k, axis=0))
+            g[:, group], v[:, group] = gg.reshape(-1, k), vv.reshape(-1, k, v0.shape[-1])
+            z0, v0 = x[col] + 1j * y[:, group[0]], v[:, group[0]]
+        q, z = sums(col, y, dy, g)
+        return q, z, v
 
     d = x - law.base_atom
     near = ok & (d > 0) & (d < eta / 16.0)
@@ -199,8 +226,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
     hi = np.where(kind == 1, math.log(eta), np.sqrt(split))
     pieces = np.where(near[col], 2.0, 1.0)
     unit = tol / pieces / (hi - lo)  # tolerance per unit width of the panel variable
-    q, zn, vn = quad(col, kind, lo, hi, np.repeat(x[col] + 1j * eta, m),
-                     np.repeat(top_v[col], m, axis=0))
+    q, zn, vn = descend(col, kind, lo, hi, top_v[col])
     scale = np.abs(x) + eta
     for _ in range(LEG_LEVELS):
         if not col.size:
