@@ -15,6 +15,7 @@ from freeness_lab.theory.newton import (
     lilypads,
     psi_quadrature,
 )
+from freeness_lab.theory.newton.quadrature_rule import LAZY_PAIRS
 
 GAINS = {"relu": 2**0.5, "hard_tanh": 1.0, "tanh": 1.0, "erf": 1.0, "sigmoid": 1.0,
          "silu": 1.6, "gelu": 1.6}
@@ -259,3 +260,24 @@ def test_clustered_rule_equals_direct_summation(act, q):
     direct = psi_quadrature(nu.nodes, nu.weights, 1.0 / zeta)
     for fast, ref in zip(rule.psi_parts(1.0 / zeta), direct, strict=True):
         np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=0)
+    assert rule.tables_built
+
+
+def test_rule_builds_its_tables_for_a_large_batch_only():
+    """A batch of at most LAZY_PAIRS (point, node) pairs is summed directly, the same before
+    and after the cluster tables exist; the first larger batch builds them."""
+    nu = d2_factor(d2_law("gelu", 1.0))
+    rule = QuadratureRule(nu.nodes, nu.weights)
+    few = 1.0 / (np.array([0.3, 0.7]) * nu.support()[1] + 1e-3j)
+    many = 1.0 / np.linspace(0.01, 1.0, 400) / nu.support()[1] * (1.0 + 0.01j)
+    assert few.size * nu.nodes.size <= LAZY_PAIRS < many.size * nu.nodes.size
+    first = rule.psi_parts(few)
+    assert rule.clustered and not rule.tables_built
+    for a, b in zip(first, psi_quadrature(nu.nodes, nu.weights, few), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for fast, ref in zip(rule.psi_parts(many), psi_quadrature(nu.nodes, nu.weights, many),
+                         strict=True):
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=0)
+    assert rule.tables_built
+    for a, b in zip(rule.psi_parts(few), first, strict=True):
+        np.testing.assert_array_equal(a, b)

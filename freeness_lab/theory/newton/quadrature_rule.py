@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLUSTER_SIZE", "DIRECT_PAIRS", "FAR_RATIO", "LAURENT_TERMS", "SMALL_CLUSTER_SIZE",
-           "SMALL_RULE", "ClusterStack", "QuadratureRule", "cluster_series",
+__all__ = ["CLUSTER_SIZE", "DIRECT_PAIRS", "FAR_RATIO", "LAURENT_TERMS", "LAZY_PAIRS",
+           "SMALL_CLUSTER_SIZE", "SMALL_RULE", "ClusterStack", "QuadratureRule", "cluster_series",
            "powers", "psi_quadrature", "scatter"]
 
 
@@ -44,6 +44,11 @@ LAURENT_TERMS = 28
 #: a point or two the clustered scheme's fixed cost (~40 array operations) exceeds the direct
 #: sums' (a trial's K = 3 laws of M = 1024 atoms: one point 160 -> 25 us, two 190 -> 55 us)
 DIRECT_PAIRS = 8192
+#: a rule sums a batch of at most this many (point, node) pairs directly (~1 ms), and builds
+#: its cluster tables at the first larger one (28 ms for a GELU D^2 rule of 25,000 nodes:
+#: the direct sums of ~100 points; the rule behind a certified fit answers a point or a few
+#: dozen per law, a few at a time, and never builds them)
+LAZY_PAIRS = 1 << 17
 
 
 class QuadratureRule:
@@ -65,19 +70,36 @@ class QuadratureRule:
     are summed directly (:func:`psi_quadrature`). A point near the support of a law of D^2
     (thousands of contour nodes) meets a few clusters only, which makes the evaluation
     several times cheaper than direct summation, with the same values to rounding. Rules
-    smaller than two clusters are summed directly.
+    smaller than two clusters are summed directly, and so is any batch of at most LAZY_PAIRS
+    (point, node) pairs: the tables are built for the first larger one.
     """
 
     def __init__(self, nodes: np.ndarray, weights: np.ndarray):
         nodes = np.asarray(nodes, dtype=complex).ravel()
         weights = np.asarray(weights, dtype=complex).ravel()
         self.nodes, self.weights = nodes, weights
-        size = SMALL_CLUSTER_SIZE if nodes.size < SMALL_RULE else CLUSTER_SIZE
-        self.clustered = nodes.size >= 2 * size
-        if not self.clustered:
+        self._size = SMALL_CLUSTER_SIZE if nodes.size < SMALL_RULE else CLUSTER_SIZE
+        self.clustered = nodes.size >= 2 * self._size
+        #: (clusters, size) of the cluster tables, built at the first call that needs them
+        self.table_shape = (-(-nodes.size // self._size), self._size)
+        self._stack: ClusterStack | None = None
+        self._tables = False
+
+    @property
+    def tables_built(self) -> bool:
+        """Whether the cluster tables exist (:meth:`build_tables`)."""
+        return self._tables
+
+    def build_tables(self) -> None:
+        """The cluster tables of a clustered rule (class docstring), once: the nodes sorted by
+        real part and cut into clusters, each cluster's centre, radius and Laurent moments
+        about its centre, and its Taylor moments about 0."""
+        if not self.clustered or self._tables:
             return
+        self._tables = True
+        nodes, weights = self.nodes, self.weights
+        C, size = self.table_shape
         order = np.argsort(nodes.real, kind="stable")
-        C = -(-nodes.size // size)
         pad = C * size - nodes.size
         t = np.concatenate([nodes[order], np.full(pad, nodes[order[-1]])])
         w = np.concatenate([weights[order], np.zeros(pad, dtype=complex)])
@@ -106,11 +128,14 @@ class QuadratureRule:
         self._stack = ClusterStack([self])
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(psi, 1 + psi, omega psi') at omega (any shape); a clustered rule evaluates
-        through a :class:`ClusterStack` of one."""
-        if not self.clustered:
-            return psi_quadrature(self.nodes, self.weights, omega)
+        """(psi, 1 + psi, omega psi') at omega (any shape): a batch of at most LAZY_PAIRS
+        (point, node) pairs by direct summation, a larger one (of a clustered rule) through
+        a :class:`ClusterStack` of one on its tables (:meth:`build_tables`, at the first
+        such batch)."""
         om = np.asarray(omega, dtype=complex)
+        if not self.clustered or om.size * self.nodes.size <= LAZY_PAIRS:
+            return psi_quadrature(self.nodes, self.weights, om)
+        self.build_tables()
         return tuple(p[..., 0] for p in self._stack.psi_parts(om[..., None]))
 
 
@@ -132,6 +157,8 @@ class ClusterStack:
     def __init__(self, rules: list[QuadratureRule]):
         if not self.fits(rules):
             raise ValueError("rules: must be clustered quadrature rules of one size")
+        for r in rules:
+            r.build_tables()
         for name in ("_t", "_w", "_centre", "_radius", "_r0", "_moments", "_taylor"):
             setattr(self, name, np.stack([getattr(r, name) for r in rules]))
 
@@ -139,7 +166,7 @@ class ClusterStack:
     def fits(rules: list) -> bool:
         """Whether the rules are clustered quadrature rules of one size (no padding)."""
         return bool(rules) and all(isinstance(r, QuadratureRule) and r.clustered
-                                   for r in rules) and len({r._t.shape for r in rules}) == 1
+                                   for r in rules) and len({r.table_shape for r in rules}) == 1
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at omega, shape (..., K); a batch of at most
