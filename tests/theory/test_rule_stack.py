@@ -13,6 +13,7 @@ import pytest
 
 from freeness_lab.theory.laws.smooth_d2 import SmoothD2Law
 from freeness_lab.theory.meanfield import d2_law
+from freeness_lab.theory.newton import rule_stack
 from freeness_lab.theory.newton.quadrature_rule import (
     DIRECT_PAIRS,
     ClusterStack,
@@ -65,6 +66,23 @@ def test_stack_equals_each_rule_and_the_contour_rules():
                                 ((1e-13, 1e-9), (1e-13, 1e-9), (1e-11, 1e-7)), strict=True):
             assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= tol[0], law
             assert np.max(np.abs(a - c) / np.maximum(np.abs(c), 1.0)) <= tol[1], law
+
+
+def test_far_sums_in_one_product_or_rule_by_rule(monkeypatch):
+    """Beyond the fits' regions (|zeta - c| > R), the Laurent sums of a batch against every
+    rule's coefficients at once (FAR_BATCH or fewer points) and rule by rule agree to 1e-14."""
+    rules = [law.psi_rule for law in laws()]
+    rng = np.random.default_rng(3)
+    zeta = np.stack([r.centre + r.radius * rng.uniform(1.01, 20, 300)
+                     * np.exp(1j * rng.uniform(-3, 3, 300)) for r in rules], axis=-1)
+    stack = RuleStack(rules)
+    monkeypatch.setattr(rule_stack, "FAR_BATCH", 10**9)
+    once = stack.psi_parts(1.0 / zeta)
+    monkeypatch.setattr(rule_stack, "FAR_BATCH", 0)
+    by_rule = stack.psi_parts(1.0 / zeta)
+    for a, b in zip(once, by_rule, strict=True):
+        assert np.all(np.isfinite(a))
+        assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-14
 
 
 def test_stack_keeps_any_leading_shape():

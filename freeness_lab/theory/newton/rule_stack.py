@@ -24,13 +24,16 @@ import numpy as np
 from freeness_lab.theory.newton.quadrature_rule import ClusterStack, powers
 from freeness_lab.theory.newton.zero_levels import ZeroLevels
 
-__all__ = ["IM_FLOOR", "RuleStack"]
+__all__ = ["FAR_BATCH", "IM_FLOOR", "RuleStack"]
 
 #: the fit answers only where |Im G| is at least this times max |G| on the boundary of its
 #: region: its absolute error (at most FIT_TOL max |G|) is then at most 1e-7 of Im G
 IM_FLOOR = 1e-4
 #: a padded real node sits here (weight 0): its terms vanish without a division by zero
 _FAR_NODE = -1e300
+#: up to this many points beyond the fits' regions are summed against every rule's Laurent
+#: coefficients in one product; more, rule by rule (:meth:`RuleStack._far_parts`)
+FAR_BATCH = 400
 
 
 class RuleStack:
@@ -65,6 +68,9 @@ class RuleStack:
         self._scale = np.array([r.scale for r in R])
         self._fit_mass = np.array([r.fit_mass for r in R])
         self._far = np.stack([r.far for r in R])  # (K, FAR_TERMS, 3)
+        # the same, (FAR_TERMS, 3 K): every column's sums by one matrix product
+        self._far_rows = np.ascontiguousarray(self._far.transpose(1, 0, 2).reshape(
+            self._far.shape[1], -1))
         # singular points and their discs, padded with NaN (never within a disc)
         S = max(len(r.singular) for r in R)
         self._sing = np.full((K, S), np.nan)
@@ -152,8 +158,18 @@ class RuleStack:
         y_max = float(np.abs(y).max())
         n = terms if not y_max < 0.5 else int(min(terms, max(  # NaN: all terms
             2, math.ceil(terms * math.log(0.5) / math.log(max(y_max, 1e-300))))))
-        # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k
-        s0, s1, s2 = np.einsum("kp,pkj->jp", powers(y, n), self._far[col, :n])
+        # sum_k A_k y^k, B_k y^k, (k + 1) B_k y^k: a few points against every rule's
+        # coefficients at once (one product, the column picked after), many rule by rule
+        # (not the coefficients gathered per point: (P, n, 3) copied, 3x slower at P = 5000)
+        yk = powers(y, n)
+        if y.size <= FAR_BATCH:
+            s = (yk.T @ self._far_rows[:n]).reshape(y.size, -1, 3)[np.arange(y.size), col].T
+        else:
+            s = np.empty((3, y.size), dtype=complex)
+            for k in np.unique(col):
+                at = np.nonzero(col == k)[0]
+                s[:, at] = (yk[:, at].T @ self._far[k, :n]).T
+        s0, s1, s2 = s
         return s1 * x, s0 * zx, s2 * x * zx
 
     def _fit_parts(self, zeta: np.ndarray, col: np.ndarray):
