@@ -39,9 +39,10 @@ from freeness_lab.harness.cells import Cell
 from freeness_lab.harness.locking import run_folder_lock
 from freeness_lab.harness.studies import STUDIES
 from freeness_lab.harness.studies.base import Columns
-from freeness_lab.harness.theory_side import install_laws, solved_laws
+from freeness_lab.harness.theory_side import install_laws, law_key, solved_laws
 from freeness_lab.harness.workers import sigterm_as_interrupt, worker_pool
 from freeness_lab.simulate import single_blas_thread
+from freeness_lab.theory import limits
 
 log = logging.getLogger(__name__)
 
@@ -75,32 +76,55 @@ def cell_tasks(cell: Cell) -> list[tuple[int, ...]]:
 _PINNED: list[Any] = []
 
 
+def _pin_worker_blas() -> None:
+    """Pin BLAS to one thread for the pool worker's lifetime."""
+    if not _PINNED:
+        _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
+
+
 def _run_in_worker(cell: Cell, trials: tuple[int, ...], laws: dict | None = None
                    ) -> tuple[str, tuple[int, ...], Any]:
     """Task body in a pool worker: pin BLAS to one thread for the worker's lifetime, and build
-    the limit laws on the supports the main process sent (:func:`_task_laws`)."""
-    if not _PINNED:
-        _PINNED.append(threadpool_limits(limits=1, user_api="blas"))
+    the limit laws on the supports the main process sent (:func:`task_laws`)."""
+    _pin_worker_blas()
     if laws:
         install_laws(laws)
     return cell.key, trials, run_task(cell, trials)
 
 
-def _task_laws(tasks: list[Task]) -> list[dict]:
+def _certify_in_worker(spec, matrix: str) -> dict:
+    """:func:`~freeness_lab.harness.theory_side.solved_laws` of one limit law, in a pool
+    worker (BLAS pinned as for the trials)."""
+    _pin_worker_blas()
+    return solved_laws(spec, (matrix,))
+
+
+def task_laws(tasks: list[Task], parallel: joblib.Parallel) -> list[dict]:
     """Per task, the limit laws its trials compare with (:attr:`~freeness_lab.harness.
-    studies.base.Study.limit_laws`), certified here before the pool starts (each once: they
-    are cached; the report needs them here anyway), their supports sent with the task
-    (:func:`~freeness_lab.harness.theory_side.solved_laws`), so that no worker certifies
-    them again."""
-    solved: dict[tuple[Any, tuple[str, ...]], dict] = {(None, ()): {}}
-    out = []
+    studies.base.Study.limit_laws`), each certified once, by the pool's workers in parallel
+    before any trial starts (a ReLU law takes 0.1-0.6 s, a tanh law seconds: the main
+    process certified them one after the other before the pool started), their supports
+    sent with the tasks (:func:`~freeness_lab.harness.theory_side.solved_laws`) so that no
+    worker certifies them again, and installed here too (the report reads them). A law
+    whose factory, as this process sees it, is not :mod:`freeness_lab.theory.limits`' (a
+    test's replaced theory) is not taken: this process builds its own, as the workers do
+    without it."""
+    wanted = []
+    unique: dict[tuple[Any, Any], tuple[Any, str]] = {}
     for cell, trials in tasks:
         matrices = STUDIES[cell.study].limit_laws(cell.spec, dict(cell.params), trials)
-        key = (cell.spec, tuple(matrices)) if matrices else (None, ())
-        if key not in solved:
-            solved[key] = solved_laws(cell.spec, tuple(matrices))
-        out.append(solved[key])
-    return out
+        keys = [law_key(cell.spec, m) for m in matrices]
+        for key, m in zip(keys, matrices, strict=True):
+            unique.setdefault(key, (cell.spec, m))
+        wanted.append(keys)
+    certified: dict = {}
+    if unique:
+        for part in parallel(joblib.delayed(_certify_in_worker)(spec, m)
+                             for spec, m in unique.values()):
+            certified.update({k: v for k, v in part.items()
+                              if getattr(k[0], "__module__", None) == limits.__name__})
+    install_laws(certified)
+    return [{k: certified[k] for k in keys if k in certified} for keys in wanted]
 
 
 def _concat_columns(chunks: list[Columns]) -> dict[str, Any]:
@@ -153,8 +177,8 @@ def _results(tasks: list[Task], n_jobs: int) -> Generator[Result, None, None]:
             for cell, trials in tasks:
                 yield cell.key, trials, run_task(cell, trials)
         return
-    laws = _task_laws(tasks)
     with worker_pool(n_jobs) as parallel:
+        laws = task_laws(tasks, parallel)
         yield from parallel(joblib.delayed(_run_in_worker)(c, t, law)
                             for (c, t), law in zip(tasks, laws, strict=True))
 

@@ -53,7 +53,9 @@ _LAWS: dict[tuple[Any, NetworkSpec], Any] = {}
 MAX_LAWS = 32
 
 
-def _key(spec: NetworkSpec, matrix: str) -> tuple[Any, NetworkSpec]:
+def law_key(spec: NetworkSpec, matrix: str) -> tuple[Any, NetworkSpec]:
+    """The cache key of the limit law of ``matrix`` for ``spec``: (its factory, the spec at
+    width 1 -- a square network's width does not enter its limit law)."""
     factory = limits.jacobian_law if matrix == "JJT" else limits.fim_dual_law
     return factory, spec.with_width(1) if spec.widths is None else spec
 
@@ -69,7 +71,7 @@ def limit_law(spec: NetworkSpec, matrix: str):
     once per process and spec (the width of a square spec does not enter the limit law). The
     factory is part of the key, so that a replaced theory (a test's broken one) is never
     answered from the cache."""
-    return _cached(_key(spec, matrix), spec)
+    return _cached(law_key(spec, matrix), spec)
 
 
 def _cached(key: tuple[Any, NetworkSpec], spec: NetworkSpec):
@@ -82,10 +84,11 @@ def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
                 ) -> dict[tuple[Any, NetworkSpec], tuple[NetworkSpec, Any]]:
     """The certified supports of the limit laws of ``matrices`` for ``spec``, solved in this
     process (support, quadrature, and the tables of the cdf, partial mean and quantile that
-    a trial's spectral check reads), by their cache key, with the spec: the run's main
-    process solves them once -- its report needs them anyway -- and sends them with the
-    tasks that use them (:func:`install_laws`), so that no worker solves them again (0.1-0.6
-    s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens of kB,
+    a trial's spectral check reads), by their cache key, with the spec: a parallel run
+    certifies each once, in one of its workers (:func:`~freeness_lab.harness.runner.
+    task_laws`), and its main process sends them with the tasks that use them and installs
+    them for its report (:func:`install_laws`), so that no other process solves them again
+    (0.1-0.6 s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens of kB,
     where a smooth activation's law with its contour rules pickles to tens of MB). A law
     that fails here, has no certified support, or that a replaced factory (defined outside
     :mod:`freeness_lab.theory.limits`) made, is left out: the worker builds it itself, as
@@ -93,7 +96,7 @@ def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
     function replaces it in this process only, and the worker's trials never saw it.)"""
     out = {}
     for matrix in matrices:
-        key = _key(spec, matrix)
+        key = law_key(spec, matrix)
         if getattr(key[0], "__module__", None) != limits.__name__:
             continue
         try:

@@ -167,12 +167,13 @@ def test_a_reference_with_the_wrong_mass_is_a_theory_error(monkeypatch) -> None:
     assert (rows[rows["reference"] == "limit"]["status"] == "ok").all()
 
 
-def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) -> None:
-    """A parallel run solves the spectral check's limit laws once, in its main process
-    (theory_side.solved_laws), and the workers build them on the certified supports it sends
-    (install_laws): through pickle, the trial's rows bit for bit as with laws the worker
-    certified itself; a law of a replaced factory is not sent; the spectrum study asks for
-    them for its spectral trials only."""
+def test_limit_laws_certified_once_serve_the_workers(monkeypatch) -> None:
+    """A parallel run certifies the spectral check's limit laws once
+    (theory_side.solved_laws, in a worker: test_limit_laws_certified_by_the_pool), and the
+    workers build them on the certified supports it sends (install_laws): through pickle,
+    the trial's rows bit for bit as with laws the worker certified itself; a law of a
+    replaced factory is not sent; the spectrum study asks for them for its spectral trials
+    only."""
     import pickle
 
     from freeness_lab.harness import theory_side
@@ -206,3 +207,41 @@ def test_limit_laws_solved_in_the_main_process_serve_the_workers(monkeypatch) ->
     p = {"spectral_trials": 4}
     assert spectrum_study.limit_laws(spec, p, (3,)) == ("JJT", "H_L")
     assert spectrum_study.limit_laws(spec, p, (4,)) == ()
+
+
+def test_limit_laws_certified_by_the_pool(monkeypatch) -> None:
+    """Before the trials, the pool's workers certify each limit law once (the cells of two
+    widths share theirs), every task gets the supports of its laws, and the main process
+    installs them (its report reads them); a law whose factory the main process sees
+    replaced is not taken (the main process builds its own)."""
+    from freeness_lab.harness import runner, theory_side, validate_config
+    from freeness_lab.harness.cells import plan_cells
+    from freeness_lab.harness.workers import worker_pool
+    from freeness_lab.theory import limits
+
+    run = validate_config({"sweep": {"widths": [16, 24], "trials": 2},
+                           "experiment": {"studies": ["spectrum"], "spectral_trials": 2},
+                           "n_jobs": 2, "progress": False})
+    tasks = [(c, t) for c in plan_cells(run) for t in runner.cell_tasks(c)]
+    theory_side.clear_laws()
+    with worker_pool(2) as parallel:
+        laws = runner.task_laws(tasks, parallel)
+    specs = {c.spec.with_width(1) for c, _ in tasks}
+    keys = {k for law in laws for k in law}
+    assert keys == {(f, s) for f in (limits.jacobian_law, limits.fim_dual_law) for s in specs}
+    for (cell, _), law in zip(tasks, laws, strict=True):
+        assert set(law) == {theory_side.law_key(cell.spec, m) for m in ("JJT", "H_L")}
+        for key, (_, support) in law.items():
+            matrix = "JJT" if key[0] is limits.jacobian_law else "H_L"
+            assert theory_side.limit_law(cell.spec, matrix).certified_support is support
+
+    original = limits.jacobian_law
+
+    def replaced(spec):  # the workers never see it
+        return original(spec)
+    monkeypatch.setattr(limits, "jacobian_law", replaced)
+    theory_side.clear_laws()
+    with worker_pool(2) as parallel:
+        laws = runner.task_laws(tasks, parallel)
+    assert {k[0] for law in laws for k in law} == {limits.fim_dual_law}
+    theory_side.clear_laws()

@@ -160,8 +160,8 @@ class Study:
     limit_laws : callable
         ``limit_laws(spec, params, trials) -> matrices``: the limit laws (``"JJT"``,
         ``"H_L"``) those trials of a cell compare with (the spectral check's); a parallel run
-        solves them once, in its main process, and sends them with the tasks
-        (:func:`~freeness_lab.harness.theory_side.solved_laws`).
+        certifies each once, in one of its workers before the trials, and sends them with
+        the tasks (:func:`~freeness_lab.harness.runner.task_laws`).
     """
 
     name: str
