@@ -88,8 +88,8 @@ def solved_laws(spec: NetworkSpec, matrices: tuple[str, ...]
     certifies each once, in one of its workers (:func:`~freeness_lab.harness.runner.
     task_laws`), and its main process sends them with the tasks that use them and installs
     them for its report (:func:`install_laws`), so that no other process solves them again
-    (0.1-0.6 s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens of kB,
-    where a smooth activation's law with its contour rules pickles to tens of MB). A law
+    (0.1-0.6 s each for ReLU, seconds for tanh). The support alone is sent, not the law (tens
+    of kB, where a smooth activation's law with its contour rules pickles to tens of MB). A law
     that fails here, has no certified support, or that a replaced factory (defined outside
     :mod:`freeness_lab.theory.limits`) made, is left out: the worker builds it itself, as
     without this. (From the cache itself, not :func:`limit_law`: a test that replaces that

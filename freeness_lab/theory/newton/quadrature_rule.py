@@ -78,10 +78,10 @@ class QuadratureRule:
         nodes = np.asarray(nodes, dtype=complex).ravel()
         weights = np.asarray(weights, dtype=complex).ravel()
         self.nodes, self.weights = nodes, weights
-        self._size = SMALL_CLUSTER_SIZE if nodes.size < SMALL_RULE else CLUSTER_SIZE
-        self.clustered = nodes.size >= 2 * self._size
+        size = SMALL_CLUSTER_SIZE if nodes.size < SMALL_RULE else CLUSTER_SIZE
+        self.clustered = nodes.size >= 2 * size
         #: (clusters, size) of the cluster tables, built at the first call that needs them
-        self.table_shape = (-(-nodes.size // self._size), self._size)
+        self.table_shape = (-(-nodes.size // size), size)
         self._stack: ClusterStack | None = None
         self._tables = False
 
