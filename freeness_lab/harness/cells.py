@@ -29,7 +29,7 @@ from freeness_lab.rng import content_digest, content_seed, content_words
 from freeness_lab.spec import NetworkSpec
 
 #: bump when the content of cell files changes meaning (invalidates finished cells)
-CELL_FORMAT = 1
+CELL_FORMAT = 2
 
 
 @dataclass(frozen=True)

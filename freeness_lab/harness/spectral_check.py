@@ -14,6 +14,10 @@ floor         f      ESD fraction below the floor f / F(f)
 atom          a      ESD fraction counted at the atom a / its mass
 quantile      p      ESD quantile / law quantile (p = 0.1 .. 0.9)
 top                  largest eigenvalue / top of the law's support
+cdf           x      F_n(x) / F(x) at each point compared (the floor, the eigenvalues
+                     above it, the atoms) and on a grid (:func:`cdf_curve`): trial 0
+                     only, the sampled network against the limit and the paired law
+                     (:data:`CURVES`; the cdf plots)
 ============  =====  ===============================================================
 
 ``status``: ``ok``; ``unavailable`` (the theory does not cover it:
@@ -57,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITHIN_NOISE
-from freeness_lab.harness.spectral_distance import compare, noise_floor
+from freeness_lab.harness.spectral_distance import Comparison, compare, noise_floor
 from freeness_lab.harness.spectral_references import (
     CONTROL_CDF_TOL,
     SQUARE_ONLY,
@@ -66,18 +70,25 @@ from freeness_lab.harness.spectral_references import (
     limit_law,
     paired_law,
 )
+from freeness_lab.harness.spectrum import trial_index
 from freeness_lab.harness.stats import mean_se, weighted_lstsq
 from freeness_lab.simulate.network import SampledNetwork
 from freeness_lab.theory import TheoryUnavailable
 
-__all__ = ["COMPARISONS", "EXPECTED", "MASS_DEFECT_MAX", "NOT_CLAIMED", "check_mass",
-           "fit_distances", "trial_rows"]
+__all__ = ["CDF_POINTS", "COMPARISONS", "CURVES", "EXPECTED", "MASS_DEFECT_MAX", "NOT_CLAIMED",
+           "cdf_curve", "check_mass", "curve_rows", "fit_distances", "trial_rows"]
 
 #: (network, matrix, reference) compared in every trial
 COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("sampled", "JJT", "limit"), ("sampled", "JJT", "paired"),
     ("sampled", "JJT", "classical"), ("sampled", "H_L", "limit"),
     ("sampled", "H_L", "paired"), ("cyclic", "JJT", "paired"))
+#: points of the evenly spaced part of each cdf curve (:func:`cdf_curve`; one every ~3
+#: pixels of the 6.5-inch cdf plots at 110 dpi)
+CDF_POINTS = 240
+#: the comparisons whose cdfs trial 0 of each cell records (metric ``cdf``), for the plots
+CURVES = frozenset(k for k in COMPARISONS
+                   if k[0] == "sampled" and k[2] in ("limit", "paired"))
 #: the verdict a sound harness must reach, per (network, reference)
 EXPECTED = {("sampled", "paired"): "free", ("sampled", "classical"): "not free",
             ("cyclic", "paired"): "not free"}
@@ -90,6 +101,32 @@ DISTANCES = ("kolmogorov", "wasserstein1")
 CLAIMED_METRIC = "kolmogorov"
 #: per-trial table columns besides the cell's label
 COLUMNS = ("network", "matrix", "reference", "metric", "point", "value", "law", "status")
+
+
+def curve_rows(width: int, trials: int) -> int:
+    """The ``cdf`` rows of a cell of ``trials`` trials at the largest layer width ``width``,
+    per trial: trial 0's points (at most the width, a few atoms and ``CDF_POINTS``) for
+    each of :data:`CURVES`, spread over the trials (a memory estimate)."""
+    return len(CURVES) * (width + CDF_POINTS + 4) // max(trials, 1)
+
+
+def cdf_curve(eigenvalues: np.ndarray, law, comparison: Comparison
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, F_n(x), F(x)), x increasing: the points ``comparison`` compared (the floor, the
+    eigenvalues above it, the atoms) and ``CDF_POINTS`` - 2 more, evenly spaced between the
+    first and the largest eigenvalue, where the spectrum has gaps the law may not (a
+    drawing of the law's cdf; inside the blocks the comparison accepted, they cost next to
+    nothing). A point where the law's cdf is not finite is left out."""
+    x, esd, F = comparison.cdf
+    e = np.sort(eigenvalues)
+    grid = np.linspace(x[0], max(x[-1], e[-1]), CDF_POINTS)[1:-1]
+    grid = grid[~np.isin(grid, x)]
+    Fg = law.cdf(grid)
+    ok = np.isfinite(Fg)
+    x = np.concatenate([x, grid[ok]])
+    order = np.argsort(x, kind="stable")
+    return (x[order], np.concatenate([esd, np.searchsorted(e, grid[ok], "right") / e.size]
+                                     )[order], np.concatenate([F, Fg[ok]])[order])
 
 
 def _reference(net: SampledNetwork, cyclic: SampledNetwork | None, seed: np.random.SeedSequence,
@@ -122,7 +159,9 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
 
     A rectangular network (widths N_0..N_L): the floor is that of the largest width, and
     the comparisons of ``SQUARE_ONLY`` (the classical product, the cyclic control) are
-    ``unavailable`` (:mod:`~freeness_lab.harness.spectral_references`).
+    ``unavailable`` (:mod:`~freeness_lab.harness.spectral_references`). Trial 0 of a cell
+    (:func:`~freeness_lab.harness.spectrum.trial_index`) also records the cdfs of the
+    comparisons of :data:`CURVES` (metric ``cdf``, one row per point compared).
     """
     eigs = {("sampled", m): e for m, e in spectra.items()}
     cyclic = cyclic_network(net) if net.spec.is_square else None
@@ -135,6 +174,16 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
             status: str) -> None:
         for c, v in zip(COLUMNS, (*key, metric, point, value, law, status), strict=True):
             cols[c].append(v)
+
+    def add_curve(key: tuple[str, str, str], x: np.ndarray, esd: np.ndarray,
+                  law: np.ndarray) -> None:
+        n = len(x)
+        for c, v in zip(COLUMNS, ([key[0]] * n, [key[1]] * n, [key[2]] * n, ["cdf"] * n,
+                                  x.tolist(), esd.tolist(), law.tolist(), ["ok"] * n),
+                        strict=True):
+            cols[c].extend(v)
+
+    curves = trial_index(seed) == 0
 
     for key in COMPARISONS:
         network, matrix, reference = key
@@ -160,6 +209,8 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
             for p, esd_q, law_q in c.quantiles:
                 add(key, "quantile", p, esd_q, law_q, "ok")
             add(key, "top", math.nan, *c.top, "ok")
+            if curves and key in CURVES:
+                add_curve(key, *cdf_curve(e, law, c))
             continue
         for metric in DISTANCES:
             add(key, metric, math.nan, math.nan, math.nan, status)

@@ -76,6 +76,10 @@ class Comparison:
     top : tuple of float
         (largest eigenvalue, top of the law's support: where the law bisects for it, to
         1e-2 of their distance, :func:`_top`).
+    cdf : tuple of ndarray
+        (x, F_n(x), F(x)) at the points compared -- the floor, the eigenvalues above it
+        (atoms snapped), the atoms above it -- increasing: both cdfs as the Kolmogorov
+        supremum saw them (the check's cdf plots draw them, no law solved again).
     """
 
     kolmogorov: float
@@ -86,6 +90,8 @@ class Comparison:
     atoms: list[tuple[float, float, float]] = field(default_factory=list)
     quantiles: list[tuple[float, float, float]] = field(default_factory=list)
     top: tuple[float, float] = (np.nan, np.nan)
+    cdf: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.empty(0), np.empty(0), np.empty(0)))
 
 
 def _snap_to_atoms(x: np.ndarray, atoms: np.ndarray, floor: float
@@ -188,7 +194,7 @@ def compare(eigenvalues: np.ndarray, law, floor: float,
         below_floor=(float(np.mean(x0 < floor)), float(F[0])), atoms=counted,
         quantiles=[(float(a), float(b), float(c)) for a, b, c in zip(p, esd_q, law_q,
                                                                       strict=True)],
-        top=(float(x0[-1]), _top(law, float(x0[-1]))))
+        top=(float(x0[-1]), _top(law, float(x0[-1]))), cdf=(points, emp, F))
 
 
 def _top(law, x_max: float) -> float:

@@ -5,9 +5,9 @@ From the per-trial ``spectral_distance`` table (:mod:`freeness_lab.harness.spect
 * ``spectral_fits`` (:func:`~freeness_lab.harness.spectral_check.fit_distances`);
 * ``plots/spectral_distance_<variant>.png``: RMS Kolmogorov and Wasserstein-1 distances vs M
   (log-log, error bars: SE), every comparison, with its fitted slope;
-* ``plots/cdf_<matrix>_<variant>.png``: at the largest M, trial 0 (regenerated from its
-  spawn key), the ESD's cdf against the limit and the paired cdf, the Kolmogorov point of
-  the paired law (that trial's row of the table) marked;
+* ``plots/cdf_<matrix>_<variant>.png``: at the largest M, trial 0, the ESD's cdf against
+  the limit and the paired cdf at the points the check compared (that trial's ``cdf`` rows:
+  no law is solved here), the Kolmogorov point of the paired law marked;
 * on request (:func:`panel_plot`, e.g. figure 4's ``plots/fig4_spectral.png``), every variant
   on one figure: the claimed (Kolmogorov) distance of J J^T and H_L to the paired law against
   the distance to the limit law, one panel per network and ensemble.
@@ -27,18 +27,12 @@ from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import save_figure
 from freeness_lab.harness.schema import RunConfig
 from freeness_lab.harness.spectral_check import CLAIMED_METRIC, fit_distances, per_width
-from freeness_lab.harness.spectral_references import limit_law, paired_law
-from freeness_lab.simulate import sample_network, single_blas_thread
-from freeness_lab.spec import NetworkSpec
 
 __all__ = ["failing", "panel_plot", "spectral_report"]
 
 _STYLE = {"limit": "--", "paired": "-", "classical": ":"}
 #: how the matrices are named on the plots
 _MATRIX_LABEL = {"JJT": "J J^T", "H_L": "H_L"}
-#: points of each law's cdf curve on the cdf plots (one every ~3 pixels of a 6.5-inch figure
-#: at 110 dpi; each costs contour integrals of a paired law, serially after the trials)
-CDF_POINTS = 240
 
 
 def failing(fits: pd.DataFrame, strict: bool) -> pd.Series:
@@ -55,15 +49,6 @@ def failing(fits: pd.DataFrame, strict: bool) -> pd.Series:
 def _slug(variant: dict) -> str:
     return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{v}".replace(":", "_")
                     for k, v in variant.items())
-
-
-def _spec(variant: dict, width: int, widths: str | None = None) -> NetworkSpec:
-    """The network of ``variant`` at M = ``width``, or at the layer widths ``widths``
-    ("64-128-64", the column of a rectangular cell)."""
-    layers = None if widths is None else tuple(int(n) for n in widths.split("-"))
-    return NetworkSpec(variant["activation"], variant["weights"], int(variant["depth"]),
-                       width=int(width), sigma_w=variant["sigma_w"],
-                       sigma_b=variant["sigma_b"], q0=variant["q0"], widths=layers)
 
 
 def distance_plot(stats: pd.DataFrame, fits: pd.DataFrame, path: Path, title: str) -> Path:
@@ -159,29 +144,34 @@ def panel_plot(table: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def cdf_plot(eigs: np.ndarray, laws: dict, path: Path, title: str,
+def cdf_plot(curves: dict[str, tuple[np.ndarray, ...]], path: Path, title: str,
              kolmogorov: tuple[float, float] | None = None) -> Path:
-    """The ESD's cdf against each law's, the paired law's Kolmogorov point marked.
+    """The ESD's cdf against each law's, as the check compared them, the paired law's
+    Kolmogorov point marked.
 
     Parameters
     ----------
-    eigs : numpy.ndarray
-        The trial's eigenvalues.
-    laws : dict
-        Laws by reference name.
+    curves : dict
+        By reference name, (x, F_n(x), F(x), atoms): the points compared (the floor, the
+        eigenvalues above it, the law's atoms above it), the ESD's and the law's cdf there,
+        and the law's atoms above the floor (rows (location, mass)), drawn as jumps.
     path : Path
     title : str
     kolmogorov : (float, float), optional
         (x*, d_K) of the ESD against the paired law, as the trial's ``spectral_distance``
         rows hold them (not computed again here).
     """
-    x = np.sort(eigs)
-    grid = np.linspace(x[0], x[-1], CDF_POINTS)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color="k", lw=1,
-            label=f"ESD ({x.size} eigenvalues)")
-    for name, law in laws.items():
-        ax.plot(grid, law.cdf(grid), ls=_STYLE.get(name, "-"), label=f"{name} law")
+    x, esd = next(iter(curves.values()))[:2]
+    ax.step(x, esd, where="post", color="k", lw=1,
+            label=f"ESD (censored below the floor {x[0]:.2g})")
+    for name, (x, _, F, atoms) in curves.items():
+        # the law's cdf is continuous but at its atoms: each atom's left limit F - mass
+        # drawn before it
+        xs = np.concatenate([x, atoms[:, 0]])
+        Fs = np.concatenate([F, np.interp(atoms[:, 0], x, F) - atoms[:, 1]])
+        order = np.lexsort((Fs, xs))
+        ax.plot(xs[order], Fs[order], ls=_STYLE.get(name, "-"), label=f"{name} law")
     if kolmogorov is not None:
         ax.axvline(kolmogorov[0], color="r", lw=0.8, alpha=0.6,
                    label=f"paired d_K = {kolmogorov[1]:.3g}")
@@ -201,37 +191,41 @@ def _kolmogorov(rows: pd.DataFrame, matrix: str) -> tuple[float, float] | None:
     return (float(r["point"].iloc[0]), float(r["value"].iloc[0])) if len(r) else None
 
 
-def _cdf_plots(run: RunConfig, table: pd.DataFrame, variant: dict, plot_dir: Path
-               ) -> list[Path]:
+def _curves(rows: pd.DataFrame, matrix: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """The ``cdf`` rows of the sampled ``matrix`` in ``rows`` (one trial's), by reference
+    (paired first): (x, F_n, F, atoms above the floor)."""
+    out = {}
+    for reference in ("paired", "limit"):
+        mine = rows[(rows["network"] == "sampled") & (rows["matrix"] == matrix)
+                    & (rows["reference"] == reference) & (rows["status"] == "ok")]
+        curve = mine[mine["metric"] == "cdf"].sort_values("point")
+        if curve.empty:
+            continue
+        x = curve["point"].to_numpy(float)
+        atoms = mine[(mine["metric"] == "atom") & (mine["point"] > x[0])]
+        out[reference] = (x, curve["value"].to_numpy(float), curve["law"].to_numpy(float),
+                          atoms[["point", "law"]].to_numpy(float).reshape(-1, 2))
+    return out
+
+
+def _cdf_plots(table: pd.DataFrame, variant: dict, plot_dir: Path) -> list[Path]:
+    """The cdf plots of trial 0 at the largest M, from its ``cdf`` rows (the curves the
+    check compared: :data:`~freeness_lab.harness.spectral_check.CURVES`)."""
     width = int(table["width"].max())
     rows = table[(table["width"] == width) & (table["trial"] == 0)]
-    if rows.empty:
-        return []
-    spec = _spec(variant, width, rows["widths"].iloc[0] if "widths" in rows.columns else None)
-    key = tuple(int(k) for k in str(rows["spawn_key"].iloc[0]).split(","))
-    bias = run.experiment.fim_include_bias
-    # BLAS pinned to one thread, as in the trial itself: the same spectra, and no threads
-    # spinning against a busy core (docs/conventions.md, Numerics: BLAS threads)
-    with single_blas_thread():
-        net = sample_network(spec, np.random.default_rng(
-            np.random.SeedSequence(run.seed, spawn_key=key)))
-        spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(bias)}
     paths = []
-    for matrix, eigs in spectra.items():
-        laws = {}
-        for name, build, args in (("limit", limit_law, (spec, matrix)),
-                                  ("paired", paired_law, (net, matrix, bias))):
-            try:
-                laws[name] = build(*args)
-                laws[name].cdf(np.array([eigs.mean()]))
-            except Exception:  # noqa: BLE001 -- a failed law is drawn without its curve
-                laws.pop(name, None)
-        title = (f"{matrix}: {spec.activation}, {spec.weights}, L={spec.depth}, "
-                 f"M={width}, trial 0" + ("" if spec.widths is None
-                                          else f", N={'-'.join(map(str, spec.widths))}"))
+    for matrix in _MATRIX_LABEL:
+        curves = _curves(rows, matrix)
+        if not curves:  # neither law could be compared: nothing to draw
+            continue
+        widths = rows["widths"].iloc[0] if "widths" in rows.columns else None
+        title = (f"{matrix}: {variant['activation']}, {variant['weights']}, "
+                 f"L={variant['depth']}, M={width}, trial 0"
+                 + ("" if widths is None or len(set(str(widths).split("-"))) == 1
+                    else f", N={widths}"))
         path = plot_dir / f"cdf_{matrix}_{_slug(variant)}.png"
-        paths.append(cdf_plot(eigs, laws, path, title,
-                              _kolmogorov(rows, matrix) if "paired" in laws else None))
+        paths.append(cdf_plot(curves, path, title,
+                              _kolmogorov(rows, matrix) if "paired" in curves else None))
     return paths
 
 
@@ -264,7 +258,7 @@ def spectral_report(run: RunConfig, table: pd.DataFrame, plot_dir: Path
                  + (f", ratios {variant['width_ratios']}" if "width_ratios" in variant else ""))
         plots.append(distance_plot(stats[sel], fits[fsel],
                                    plot_dir / f"spectral_distance_{_slug(variant)}.png", title))
-        plots += _cdf_plots(run, g, variant, plot_dir)
+        plots += _cdf_plots(g, variant, plot_dir)
     bad = failing(fits, run.experiment.fail_on_disagreement)
     lines = ["## Spectral distances: whole spectra vs the limit law and the paired free "
              "product", "",

@@ -245,3 +245,56 @@ def test_limit_laws_certified_by_the_pool(monkeypatch) -> None:
         laws = runner.task_laws(tasks, parallel)
     assert {k[0] for law in laws for k in law} == {limits.fim_dual_law}
     theory_side.clear_laws()
+
+
+def test_trial_zero_records_the_compared_cdfs_and_the_report_draws_them_without_a_law(
+        monkeypatch, tmp_path) -> None:
+    """Trial 0 of a cell records the cdfs of the sampled network against the limit and the
+    paired law (metric ``cdf``): at the points compared and on a grid, the ESD's fraction
+    of eigenvalues at or below each point and the law's cdf there (against a fresh law,
+    within the check's cdf tolerance); trial 1 records none. The report draws its cdf plots
+    from these rows with every reference replaced by one that raises: no law is solved."""
+    from freeness_lab.harness import spectral_references, validate_config
+    from freeness_lab.harness.spectral_references import PAIRED_CDF_TOL, limit_law
+    from freeness_lab.harness.spectral_report import spectral_report
+
+    spec = NetworkSpec("relu", "orthogonal", depth=3, width=32, sigma_w=2**0.5)
+    frames = []
+    for m in (32, 48):
+        for t in (0, 1):
+            seed = np.random.SeedSequence(2, spawn_key=(m, t))
+            net = sample_network(spec.with_width(m), np.random.default_rng(seed))
+            spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
+            rows = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
+            curves = rows[rows["metric"] == "cdf"]
+            if t:
+                assert curves.empty
+            else:
+                keys = set(curves[["network", "matrix", "reference"]].itertuples(
+                    index=False, name=None))
+                assert keys == spectral_check.CURVES
+                for (_, matrix, reference), c in curves.groupby(
+                        ["network", "matrix", "reference"]):
+                    x, esd = c["point"].to_numpy(), c["value"].to_numpy()
+                    assert np.all(np.diff(x) > 0) and len(x) >= spectral_check.CDF_POINTS
+                    e = np.sort(spectra[matrix])
+                    floor = noise_floor(e, m, 3)  # eigenvalues within it snap to atoms
+                    assert np.all(esd >= np.searchsorted(e, x - floor, "left") / m)
+                    assert np.all(esd <= np.searchsorted(e, x + floor, "right") / m)
+                    law = (limit_law(net.spec, matrix) if reference == "limit"
+                           else paired_law(net, matrix, False))
+                    np.testing.assert_allclose(c["law"], law.cdf(x), rtol=0,
+                                               atol=2 * PAIRED_CDF_TOL / m)
+            frames.append(rows.assign(activation="relu", weights="orthogonal", depth=3,
+                                      sigma_w=spec.sigma_w, sigma_b=0.0, q0=1.0, width=m,
+                                      trial=t, spawn_key=f"{m},{t}"))
+
+    def unsolvable(*args, **kwargs):
+        raise AssertionError("the report solved a law")
+    for name in ("limit_law", "paired_law"):
+        monkeypatch.setattr(spectral_references, name, unsolvable)
+        monkeypatch.setattr(spectral_check, name, unsolvable)
+    _, plots, _, _ = spectral_report(validate_config({}), pd.concat(frames, ignore_index=True),
+                                     tmp_path)
+    assert sorted(p.name.split("_relu")[0] for p in plots if p.name.startswith("cdf_")) == [
+        "cdf_H_L", "cdf_JJT"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from freeness_lab.harness.figures import check_cases, check_ensembles, check_int_list, check_keys
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig
-from freeness_lab.harness.spectral_check import trial_rows
+from freeness_lab.harness.spectral_check import curve_rows, trial_rows
 from freeness_lab.harness.spectral_references import CLASSICAL_SAMPLE
 from freeness_lab.harness.spectral_report import panel_plot, spectral_report
 from freeness_lab.harness.spectrum import MATRICES
@@ -93,10 +93,12 @@ def trial(spec: NetworkSpec, seed: np.random.SeedSequence,
 
 
 def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
-    """The spectral check's rows of one trial: :data:`SPECTRAL_ROWS`, and one ``atom`` row
+    """The spectral check's rows of one trial: :data:`SPECTRAL_ROWS`, one ``atom`` row
     per atom of the classical control's law, up to one per draw (``CLASSICAL_SAMPLE`` x M,
-    where phi' takes more than two values)."""
-    return SPECTRAL_ROWS + CLASSICAL_SAMPLE * spec.width
+    where phi' takes more than two values), and trial 0's cdf rows spread over the trials
+    (:func:`~freeness_lab.harness.spectral_check.curve_rows`)."""
+    return (SPECTRAL_ROWS + CLASSICAL_SAMPLE * spec.width
+            + curve_rows(max(spec.layer_widths), int(grid_params(e)["trials"])))
 
 
 def validate(run: RunConfig) -> None:

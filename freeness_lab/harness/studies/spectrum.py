@@ -35,7 +35,7 @@ from freeness_lab.harness.deadline import TimeLimitExceeded, time_limit
 from freeness_lab.harness.markdown import compact, counts, markdown_table
 from freeness_lab.harness.plots import spectrum_histogram
 from freeness_lab.harness.schema import ExperimentConfig, RunConfig, Shape
-from freeness_lab.harness.spectral_check import trial_rows
+from freeness_lab.harness.spectral_check import curve_rows, trial_rows
 from freeness_lab.harness.spectral_report import spectral_report
 from freeness_lab.harness.spectrum import MATRICES, spectrum_trial
 from freeness_lab.harness.studies.base import Params, ReportInput, Study, StudyReport
@@ -61,9 +61,11 @@ def params(e: ExperimentConfig) -> Params:
 
 def rows_per_trial(spec: NetworkSpec, e: ExperimentConfig) -> int:
     """Moment rows of both matrices, 2 M eigenvalue rows when they are stored, and the
-    spectral-distance rows (:data:`SPECTRAL_ROWS`)."""
-    return (2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0)
-            + (SPECTRAL_ROWS if e.spectral_trials else 0))
+    spectral-distance rows (:data:`SPECTRAL_ROWS`, and trial 0's cdf rows spread over the
+    spectral trials: :func:`~freeness_lab.harness.spectral_check.curve_rows`)."""
+    spectral = (SPECTRAL_ROWS + curve_rows(max(spec.layer_widths), e.spectral_trials)
+                if e.spectral_trials else 0)
+    return 2 * (e.moments + 1) + (2 * spec.width if e.eigenvalues else 0) + spectral
 
 
 def shaped_cells(run: RunConfig) -> tuple[list[NetworkSpec], list[Shape | None]]:
