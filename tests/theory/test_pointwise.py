@@ -109,6 +109,32 @@ def test_top_near_a_point_is_within_its_fraction_of_the_gap(gap: float) -> None:
         assert law.top_edge == pytest.approx(top, rel=1e-6)
 
 
+def test_an_atom_on_top_of_the_continuous_part_is_the_top_without_an_edge_search(
+        monkeypatch) -> None:
+    """Two free projections of trace 0.8: atoms 0.2 delta_0 and 0.6 delta_1, the
+    continuous part on [0, 0.64] (l+ = a + b - 2ab + sqrt(4ab(1-a)(1-b))): top_near is the
+    atom 1, from below and above it, with the edge search disabled; a ReLU H_3 chain whose
+    atoms lie inside its continuous part still gets its edge (the certified top)."""
+    law = free_product(bernoulli(0.8), bernoulli(0.8)).pointwise(1e-8)
+    assert law.atoms[:, 0].max() == pytest.approx(1.0)
+    assert law.top_edge == pytest.approx(0.64, rel=1e-6)
+    calls = []
+    original = pointwise.bisect_edges
+    monkeypatch.setattr(pointwise, "bisect_edges", lambda *a, **k: calls.append(1) or
+                        original(*a, **k))
+    fresh = free_product(bernoulli(0.8), bernoulli(0.8)).pointwise(1e-8)
+    for x in (0.99, 1.0, 1.01):
+        assert fresh.top_near(x) == pytest.approx(1.0, abs=1e-12)
+    assert not calls
+    layers = [DiscreteLaw.empirical(np.r_[np.zeros(k), 2.0 * np.ones(100 - k)])
+              for k in (47, 55)]
+    chain = fim_dual_chain_law(layers, [1.0, 0.52, 0.48], "gaussian", 1.0)
+    top = chain.support()[1]
+    assert chain.atoms[:, 0].max() < 0.5 * top
+    assert chain.pointwise(1e-7).top_near(0.99 * top) == pytest.approx(top, rel=1e-3)
+    assert calls
+
+
 def test_paired_relu_chain_with_atoms_agrees_with_its_certified_quadrature() -> None:
     """A ReLU H_3 chain of sampled two-atom layers: atoms at the shifts (Belinschi, then
     the shift) and a continuous part; cdf on both sides of every atom, and its quantiles

@@ -293,16 +293,28 @@ class PointwiseLaw(SpectralLaw):
         <= max(EDGE_REL (edge + |base|), ``gap_rel`` |x - edge|): |x - top| exact to
         ``gap_rel`` relative, or the edge to EDGE_REL where x is that close to it (the
         spectral check's ``top`` metric, x the largest eigenvalue: trials scatter its gap by
-        tens of percent; a gap of 1e-2 bisected to EDGE_REL costs twice the solves)."""
+        tens of percent; a gap of 1e-2 bisected to EDGE_REL costs twice the solves). An
+        atom above which the continuous part holds at most tol of mass (the resolution of
+        the cdf) is the top itself, without a search for the edge below it (H_L of ReLU
+        networks with orthogonal weights: its top eigenvalue, repeated, is often an atom of
+        the paired law)."""
         key = (float(x), float(gap_rel))
         if "top_edge" in self.__dict__:  # known to EDGE_REL already
             edge = self.top_edge
         elif key not in self._tops:
-            edge = self._tops[key] = self._top_edge(*key)
+            edge = self._tops[key] = (math.nan if self._atom_on_top()
+                                      else self._top_edge(*key))
         else:
             edge = self._tops[key]
         return float(max([edge, *self.atoms[:, 0]], key=lambda v: -math.inf if math.isnan(v)
                          else v))
+
+    def _atom_on_top(self) -> bool:
+        """Whether the largest atom has at most tol of the continuous part's mass above it."""
+        if self.atomic or not len(self.atoms):
+            return False
+        top = np.array([self.atoms[:, 0].max()])
+        return bool(self.comb[2] - self._continuous(top)[0][0] <= self.tol)
 
     def _top_edge(self, near: float, gap_rel: float) -> float:
         """:attr:`top_edge`; each bisection stopped at gap_rel of the distance of ``near``
