@@ -37,15 +37,16 @@ def _compose(*overrides: str):
 
 
 def test_square_default_keeps_its_keys_seeds_and_run_folder():
-    """Pinned at the commit before width ratios existed (bcf54b3): the default config's cell
-    keys, the spawn-key words of its first cell and its run folder."""
+    """Pinned at the commit before width ratios existed (bcf54b3): the spawn-key words of
+    the default config's first cell and its run folder; its cell keys as of cell format 2
+    (00f6929: the keys name the format, the seeds do not)."""
     cfg = _compose()
     assert OmegaConf.select(cfg, "hydra.run.dir") == "results/default/f418b2318dfd"
     run = validate_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
     cells = plan_cells(run)
     keys = " ".join(c.key for c in cells)
-    assert cells[0].key == "spectrum-b883f3bb7829b6054758"
-    assert hashlib.sha256(keys.encode()).hexdigest()[:16] == "aba1079bba75a01f"
+    assert cells[0].key == "spectrum-12ca5151c411cd320ee5"
+    assert hashlib.sha256(keys.encode()).hexdigest()[:16] == "93b34efa2cd3e205"
     assert cells[0].cell_words == (1940915776, 1931821428, 425859802, 3094805763)
     assert "width_ratios" not in run.identity()["network"]
     assert all(c.shape is None and "shape" not in c.identity() for c in cells)
