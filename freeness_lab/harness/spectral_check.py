@@ -12,8 +12,10 @@ kolmogorov    x*     d_K above the floor (attained at x*) / NaN
 wasserstein1         W_1 above the floor / NaN
 floor         f      ESD fraction below the floor f / F(f)
 atom          a      ESD fraction counted at the atom a / its mass
-quantile      p      ESD quantile / law quantile (p = 0.1 .. 0.9)
-top                  largest eigenvalue / top of the law's support
+quantile      p      ESD quantile / law quantile (p = 0.1 .. 0.9); not for the cyclic
+                     control (against a law it is built not to follow)
+top                  largest eigenvalue / top of the law's support; not for the cyclic
+                     control
 cdf           x      F_n(x) / F(x) at each point compared (the floor, the eigenvalues
                      above it, the atoms) and on a grid (:func:`cdf_curve`): trial 0
                      only, the sampled network against the limit and the paired law
@@ -61,7 +63,12 @@ import numpy as np
 import pandas as pd
 
 from freeness_lab.harness.freeness import SLOPE_SIGNIFICANCE, Z_NOT_FREE, Z_WITHIN_NOISE
-from freeness_lab.harness.spectral_distance import Comparison, compare, noise_floor
+from freeness_lab.harness.spectral_distance import (
+    QUANTILE_LEVELS,
+    Comparison,
+    compare,
+    noise_floor,
+)
 from freeness_lab.harness.spectral_references import (
     CONTROL_CDF_TOL,
     SQUARE_ONLY,
@@ -195,7 +202,11 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
             law = _reference(net, cyclic, seed, network, matrix, reference, include_bias)()
             check_mass(law, 10 * CONTROL_CDF_TOL if network == "cyclic"
                        else MASS_DEFECT_MAX / net.spec.width)
-            c = compare(e, law, floor)
+            # the cyclic control's quantiles and top, against a law it is built not to
+            # follow, would say nothing (its claim is its distance): not computed
+            control = network == "cyclic"
+            c = compare(e, law, floor, levels=() if control else QUANTILE_LEVELS,
+                        top=not control)
         except TheoryUnavailable:
             status = "unavailable"
         except Exception:  # noqa: BLE001 -- any other failure of the theory side is an error
@@ -208,7 +219,8 @@ def trial_rows(net: SampledNetwork, spectra: dict[str, np.ndarray],
                 add(key, "atom", loc, frac, mass, "ok")
             for p, esd_q, law_q in c.quantiles:
                 add(key, "quantile", p, esd_q, law_q, "ok")
-            add(key, "top", math.nan, *c.top, "ok")
+            if not control:
+                add(key, "top", math.nan, *c.top, "ok")
             if curves and key in CURVES:
                 add_curve(key, *cdf_curve(e, law, c))
             continue

@@ -135,7 +135,7 @@ def _wasserstein1(law, t: np.ndarray, level: np.ndarray, F: np.ndarray,
 
 
 def compare(eigenvalues: np.ndarray, law, floor: float,
-            levels: tuple[float, ...] = QUANTILE_LEVELS) -> Comparison:
+            levels: tuple[float, ...] = QUANTILE_LEVELS, top: bool = True) -> Comparison:
     """The ESD of ``eigenvalues`` against ``law``, censored below ``floor``
     (module docstring).
 
@@ -149,7 +149,10 @@ def compare(eigenvalues: np.ndarray, law, floor: float,
     floor : float
         The censoring point f >= 0 (:func:`noise_floor`).
     levels : tuple of float
-        Quantile levels.
+        Quantile levels (none: no quantile is computed).
+    top : bool
+        Whether to find the top of the law's support (else ``Comparison.top`` holds NaN
+        for it).
 
     Returns
     -------
@@ -188,13 +191,14 @@ def compare(eigenvalues: np.ndarray, law, floor: float,
     p = np.asarray(levels, dtype=float)
     esd_q = x[np.clip(np.ceil(p * n).astype(int) - 1, 0, n - 1)]  # smallest x: F_n(x) >= p
     esd_q = np.where(esd_q < floor, 0.0, esd_q)
-    law_q = law.quantile(p)
+    law_q = law.quantile(p) if p.size else p
     return Comparison(
         kolmogorov=d_k, kolmogorov_at=at, wasserstein1=w1, floor=float(floor),
         below_floor=(float(np.mean(x0 < floor)), float(F[0])), atoms=counted,
         quantiles=[(float(a), float(b), float(c)) for a, b, c in zip(p, esd_q, law_q,
                                                                       strict=True)],
-        top=(float(x0[-1]), _top(law, float(x0[-1]))), cdf=(points, emp, F))
+        top=(float(x0[-1]), _top(law, float(x0[-1])) if top else np.nan),
+        cdf=(points, emp, F))
 
 
 def _top(law, x_max: float) -> float:

@@ -249,10 +249,12 @@ def test_limit_laws_certified_by_the_pool(monkeypatch) -> None:
 
 def test_trial_zero_records_the_compared_cdfs_and_the_report_draws_them_without_a_law(
         monkeypatch, tmp_path) -> None:
-    """Trial 0 of a cell records the cdfs of the sampled network against the limit and the
-    paired law (metric ``cdf``): at the points compared and on a grid, the ESD's fraction
-    of eigenvalues at or below each point and the law's cdf there (against a fresh law,
-    within the check's cdf tolerance); trial 1 records none. The report draws its cdf plots
+    """The cyclic control's rows are its distances, floor and atoms (no quantiles or top
+    against a law it is built not to follow). Trial 0 of a cell records the cdfs of the
+    sampled network against the limit and the paired law (metric ``cdf``): at the points
+    compared and on a grid, the ESD's fraction of eigenvalues at or below each point and
+    the law's cdf there (against a fresh law, within the check's cdf tolerance); trial 1
+    records none. The report draws its cdf plots
     from these rows with every reference replaced by one that raises: no law is solved."""
     from freeness_lab.harness import spectral_references, validate_config
     from freeness_lab.harness.spectral_references import PAIRED_CDF_TOL, limit_law
@@ -267,6 +269,11 @@ def test_trial_zero_records_the_compared_cdfs_and_the_report_draws_them_without_
             spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
             rows = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
             curves = rows[rows["metric"] == "cdf"]
+            # the cyclic control: its distances, no quantiles or top against its law
+            assert set(rows[rows["network"] == "cyclic"]["metric"]) == {
+                "kolmogorov", "wasserstein1", "floor", "atom"}
+            paired = rows[(rows["network"] == "sampled") & (rows["reference"] == "paired")]
+            assert {"quantile", "top"} <= set(paired["metric"])
             if t:
                 assert curves.empty
             else:
