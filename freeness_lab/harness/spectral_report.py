@@ -72,7 +72,8 @@ def distance_plot(stats: pd.DataFrame, fits: pd.DataFrame, path: Path, title: st
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path)
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.12, top=0.91, wspace=0.2)
+    return save_figure(fig, path, tight=False)
 
 
 def _guides(ax: plt.Axes, widths: np.ndarray, start: float) -> None:
@@ -179,7 +180,8 @@ def cdf_plot(curves: dict[str, tuple[np.ndarray, ...]], path: Path, title: str,
     ax.set_ylabel("cdf")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    return save_figure(fig, path)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.92)
+    return save_figure(fig, path, tight=False)
 
 
 def _kolmogorov(rows: pd.DataFrame, matrix: str) -> tuple[float, float] | None:
