@@ -121,8 +121,18 @@ def _d2_groups(spec: NetworkSpec, qs: np.ndarray) -> list[tuple[SpectralLaw, lis
         else:
             groups.append((float(q), [l]))
     near = spec.weights == "orthogonal"  # see d2_factor: MP factors keep G off the support
-    return [(d2_factor(d2_law(spec.activation, q), near_support=near), layers)
-            for q, layers in groups]
+    return list(zip(_chained_factors(spec.activation, [q for q, _ in groups], near),
+                    [layers for _, layers in groups], strict=True))
+
+
+def _chained_factors(activation: str, qs, near: bool) -> list[SpectralLaw]:
+    """The D^2 factors at the variances ``qs``, in order, each fit started from the
+    previous one's (:func:`~freeness_lab.theory.laws.d2_factor` ``fit_from``)."""
+    factors: list[SpectralLaw] = []
+    for q in qs:
+        factors.append(d2_factor(d2_law(activation, q), near_support=near,
+                                 fit_from=factors[-1] if factors else None))
+    return factors
 
 
 def jacobian_law(spec: NetworkSpec, *, at_fixed_point: bool = False) -> FreeProductLaw:
@@ -204,7 +214,7 @@ def fim_dual_law(spec: NetworkSpec, *, qhat: np.ndarray | None = None
     # see d2_factor: square MP factors keep G off the support; a change of dimension does
     # not (measured: Gaussian tanh, widths (30, 20, 60), certification failed without it)
     near = spec.weights == "orthogonal" or not spec.is_square
-    nus = [d2_factor(d2_law(spec.activation, q), near_support=near) for q in qs[:-1]]
+    nus = _chained_factors(spec.activation, qs[:-1], near)
     label = f"H_L: {spec.activation}, {spec.weights}, L={spec.depth}"
     if spec.is_square:
         return fim_dual_chain_law(nus, qhat[: spec.depth], spec.weights, spec.sigma_w,

@@ -61,6 +61,27 @@ def test_contour_rule_samples_as_scipy(activation, q):
     assert own.errors[-1] <= OPTIONS["rtol"] * scale
 
 
+def test_a_start_from_a_nearby_fit_takes_a_few_steps():
+    """tanh's rule at q = 0.55 fitted from the support points of its fit at q = 0.5 (the
+    previous layer of a network): a few greedy steps instead of ~50, the tolerance met on
+    the samples, and an error and terms near scipy's from scratch."""
+    z0, f0 = boundary_samples("tanh", 0.5)
+    before = aaa(z0, f0, **OPTIONS)
+    z, f = boundary_samples("tanh", 0.55)
+    warm = aaa(z, f, start=before.support_points, **OPTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = AAA(z, f, **OPTIONS)
+    steps = len(warm.errors) - len(before.support_points)
+    assert 0 <= steps <= 5 and len(ref.support_points) >= 40
+    assert np.isnan(warm.errors[:-steps - 1]).all()
+    scale = np.abs(f).max()
+    assert warm.errors[-1] <= OPTIONS["rtol"] * scale
+    err_ref = np.abs(ref(z) - f).max() / scale
+    assert np.abs(warm(z) - f).max() / scale <= max(10 * err_ref, AAA_RTOL * FIT_TOL)
+    assert abs(len(warm.support_points) - len(ref.support_points)) <= 6
+
+
 def test_exact_rational_function_is_recovered():
     """f with three simple poles off the unit circle: three terms, the poles and residues to
     1e-10, and r = f between the samples."""

@@ -23,6 +23,7 @@ from freeness_lab.theory.meanfield import (
     d2_law,
     variance_map,
 )
+from freeness_lab.theory.newton import rational_rule
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule
 from freeness_lab.theory.newton.rational_rule import FIT_TOL, RationalRule
 
@@ -70,15 +71,21 @@ def assert_agrees(fast, rule, zeta, rtol, zero_mass=0.0):
         assert not bad.any(), f"{name} at {zeta[bad][:3]}: {a[bad][:3]} vs {b[bad][:3]}"
 
 
+@pytest.mark.parametrize("chained", [False, True])
 @pytest.mark.parametrize("activation", SMOOTH)
-def test_fit_reproduces_contour_rule(activation):
+def test_fit_reproduces_contour_rule(activation, chained):
     """G of the fit within 1e-9 of the contour rule's (psi, 1 + psi: the same; omega psi',
     a derivative: 1e-7), at the q^l of depths 1, 2, 3, 10, 50, on and near the support (the
-    fit leaves out an atom at 0, GELU's at depth 50: it is added back)."""
+    fit leaves out an atom at 0, GELU's at depth 50: it is added back); ``chained``: each
+    fit started from the one at the depth before (``fit_from``, as a network's layers are:
+    here from q^l far apart too), which it is, but where that fit failed its certificate."""
     rng = np.random.default_rng(0)
+    previous, started = None, []
     for q in layer_variances(activation):
-        law = SmoothD2Law(d2_law(activation, q))
+        law = SmoothD2Law(d2_law(activation, q), fit_from=previous if chained else None)
         fast = law.psi_rule
+        previous = law
+        started.append(fast.started)
         assert isinstance(fast, RationalRule) and fast.fitted, (q, fast.error)
         assert fast.error <= FIT_TOL
         zeta = probe_points(law, rng)
@@ -90,6 +97,30 @@ def test_fit_reproduces_contour_rule(activation):
         assert err.max() <= 1e-9, (activation, q, zeta[np.argmax(err)], err.max())
         assert_agrees(fast, rule, zeta[np.abs(zeta) > 1e-3 * law.support()[1]], 1e-7,
                       law.rule_zero_mass)
+    assert started[0] == 0 and (sum(s > 0 for s in started) >= 2 if chained
+                                else not any(started))
+
+
+def test_a_started_fit_that_fails_its_certificate_is_made_from_scratch(monkeypatch):
+    """A fit from the previous layer's support points that misses the certificate (its
+    AAA cut to 5 terms here) is made again from scratch: certified, ``started`` 0; and a
+    start that is no fitted rule (the rule of a refused fit, None) is ignored."""
+    before = SmoothD2Law(d2_law("tanh", 0.5)).psi_rule
+    law = SmoothD2Law(d2_law("tanh", 0.45))
+    args = (law.nodes, law.weights, [0.0, *law.stationary_values, *law.support()])
+    original = rational_rule.aaa
+
+    def cut(z, f, *, start=None, **options):
+        return original(z, f, **{**options, "max_terms": 5} if start is not None else options,
+                        start=start)
+    monkeypatch.setattr(rational_rule, "aaa", cut)
+    again = RationalRule(*args, start=before)
+    assert again.fitted and again.started == 0 and again.error <= FIT_TOL
+    monkeypatch.undo()
+    warm = RationalRule(*args, start=before)
+    assert warm.fitted and warm.started == before.terms and warm.error <= FIT_TOL
+    for start in (before.rule, None):
+        assert RationalRule(*args, start=start).started == 0
 
 
 def test_far_field_is_the_rule_to_rounding():
@@ -135,7 +166,8 @@ def test_density_with_a_failed_fit_is_the_rule_density(monkeypatch):
     x = np.linspace(*ref_law.support(), 202)[1:-1]
     ref = ref_law.density(x)
     monkeypatch.setattr(smooth_d2, "RATIONAL_FIT", True)
-    monkeypatch.setattr(RationalRule.__init__, "__kwdefaults__", {"max_terms": 5})
+    monkeypatch.setattr(RationalRule.__init__, "__kwdefaults__", {"max_terms": 5,
+                                                                   "start": None})
     refused = jacobian_law(spec)
     assert not any(f.law.psi_rule.fitted for f in refused.product.factors
                    if isinstance(f.law, SmoothD2Law))

@@ -27,9 +27,12 @@ def dphi_has_zero(name: str) -> bool:
     return bool(np.any(d[:-1] * d[1:] < 0))
 
 
-def d2_factor(d2: D2Law, *, near_support: bool = True
+def d2_factor(d2: D2Law, *, near_support: bool = True, fit_from: object = None
               ) -> DiscreteLaw | SmoothD2Law | QuadratureLaw:
     """The law of D^2 as a building block.
+
+    ``fit_from``: the factor of the previous layer; a :class:`SmoothD2Law` there starts the
+    fit of this one's (:class:`SmoothD2Law` ``fit_from``), anything else is ignored.
 
     Exact atoms for a piecewise-linear phi. For a smooth phi, with ``near_support`` (the
     default): the push-forward law with its contour rule (:class:`SmoothD2Law`), whose G is
@@ -47,7 +50,7 @@ def d2_factor(d2: D2Law, *, near_support: bool = True
     if len(d2.atoms):
         return DiscreteLaw(d2.atoms[:, 0], d2.atoms[:, 1] / d2.atoms[:, 1].sum())
     if near_support or dphi_has_zero(d2.activation):
-        return SmoothD2Law(d2)
+        return SmoothD2Law(d2, fit_from if isinstance(fit_from, SmoothD2Law) else None)
     nodes, weights = d2.nodes.copy(), d2.weights / d2.weights.sum()
     # the Gaussian tails beyond the flat region are lumped at phi'(+-inf)^2, which may be 0:
     # a spurious atom at 0 that would give the product an atom at 0; it moves to the

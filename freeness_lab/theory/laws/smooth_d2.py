@@ -86,6 +86,9 @@ class SmoothD2Law(SpectralLaw):
     ----------
     d2 : D2Law
         The law of D^2 for a smooth activation (no atoms).
+    fit_from : SmoothD2Law, optional
+        The previous layer's law (same activation, nearby q): its certified fit starts
+        this law's (:attr:`psi_rule`; ``RationalRule`` ``start``).
 
     Attributes
     ----------
@@ -103,11 +106,14 @@ class SmoothD2Law(SpectralLaw):
         psi(z) = sum_j weights_j z nodes_j / (1 - z nodes_j), Im z <= 0.
     """
 
-    def __init__(self, d2: D2Law):
+    def __init__(self, d2: D2Law, fit_from: SmoothD2Law | None = None):
         if len(d2.atoms):
             raise ValueError(f"d2: must be the law of phi'(h)^2 for a smooth phi; "
                              f"{d2.activation} has atoms")
+        if fit_from is not None and fit_from.d2.activation != d2.activation:
+            raise ValueError(f"fit_from: must be a law of {d2.activation}, got {fit_from!r}")
         self.d2 = d2
+        self._fit_from = fit_from
         act = get_activation(d2.activation)
         self._dphi = act.analytic_dphi
         self._jet = act.dphi_jet
@@ -153,19 +159,13 @@ class SmoothD2Law(SpectralLaw):
         return self._dphi(h) ** 2
 
     def _derivatives(self, s: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(g, g', g'', g''') at real s, from the activation's jet p = phi', p', p'', p''':
-        g = p^2, g' = 2 p p', g'' = 2 (p'^2 + p p''), g''' = 2 (3 p' p'' + p p''')."""
+        """(g, g', g'', g''') at real s from the jet (p, p', p'', p''') of p = phi', g = p^2."""
         p, d1, d2, d3 = self._jet(np.asarray(s, dtype=float))
         return p * p, 2.0 * p * d1, 2.0 * (d1 * d1 + p * d2), 2.0 * (3.0 * d1 * d2 + p * d3)
 
     def _rate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The deformation rate r = sign(g') sqrt((g'/g)^2 + (g''/g')^2) and r' at real s.
-
-        |r| is the inverse of the length over which g moves by a fraction of its distance
-        to the nearest value it approaches: its zero (g'/g, e.g. the tanh tails), a
-        stationary value (g''/g' ~ 1/(s - p)) or an asymptote (g''/g' ~ -s in the SiLU and
-        GELU tails, where g -> 1 and g'/g -> 0). r = 0 where g is below 1e-300.
-        """
+        """The deformation rate r = sign(g') sqrt((g'/g)^2 + (g''/g')^2) and r' at real s
+        (|r|: class docstring); r = 0 where g is below 1e-300."""
         g, d1, d2, d3 = self._derivatives(s)
         ok = (g > 1e-300) & (d1 != 0)
         g, d1 = np.where(ok, g, 1.0), np.where(ok, d1, 1.0)
@@ -362,7 +362,7 @@ class SmoothD2Law(SpectralLaw):
         in discs of relative radius 2e-3 around the singular values -- 0, the stationary
         values and the limits of g, the ends of its range -- and wherever the fit is not
         certified), or the rule alone when ``RATIONAL_FIT`` is False. The atom at 0, if any,
-        is left out (:attr:`rule_zero_mass`)."""
+        is left out (:attr:`rule_zero_mass`). With ``fit_from``, its fit starts it."""
         nodes, weights = self.nodes, self.weights
         if len(self.atoms):
             nodes, weights = nodes[:-1], weights[:-1]  # the atom is the last node
@@ -370,7 +370,8 @@ class SmoothD2Law(SpectralLaw):
             return QuadratureRule(nodes, weights)
         singular = np.concatenate([[0.0], self.stationary_values, self.limit_values,
                                    self.support()])
-        return RationalRule(nodes, weights, singular)
+        previous, self._fit_from = self._fit_from, None  # not kept alive once used
+        return RationalRule(nodes, weights, singular, start=getattr(previous, "psi_rule", None))
 
     @property
     def rule_zero_mass(self) -> float:

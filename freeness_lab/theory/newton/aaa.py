@@ -61,7 +61,8 @@ class AAAFit:
     support_points, support_values, weights : complex ndarray
         z_j, f_j, w_j.
     errors : ndarray
-        max |f - r| on the sample points after each AAA step.
+        max |f - r| on the sample points after each AAA step (NaN before the last of the
+        support points it started from, :func:`aaa` ``start``).
     """
 
     def __init__(self, zj: np.ndarray, fj: np.ndarray, wj: np.ndarray, errors: np.ndarray):
@@ -104,21 +105,30 @@ class AAAFit:
 
 
 def aaa(z: np.ndarray, f: np.ndarray, *, rtol: float, max_terms: int,
-        clean_up_tol: float) -> AAAFit:
+        clean_up_tol: float, start: np.ndarray | None = None) -> AAAFit:
     """AAA on (z, f) until max |f - r| <= rtol max |f| or ``max_terms`` terms, then the
     removal of Froissart doublets (module docstring; scipy's ``AAA(z, f, rtol=rtol,
-    max_terms=max_terms, clean_up_tol=clean_up_tol)``)."""
+    max_terms=max_terms, clean_up_tol=clean_up_tol)``).
+
+    ``start``: points (complex) whose nearest sample points are the first support points,
+    all at once (the support points of a fit of a nearby function: the greedy steps then
+    go on from them, a few instead of dozens)."""
     z, f = np.asarray(z, dtype=complex), np.asarray(f, dtype=complex)
     keep = np.isfinite(f)
     z, uni = np.unique(z[keep], return_index=True)
     f = f[keep][uni]
-    zj, fj, wj, errors = _weights(z, f, rtol, max_terms)
+    first = np.empty(0, dtype=np.int64)
+    if start is not None and len(start):
+        first = np.unique(np.argmin(np.abs(np.asarray(start)[:, None] - z), axis=1))
+        first = first[:max(min(max_terms, len(z) // 2) - 1, 0)]
+    zj, fj, wj, errors = _weights(z, f, rtol, max_terms, first)
     fit = AAAFit(zj, fj, wj, errors)
     return _clean_up(fit, z, f, clean_up_tol)
 
 
-def _weights(z, f, rtol, max_terms):
-    """The AAA steps (module docstring): (support points, values, weights, errors)."""
+def _weights(z, f, rtol, max_terms, first):
+    """The AAA steps (module docstring), from the support points ``first`` (indices) at
+    once: (support points, values, weights, errors)."""
     M = len(z)
     atol = rtol * np.abs(f).max()
     mask = np.ones(M, dtype=bool)
@@ -130,7 +140,27 @@ def _weights(z, f, rtol, max_terms):
     R = np.zeros((0, 0), dtype=complex)
     residual = f - f.mean()
     scaled = False
-    for m in range(max_terms):
+    m0 = len(first)
+    if m0:
+        J[:m0] = first
+        mask[first] = False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            C[:, :m0] = 1.0 / (z[:, None] - z[first])
+        C[~mask, :m0] = 0
+        A[:, :m0] = np.where(mask[:, None], (f[:, None] - f[first]) * C[:, :m0], 0)
+        Q, R = scipy.linalg.qr(A[:, :m0], mode="economic", check_finite=False)
+        w, scaled = _smallest(R, scaled)
+        N, D = (C[:, :m0] @ np.stack([w * f[first], w], axis=1)).T
+        N[~mask], D[~mask] = f[~mask], 1.0
+        residual = f - N / D
+        errors[:m0 - 1] = np.nan  # no step made them
+        errors[m0 - 1] = np.abs(residual).max()
+        if errors[m0 - 1] <= atol:
+            w, _ = _smallest(A[mask, :m0], scaled)
+            nz = w != 0
+            return z[J[:m0]][nz], f[J[:m0]][nz], w[nz], errors[:m0]
+    rows = M - m0
+    for m in range(m0, max_terms):
         j = int(np.flatnonzero(mask)[np.argmax(np.abs(residual[mask]))])
         J[m] = j
         mask[j] = False
