@@ -166,6 +166,48 @@ def test_lower_tail_chains_and_agrees_with_independent_points(act, weights):
     assert work < 0.25 * points[0]
 
 
+def test_lower_tail_starts_from_a_ladder_down_the_imaginary_axis(monkeypatch):
+    """The far-field pass's points of the lower tail start from a ladder of solutions at
+    i y, LADDER_RATIO apart, each walked from the one above (the far-field walks all come
+    down the imaginary axis): its rungs are the independent solves there, the grid's points
+    the independent solves' (the far-field walk of every coarse point is gone: most of the
+    tail's cost); where a rung's walk fails the ladder ends, and the points below it come
+    down from the far field, as before."""
+    from freeness_lab.theory.density import chaining
+
+    law = jacobian_law(_spec("erf", "orthogonal", 3))
+    heights, v = chaining.ladder(law, 1e-100, 1e-300)
+    assert heights[0] == 1e-100 and heights[-2] > 1e-300 >= heights[-1]
+    np.testing.assert_allclose(heights[:-1] / heights[1:], chaining.LADDER_RATIO, rtol=1e-12)
+    rungs = law.solve(np.zeros(len(heights)), heights, chain=False)
+    assert rungs.converged.all()
+    np.testing.assert_allclose(v, rungs.unknowns, rtol=0, atol=1e-10)
+    x = np.geomspace(1e-300, 1e-100, 1000)
+    single = law.solve(x, chain=False)
+    original, far = chaining.lilypads, []
+
+    def counting(system, x, eps, **kwargs):
+        if kwargs.get("start") is None and len(x) > 1:
+            far.append(len(x))
+        return original(system, x, eps, **kwargs)
+    monkeypatch.setattr(chaining, "lilypads", counting)
+    chained = law.solve(x)
+    assert chained.converged.all() and not far
+    np.testing.assert_allclose(chained.cauchy, single.cauchy, rtol=1e-9)
+
+    def failing(system, x, eps, **kwargs):  # the ladder's walk to 1e-180 fails
+        r = counting(system, x, eps, **kwargs)
+        if len(x) == 1 and x[0] == 0 and 1e-181 < eps[0] < 1e-179:
+            r.converged[:] = False
+        return r
+    monkeypatch.setattr(chaining, "lilypads", failing)
+    cut = chaining.ladder(law, 1e-100, 1e-300)[0]
+    assert cut[-1] > 1e-180
+    fallback = law.solve(x)
+    assert fallback.converged.all() and far  # below the ladder: from the far field
+    np.testing.assert_allclose(fallback.cauchy, single.cauchy, rtol=1e-9)
+
+
 def test_partner_walk_stops_when_its_partner_arrives():
     """Two walks to one target (as in the support's bisection): with ``partner`` the longer
     one stops, reported not converged, once the shorter has arrived; the arrival is the same

@@ -12,8 +12,8 @@ import numpy as np
 
 from freeness_lab.theory.newton import NewtonResult, lilypads
 
-__all__ = ["CHAINED", "CHAIN_REACH", "DEEP_CHAIN", "DEEP_REACH", "TOL_STALL_EDGE", "node_solve",
-           "solve_chained", "within_reach"]
+__all__ = ["CHAINED", "CHAIN_REACH", "DEEP_CHAIN", "DEEP_REACH", "LADDER_MIN", "LADDER_RATIO",
+           "TOL_STALL_EDGE", "ladder", "node_solve", "solve_chained", "within_reach"]
 
 #: a chained walk (from a neighbour's solution) that needs many rounds gives up early: the
 #: point then comes down from the far field
@@ -22,6 +22,9 @@ CHAINED = {"max_rounds": 16, "step_min": 0.03}
 #: tail, below DEEP_CHAIN times its scale, within a factor DEEP_REACH (:func:`within_reach`)
 CHAIN_REACH = 0.25
 DEEP_CHAIN, DEEP_REACH = 1e-6, 64.0
+#: at least LADDER_MIN points of the far-field pass in that tail start from a ladder of
+#: solutions down the imaginary axis, LADDER_RATIO apart (:func:`ladder`)
+LADDER_MIN, LADDER_RATIO = 8, 1e8
 #: stall tolerance (log-variables) of the points near an edge (support scan, bisection,
 #: quadrature nodes down to 1e-12 of the width from an edge)
 TOL_STALL_EDGE = 1e-3
@@ -85,7 +88,23 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
         idx = np.arange(half, P, 2 * half)
         first[idx[~within_reach(law, xs[idx], xs[idx - half])]] = True
         half //= 2
-    run(np.nonzero(first)[0])
+    far = np.nonzero(first)[0]
+    if law.base_atom == 0.0:
+        # in the lower tail the far-field walks come down along the imaginary axis, the
+        # same path for every point, dozens of rounds: they start from a ladder on it
+        deep = far[(xs[far] > 0) & (xs[far] <= DEEP_CHAIN * law.scale) & (es[far] > 0)]
+        if len(deep) >= LADDER_MIN:
+            heights, v_rungs = ladder(law, float(xs[deep].max()), float(xs[deep].min()))
+            # the lowest rung at or above each point
+            j = len(heights) - 1 - np.searchsorted(heights[::-1], xs[deep], side="left")
+            on = (j >= 0) & (j < len(heights))
+            j = np.clip(j, 0, len(heights) - 1)
+            on &= (heights[j] >= xs[deep]) & (heights[j] <= LADDER_RATIO * xs[deep])
+            if on.any():
+                run(deep[on], (1j * heights[j[on]], v_rungs[j[on]]))
+                far = np.setdiff1d(far, deep[on])
+    if len(far):
+        run(far)
     while stride > 1:
         half = stride // 2
         idx = np.arange(half, P, stride)
@@ -128,6 +147,25 @@ def solve_chained(law, x: np.ndarray, eps: np.ndarray | float | None = None, *,
     out = np.empty(P, dtype=int)
     out[order] = np.arange(P)
     return NewtonResult((xs + 1j * es)[out], G[out], conv[out], rounds, evals, V[out])
+
+
+def ladder(law, top: float, bottom: float) -> tuple[np.ndarray, np.ndarray]:
+    """(heights, unknowns): solutions at i y for y = top, top / R, ... (R = LADDER_RATIO)
+    down to ``bottom`` or below, the first from the far field, each next from the one above
+    it (a walk straight down the imaginary axis, where the far-field walks of the points
+    below it pass); fewer where a rung's walk fails."""
+    n = int(np.ceil(np.log(top / bottom) / np.log(LADDER_RATIO))) + 1
+    heights = top * LADDER_RATIO ** -np.arange(n, dtype=float)
+    zero = np.zeros(1)
+    v = np.empty((n, law.system.size), dtype=complex)
+    for k, h in enumerate(heights):
+        start = None if k == 0 else (np.array([1j * heights[k - 1]]), v[k - 1:k])
+        r = lilypads(law.system, zero, np.array([h]), y_start=law.y_start(zero), start=start,
+                     **(CHAINED if k else {}))
+        if not r.converged[0]:
+            return heights[:k], v[:k]
+        v[k] = r.unknowns[0]
+    return heights, v
 
 
 def within_reach(law, x: np.ndarray, x_from: np.ndarray) -> np.ndarray:
