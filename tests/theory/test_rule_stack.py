@@ -96,18 +96,36 @@ def test_stack_keeps_any_leading_shape():
         np.testing.assert_array_equal(a, b.reshape(1200, 3))
 
 
-def test_a_rule_that_cannot_be_stacked_falls_back_column_by_column():
-    """With one contour rule (no fit) among the fits, each column is its own rule's call,
-    bit for bit."""
+def test_a_rule_that_cannot_be_stacked_falls_back_column_by_column(monkeypatch):
+    """With one contour rule (no fit) among the fits, its column is its own call, bit for
+    bit, and the fits are stacked: each their own fit's values to rounding, in one call of
+    a stack of the two (a deep GELU network whose one layer's fit failed: one call for 49
+    columns, not 49 calls). With a single fit left, every column is its own call."""
     ls = laws()[:3]
     rules = [ls[0].psi_rule, QuadratureRule(ls[1].nodes, ls[1].weights), ls[2].psi_rule]
     stack = RuleStack(rules)
     assert not stack.stacked
     omega = omega_columns(rules[::2], np.random.default_rng(2), 50)
     omega = np.stack([omega[:, 0], omega[:, 0], omega[:, 1]], axis=-1)
+    calls = []
+    original = RuleStack.psi_parts
+
+    def counted(self, om):
+        calls.append(len(self.rules))
+        return original(self, om)
+    monkeypatch.setattr(RuleStack, "psi_parts", counted)
+    parts = stack.psi_parts(omega)
+    assert calls == [3, 2]  # the stack, then its fits' stack (the rule: its own sums)
     for k, r in enumerate(rules):
-        for a, b in zip((p[:, k] for p in stack.psi_parts(omega)), r.psi_parts(omega[:, k]),
-                        strict=True):
+        for a, b in zip((p[:, k] for p in parts), r.psi_parts(omega[:, k]), strict=True):
+            if k == 1:
+                np.testing.assert_array_equal(a, b)
+            else:
+                assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-11
+    single = RuleStack(rules[:2])
+    for k, r in enumerate(rules[:2]):
+        for a, b in zip((p[:, k] for p in single.psi_parts(omega[:, :2])),
+                        r.psi_parts(omega[:, k]), strict=True):
             np.testing.assert_array_equal(a, b)
 
 

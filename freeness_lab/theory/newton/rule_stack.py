@@ -47,8 +47,9 @@ class RuleStack:
         :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` of one size (a
         refused fit counts as its rule), their clusters (:class:`~freeness_lab.theory.
         newton.quadrature_rule.ClusterStack`: a network of refused fits gives its rules'
-        density bit for bit); otherwise each
-        column is evaluated by its own rule (the same values, one call per rule).
+        density bit for bit); otherwise the fitted ones are stacked (when two or more) and
+        each other column is evaluated by its own rule (a deep GELU network with one layer
+        whose fit failed its certificate: 49 columns in one call, not 50 calls).
     """
 
     def __init__(self, rules: list):
@@ -57,9 +58,15 @@ class RuleStack:
         # quadratures of D^2 laws, refused fits: their rules): their clusters stacked
         quadratures = [r.rule if getattr(r, "fitted", None) is False else r for r in self.rules]
         self._clusters = ClusterStack(quadratures) if ClusterStack.fits(quadratures) else None
-        self.stacked = bool(self.rules) and all(getattr(r, "fitted", False)
-                                                for r in self.rules)
+        fitted = np.array([getattr(r, "fitted", False) is True for r in self.rules], bool)
+        self.stacked = bool(self.rules) and bool(fitted.all())
+        #: (columns of the fitted rules, their stack, the other columns) when only some are
+        self._partial = None
         if not self.stacked:
+            if self._clusters is None and fitted.sum() >= 2:
+                cols = np.flatnonzero(fitted)
+                self._partial = (cols, RuleStack([self.rules[k] for k in cols]),
+                                 np.flatnonzero(~fitted))
             return
         R = self.rules
         K = len(R)
@@ -108,6 +115,16 @@ class RuleStack:
         K = len(self.rules)
         if self._clusters is not None:
             return self._clusters.psi_parts(omega)
+        if self._partial is not None:
+            cols, stack, others = self._partial
+            om = np.asarray(omega, dtype=complex)
+            out = [np.empty(om.shape, dtype=complex) for _ in range(3)]
+            for o, v in zip(out, stack.psi_parts(om[..., cols]), strict=True):
+                o[..., cols] = v
+            for k in others:
+                for o, v in zip(out, self.rules[k].psi_parts(om[..., k]), strict=True):
+                    o[..., k] = v
+            return tuple(out)
         if not self.stacked:
             parts = [r.psi_parts(omega[..., k]) for k, r in enumerate(self.rules)]
             return tuple(np.stack(p, axis=-1) for p in zip(*parts, strict=True))
