@@ -335,6 +335,8 @@ def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFra
     top = table[(table["metric"] == "top") & (table["status"] == "ok")].copy()
     top["value"] = np.abs(top["value"] - top["law"])
     stats = pd.concat([per_width(dist, keys), per_width(top, keys)], ignore_index=True)
+    # each comparison's rows, by key (one pass over the table, not one scan per fit)
+    comparisons = dict(iter(table.groupby(keys, sort=False, dropna=False)))
     rows = []
     for key, g in stats.groupby(keys, sort=False):
         g = g.sort_values("width")
@@ -345,7 +347,7 @@ def fit_distances(table: pd.DataFrame, variant_columns: list[str]) -> pd.DataFra
         z_inf = d_inf / se_inf if se_inf > 0 else math.nan
         label = dict(zip(keys, key, strict=True))
         expected = EXPECTED.get((label["network"], label["reference"]), "")
-        comparison = table.loc[(table[keys] == pd.Series(label)).all(axis=1)]
+        comparison = comparisons[key]
         statuses = set(comparison["status"])
         if (label["network"], label["reference"]) in SQUARE_ONLY and _rectangular(comparison):
             expected, word = "", "" if label["metric"] == "top" else NOT_CLAIMED
