@@ -254,8 +254,9 @@ def test_trial_zero_records_the_compared_cdfs_and_the_report_draws_them_without_
     sampled network against the limit and the paired law (metric ``cdf``): at the points
     compared and on a grid, the ESD's fraction of eigenvalues at or below each point and
     the law's cdf there (against a fresh law, within the check's cdf tolerance); trial 1
-    records none. The report draws its cdf plots
-    from these rows with every reference replaced by one that raises: no law is solved."""
+    records none; where the grid's solves fail, the points compared are the curve. The
+    report draws its cdf plots from these rows with every reference replaced by one that
+    raises: no law is solved."""
     from freeness_lab.harness import spectral_references, validate_config
     from freeness_lab.harness.spectral_references import PAIRED_CDF_TOL, limit_law
     from freeness_lab.harness.spectral_report import spectral_report
@@ -295,6 +296,19 @@ def test_trial_zero_records_the_compared_cdfs_and_the_report_draws_them_without_
             frames.append(rows.assign(activation="relu", weights="orthogonal", depth=3,
                                       sigma_w=spec.sigma_w, sigma_b=0.0, q0=1.0, width=m,
                                       trial=t, spawn_key=f"{m},{t}"))
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the grid's solves failed")
+    with monkeypatch.context() as m:  # the grid fails: the compared points are the curve
+        m.setattr(spectral_check, "cdf_curve", failing)
+        seed = np.random.SeedSequence(2, spawn_key=(32, 0))
+        net = sample_network(spec, np.random.default_rng(seed))
+        spectra = {"JJT": net.jacobian_spectrum(), "H_L": net.fim_dual_spectrum(False)}
+        rows = pd.DataFrame(trial_rows(net, spectra, seed, include_bias=False))
+        assert (rows["status"] == "ok").all()
+        kept = rows[(rows["metric"] == "cdf") & (rows["matrix"] == "JJT")
+                    & (rows["reference"] == "paired")]
+        assert 0 < len(kept) < spectral_check.CDF_POINTS
 
     def unsolvable(*args, **kwargs):
         raise AssertionError("the report solved a law")
