@@ -135,6 +135,35 @@ def test_an_atom_on_top_of_the_continuous_part_is_the_top_without_an_edge_search
     assert calls
 
 
+def test_atom_on_top_against_sampled_projections(global_seed: int) -> None:
+    """Monte Carlo: P O Q O^T P, projections of rank 0.8 M (O Haar): its top eigenvalue is 1,
+    repeated 0.6 M times (dim of the two ranges' intersection), which top_near returns
+    without an edge search, the atom's mass equal to that fraction; the largest eigenvalue
+    below it sits near the continuous part's edge 0.64 (within 4 SE over trials plus its
+    finite-M gap, ~ n^(-2/3) of the part's width for its n = 0.2 M eigenvalues). Projections
+    of trace 0.8 and 0.7 (a wrong theory) put mass 0.5 at the atom, their edge (0.75)
+    outside that."""
+    m, trials = 200, 12
+    p = np.diag((np.arange(m) < 4 * m // 5).astype(float))
+    gen = np.random.default_rng(global_seed)
+    law = free_product(bernoulli(0.8), bernoulli(0.8)).pointwise(1e-8)
+    below = []
+    for _ in range(trials):
+        o = haar_orthogonal(m, gen)
+        eigs = np.linalg.eigvalsh(p @ o @ p @ o.T @ p)
+        at_one = np.abs(eigs - 1.0) < 1e-9
+        assert law.top_near(float(eigs[-1])) == pytest.approx(eigs[-1], abs=1e-10)
+        assert at_one.mean() == pytest.approx(law.atoms[law.atoms[:, 0] > 0.5, 1][0],
+                                              abs=1e-12)
+        below.append(eigs[~at_one].max())
+    gap = law.top_edge * (0.2 * m) ** (-2 / 3)
+    assert_mean_within(np.array(below)[:, None], np.array([law.top_edge]), bias=gap)
+    wrong = free_product(bernoulli(0.8), bernoulli(0.7)).pointwise(1e-8)
+    assert abs(wrong.atoms[wrong.atoms[:, 0] > 0.5, 1][0] - 0.6) > 0.05
+    with pytest.raises(AssertionError):
+        assert_mean_within(np.array(below)[:, None], np.array([wrong.top_edge]), bias=gap)
+
+
 def test_paired_relu_chain_with_atoms_agrees_with_its_certified_quadrature() -> None:
     """A ReLU H_3 chain of sampled two-atom layers: atoms at the shifts (Belinschi, then
     the shift) and a continuous part; cdf on both sides of every atom, and its quantiles
