@@ -25,7 +25,7 @@ from freeness_lab.theory import (
     free_product,
     jacobian_product_law,
 )
-from freeness_lab.theory.density import contour_cdf, pointwise
+from freeness_lab.theory.density import blocks, contour_cdf, pointwise
 
 
 def _projections():
@@ -224,6 +224,74 @@ def test_legs_from_the_line_equal_legs_from_the_far_field() -> None:
     assert near[2].all() and far[2].all()
     for a, b in zip(near[:2], far[:2], strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+class _FarField:
+    """Leg bottoms that give no start: every density node of the blocks from the far field
+    (the path before the walks from the legs)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def add(self, y, low) -> None:
+        pass
+
+    def __call__(self, y):
+        return np.full(y.size, complex(np.nan, np.nan)), np.zeros((y.size, self.size), complex)
+
+
+class _WrongStarts:
+    """Leg bottoms that start every block's nodes from the leg at the largest point asked:
+    on the far side of the support for most blocks."""
+
+    def __init__(self, size: int):
+        self.true = blocks.LegBottoms(size)
+
+    def add(self, y, low) -> None:
+        self.true.add(y, low)
+
+    def __call__(self, y):
+        z, v = self.true(y)
+        return np.full(y.size, z[-1]), np.repeat(v[-1:], y.size, axis=0)
+
+
+def _bulk_points(law, m: int) -> np.ndarray:
+    return np.sort(law.quantile((np.arange(m) + 0.5) / m))
+
+
+def test_block_nodes_walk_from_the_legs_to_the_far_field_values(monkeypatch) -> None:
+    """The density nodes of the blocks walk from the lowest node of the leg at the nearer
+    end of their block, in at most AXIS_ROUNDS rounds each, where they took ~16 from the
+    far field: the cdf and partial mean equal those of far-field nodes (1e-11; the same
+    blocks accepted, the nodes' solutions equal to rounding: a walk that fails, crossing an
+    edge, does so in a block that fails from the far field too)."""
+    law = _paired("H_L", 128)
+    x = _bulk_points(law, 256)
+    walks = []
+    lilypads = blocks.lilypads
+    monkeypatch.setattr(blocks, "lilypads", lambda *a, **k: walks.append(
+        lilypads(*a, **k)) or walks[-1])
+    pw = law.pointwise(1e-5)
+    F, P = pw.cdf(x), pw.partial_mean(x)
+    assert walks and all(w.rounds <= blocks.AXIS_ROUNDS for w in walks)
+    far = law.pointwise(1e-5)
+    far._bottoms = _FarField(law.system.size)
+    np.testing.assert_allclose(F, far.cdf(x), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(P, far.partial_mean(x), rtol=0, atol=1e-11)
+    accepted = [sum(len(p[0]) for p in law_._pieces.parts) for law_ in (pw, far)]
+    assert accepted[0] == accepted[1] > 0
+
+
+def test_block_nodes_from_wrong_starts_fail_their_blocks_not_the_cdf() -> None:
+    """Nodes started from a leg on the far side of the support either fail their walk
+    (their block fails: legs) or reach a solution the block's checks test: the cdf stays
+    within its tolerance of the certified quadrature's."""
+    law = _paired("H_L", 128)
+    law.mass_tol = 1e-8
+    x = _bulk_points(law, 256)
+    pw = law.pointwise(1e-5)
+    pw._bottoms = _WrongStarts(law.system.size)
+    np.testing.assert_allclose(pw.cdf(x), law.cdf(x), rtol=0, atol=1e-5)
 
 
 def test_a_point_in_a_rough_interval_gets_its_own_leg_at_once(monkeypatch) -> None:

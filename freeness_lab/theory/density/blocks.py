@@ -7,7 +7,10 @@ interpolant (and that of t rho(t)) integrated from a gives both at any point ins
 is accepted only when the integral over [a, b] reproduces F_c(b) - F_c(a) within the
 tolerance and the interpolant's last coefficients are below it: inside the bulk, where the
 density is analytic on the scale of the block, that costs BLOCK_NODES solves instead of a leg
-per point; a block across an edge or a gap fails and is cut, down to a leg at every point
+per point, each node walked from the lowest node of the leg at the nearer end of its block
+(:class:`LegBottoms`: 2-4 rounds, where it came down from the far field in ~16; a walk that
+fails, or reaches another root, fails its block); a block across an edge or a gap fails and
+is cut, down to a leg at every point
 (:func:`integrate_blocks`, for :class:`~freeness_lab.theory.density.pointwise.PointwiseLaw`).
 Where that happened the interval is kept as rough (:attr:`Pieces.rough`): a point asked for
 later inside it gets its own leg at once, without blocks that would fail there again (the
@@ -21,15 +24,22 @@ import warnings
 
 import numpy as np
 
-from freeness_lab.theory.density.contour_cdf import antiderivatives
+from freeness_lab.theory.density.chaining import CHAINED
+from freeness_lab.theory.density.contour_cdf import Lowest, antiderivatives
 from freeness_lab.theory.density.panels import gauss_legendre
+from freeness_lab.theory.newton import lilypads
 
-__all__ = ["BLOCK", "BLOCK_NODES", "Pieces", "fit_blocks", "integrate_blocks"]
+__all__ = ["AXIS_ROUNDS", "BLOCK", "BLOCK_NODES", "LegBottoms", "Pieces", "fit_blocks",
+           "integrate_blocks"]
 
 #: a leg at every BLOCK-th point asked for (a power of 4); in between, the density integrated
 BLOCK = 16
 #: Gauss-Legendre points of the density per block
 BLOCK_NODES = 8
+#: rounds of a node's walk from the leg at its block's end (:func:`_axis_density`): inside
+#: the bulk 2-4; a walk still short of its node then is crossing an edge or a gap, where
+#: the block fails anyway
+AXIS_ROUNDS = 4
 
 
 class Pieces:
@@ -72,8 +82,59 @@ class Pieces:
         return F, P, ~found
 
 
+class LegBottoms:
+    """The lowest converged node of each leg solved (:class:`~freeness_lab.theory.density.
+    contour_cdf.Lowest`), by the leg's point: where the density's nodes of the blocks that
+    end there start (:func:`fit_blocks`)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._at: dict[float, tuple[complex, np.ndarray]] = {}
+
+    def add(self, y: np.ndarray, low: Lowest) -> None:
+        """The lowest nodes ``low`` of the legs at the points y."""
+        self._at.update(zip(y.tolist(), zip(low.z.tolist(), low.unknowns, strict=True),
+                            strict=True))
+
+    def __call__(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(z, unknowns) at the lowest node of the leg at each y (nan where none)."""
+        none = (complex(np.nan, np.nan), np.zeros(self.size, dtype=complex))
+        got = [self._at.get(v, none) for v in y.tolist()]
+        return (np.array([g[0] for g in got], dtype=complex),
+                np.array([g[1] for g in got], dtype=complex).reshape(-1, self.size))
+
+
+def _axis_density(law, t: np.ndarray, starts) -> np.ndarray:
+    """The continuous density at the nodes t (K, m) of K blocks: each node walks from the
+    lowest node of the leg at the end of its block nearer to it (``starts(side)``: (z,
+    unknowns) there for the left (side 0) and the right (1) ends, nan where none; the
+    other end where that one has none), at most AXIS_ROUNDS rounds (nan where it fails:
+    it fails its block, which is then cut); from the far field where neither end has one
+    (``starts`` None: every node)."""
+    K, m = t.shape
+    x = t.ravel()
+    rho = np.full(x.size, np.nan)
+    have = np.zeros(x.size, dtype=bool)
+    if starts is not None:
+        right = np.tile(np.arange(m) >= m // 2, K)
+        block = np.repeat(np.arange(K), m)
+        (za, va), (zb, vb) = starts(0), starts(1)
+        near = np.where(right, ~np.isnan(zb[block]), np.isnan(za[block]))  # from b
+        z0 = np.where(near, zb[block], za[block])
+        v0 = np.where(near[:, None], vb[block], va[block])
+        have = ~np.isnan(z0)
+        if have.any():
+            xs = x[have]
+            r = lilypads(law.system, xs, law.default_eps(xs), y_start=law.y_start(xs),
+                         start=(z0[have], v0[have]), **{**CHAINED, "max_rounds": AXIS_ROUNDS})
+            rho[have] = law.continuous_density(r)
+    if not have.all():
+        rho[~have] = law.continuous_density(law.solve(x[~have], retries=False))
+    return rho.reshape(K, m)
+
+
 def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarray,
-               tol: float, pieces: Pieces) -> np.ndarray:
+               tol: float, pieces: Pieces, bottom=None) -> np.ndarray:
     """Fill ``F``, ``P`` (F_c and the partial mean of ``law``'s continuous part, known at the
     ends) strictly inside the blocks y[a] < y < y[b] (rows (a, b) of ``pairs``) that pass
     their checks (module docstring), and add those to ``pieces``; returns which passed."""
@@ -85,7 +146,8 @@ def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a failed node fails its block
         # a node that fails fails its block (cut, then legs): no retries from other heights
-        rho = law.continuous_density(law.solve(t.ravel(), retries=False)).reshape(t.shape)
+        starts = None if bottom is None else (lambda side: bottom(y[pairs[:, side]]))
+        rho = _axis_density(law, t, starts)
     integral = antiderivatives(np.stack([rho, rho * t]), 0.5 * (b - a))
     total = np.polynomial.legendre.legval(1.0, np.moveaxis(integral, -1, 0))[0]
     good = ((np.abs(total - (F[hi] - F[lo])) <= tol)
@@ -101,7 +163,7 @@ def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarr
     return good
 
 
-def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces
+def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces, bottom=None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """(F_c, partial mean) of ``law`` at the sorted points y: ``known`` (legs, cached) at
     every BLOCK-th point (the anchors); between two anchors a and b, F_c(a) plus the integral
@@ -127,7 +189,7 @@ def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces
                                           strict=True) if b - a > 1], dtype=int)
         if not len(pairs):
             break
-        good = fit_blocks(law, y, pairs, F, P, tol, pieces)
+        good = fit_blocks(law, y, pairs, F, P, tol, pieces, bottom)
         segments = [(a, b) for (a, b), g in zip(pairs.tolist(), good, strict=True) if not g]
         block = max(1, block // 4)
     return F, P

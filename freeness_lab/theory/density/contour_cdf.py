@@ -40,7 +40,7 @@ from freeness_lab.theory.density.chaining import CHAINED, TOL_STALL_EDGE
 from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import lilypads
 
-__all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "LEG_PANELS", "Horizontal",
+__all__ = ["HORIZONTAL_NODES", "LEG_LEVELS", "LEG_NODES", "LEG_PANELS", "Horizontal", "Lowest",
            "antiderivatives", "horizontal", "legs", "solve_from"]
 
 #: Gauss-Legendre nodes per panel of the horizontal line
@@ -153,8 +153,40 @@ def horizontal(law, edges: np.ndarray, eta: float,
     return Horizontal(edges, eta, integral, cumulative, t[ok], v[ok])
 
 
-def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = None
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Lowest:
+    """Per leg, its converged node nearest the real axis and the solution there (the start
+    of the density's nodes next to it: :func:`~freeness_lab.theory.density.blocks.
+    fit_blocks`).
+
+    Attributes
+    ----------
+    z : complex ndarray (P,)         the node x + i y (nan where none converged)
+    unknowns : complex ndarray (P, size)
+    """
+
+    def __init__(self, P: int, size: int):
+        self.z = np.full(P, complex(np.nan, np.nan))
+        self.unknowns = np.zeros((P, size), dtype=complex)
+
+    def update(self, col: np.ndarray, z: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
+        """Take the nodes z (K, m) of legs ``col`` (K,), solutions v (K, m, size), where G
+        (``g``) is finite and lower than the node kept."""
+        y = np.where(np.isfinite(g), z.imag, np.inf)
+        j = np.argmin(y, axis=1)
+        rows = np.arange(len(col))
+        y = y[rows, j]
+        kept = np.where(np.isnan(self.z.imag), np.inf, self.z.imag)
+        order = np.argsort(y, kind="stable")
+        leg, first = np.unique(col[order], return_index=True)
+        best = order[first]  # per leg of col, its row with the lowest node
+        take = y[best] < kept[leg]
+        leg, best = leg[take], best[take]
+        self.z[leg] = z[best, j[best]]
+        self.unknowns[leg] = v[best, j[best]]
+
+
+def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = None,
+         low: Lowest | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(I(x), Iz(x), converged): int_0^eta G_c(x + i y) dy and int_0^eta (x + i y)
     G_c(x + i y) dy for every x, by adaptive bisection (module docstring).
 
@@ -179,6 +211,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
         g, top_v = solve_from(law, x, np.full(P, eta), *line.start(x))
         ok = np.isfinite(g)
     total = np.zeros((2, P), dtype=complex)
+    low = Lowest(P, top_v.shape[-1]) if low is None else low
     # nearest node of the parent panel for each node of a half, by the rule's geometry
     parent = [np.argmin(np.abs((u[:, None] + side) / 2 - u[None, :]), axis=1)
               for side in (-1.0, 1.0)]
@@ -196,8 +229,9 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
         y, dy = nodes(kind, lo, hi)
         g, v = solve_from(law, np.repeat(x[col], m), y.ravel(), z0.ravel(),
                           v0.reshape(-1, v0.shape[-1]))
-        q, z = sums(col, y, dy, g.reshape(y.shape))
-        return q, z, v.reshape(len(col), m, -1)
+        g = g.reshape(y.shape)
+        q, z = sums(col, y, dy, g)
+        return q, z, v.reshape(len(col), m, -1), g
 
     def descend(col, kind, lo, hi, v_top):
         # the first panel of each piece, its nodes solved top down in LADDER groups, each
@@ -215,7 +249,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
             g[:, group], v[:, group] = gg.reshape(-1, k), vv.reshape(-1, k, v0.shape[-1])
             z0, v0 = x[col] + 1j * y[:, group[0]], v[:, group[0]]
         q, z = sums(col, y, dy, g)
-        return q, z, v
+        return q, z, v, g
 
     d = x - law.base_atom
     near = ok & (d > 0) & (d < eta / 16.0)
@@ -226,7 +260,8 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
     hi = np.where(kind == 1, math.log(eta), np.sqrt(split))
     pieces = np.where(near[col], 2.0, 1.0)
     unit = tol / pieces / (hi - lo)  # tolerance per unit width of the panel variable
-    q, zn, vn = descend(col, kind, lo, hi, top_v[col])
+    q, zn, vn, g = descend(col, kind, lo, hi, top_v[col])
+    low.update(col, zn, vn, g)
     scale = np.abs(x) + eta
     for _ in range(LEG_LEVELS):
         if not col.size:
@@ -238,6 +273,7 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
                     np.concatenate([mid, hi]),
                     np.concatenate([zn[:, parent[0]], zn[:, parent[1]]]),
                     np.concatenate([vn[:, parent[0]], vn[:, parent[1]]]))
+        low.update(np.tile(col, 2), both[1], both[2], both[3])
         halves = [(both[0][:, :K], both[1][:K], both[2][:K]),
                   (both[0][:, K:], both[1][K:], both[2][K:])]
         q_half = halves[0][0] + halves[1][0]

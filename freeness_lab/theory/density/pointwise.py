@@ -20,8 +20,8 @@ import warnings
 
 import numpy as np
 
-from freeness_lab.theory.density.blocks import Pieces, integrate_blocks
-from freeness_lab.theory.density.contour_cdf import Horizontal, horizontal, legs
+from freeness_lab.theory.density.blocks import LegBottoms, Pieces, integrate_blocks
+from freeness_lab.theory.density.contour_cdf import Horizontal, Lowest, horizontal, legs
 from freeness_lab.theory.density.support import EPS_EDGE, bisect_edges, inside
 from freeness_lab.theory.laws import SpectralLaw
 
@@ -79,6 +79,7 @@ class PointwiseLaw(SpectralLaw):
         # every point where the cdf is known: (x, F(x)) with F(a-) before F(a) at an atom
         self._knots: list[tuple[np.ndarray, np.ndarray]] = []
         self._leg_cache: dict[float, tuple[float, float]] = {}
+        self._bottoms = LegBottoms(solved.system.size)  # where block nodes start
         self._pieces = Pieces()  # the accepted blocks
         self._tops: dict[tuple[float, float], float] = {}  # top_near's edges
 
@@ -176,7 +177,8 @@ class PointwiseLaw(SpectralLaw):
                 F[rough], P[rough] = self._known(new[rough])
             if (fresh & ~rough).any():
                 F[fresh & ~rough], P[fresh & ~rough] = integrate_blocks(
-                    self.solved, new[fresh & ~rough], self._known, self.tol, self._pieces)
+                    self.solved, new[fresh & ~rough], self._known, self.tol, self._pieces,
+                    self._bottoms)
             for v, f, p in zip(new.tolist(), F.tolist(), P.tolist(), strict=True):
                 self._leg_cache[v] = (f, p)
         out = np.array([self._leg_cache[v] for v in y.tolist()]).reshape(-1, 2)
@@ -186,7 +188,9 @@ class PointwiseLaw(SpectralLaw):
         """(F_c, partial mean) at y by one leg each (nan and a warning where the solver
         failed)."""
         line, ends, _ = self.comb
-        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0, line)
+        low = Lowest(y.size, self.solved.system.size)
+        I, Iz, ok = legs(self.solved, y, line.eta, math.pi * self.tol / 4.0, line, low)
+        self._bottoms.add(y, low)
         H, Hz = line(y)
         F = -(ends[0, 0].real + H.imag - I.real) / math.pi
         P = -(ends[1, 0].real + Hz.imag - Iz.real) / math.pi
