@@ -29,8 +29,8 @@ from freeness_lab.theory.density.contour_cdf import Lowest, antiderivatives
 from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import lilypads
 
-__all__ = ["AXIS_ROUNDS", "BLOCK", "BLOCK_NODES", "LegBottoms", "Pieces", "fit_blocks",
-           "integrate_blocks"]
+__all__ = ["AXIS_ROUNDS", "BLOCK", "BLOCK_NODES", "LegBottoms", "Pieces", "between_legs",
+           "fit_blocks", "integrate_blocks"]
 
 #: a leg at every BLOCK-th point asked for (a power of 4); in between, the density integrated
 BLOCK = 16
@@ -95,6 +95,10 @@ class LegBottoms:
         """The lowest nodes ``low`` of the legs at the points y."""
         self._at.update(zip(y.tolist(), zip(low.z.tolist(), low.unknowns, strict=True),
                             strict=True))
+
+    def points(self) -> np.ndarray:
+        """The points of the legs solved, sorted."""
+        return np.array(sorted(self._at), dtype=float)
 
     def __call__(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(z, unknowns) at the lowest node of the leg at each y (nan where none)."""
@@ -193,3 +197,31 @@ def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces, bott
         segments = [(a, b) for (a, b), g in zip(pairs.tolist(), good, strict=True) if not g]
         block = max(1, block // 4)
     return F, P
+
+
+def between_legs(law, y: np.ndarray, bottom: LegBottoms, known, tol: float, pieces: Pieces
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F_c, partial mean, found) at the sorted points y of rough intervals (where blocks
+    failed down to a leg at every point, :attr:`Pieces.rough`): the points between two
+    neighbouring legs (``bottom``'s points, ``known`` there) form one block (:func:`fit_blocks`;
+    the density between two neighbouring eigenvalues is smooth but for an edge or a gap
+    inside it, where the block fails). ``found`` is False where that block failed or y has
+    no leg on one side: those points need legs of their own (the caller's)."""
+    F, P = np.full(y.size, np.nan), np.full(y.size, np.nan)
+    at = bottom.points()
+    i = np.searchsorted(at, y)
+    inner = (i > 0) & (i < at.size)
+    if not inner.any():
+        return F, P, np.zeros(y.size, dtype=bool)
+    a, b = at[i[inner] - 1], at[i[inner]]
+    ends = np.unique(np.concatenate([a, b]))
+    ys = np.unique(np.concatenate([ends, y[inner]]))
+    Fy, Py = np.full(ys.size, np.nan), np.full(ys.size, np.nan)
+    k = np.searchsorted(ys, ends)
+    Fy[k], Py[k] = known(ends)
+    pairs = np.unique(np.column_stack([np.searchsorted(ys, a), np.searchsorted(ys, b)]),
+                      axis=0)
+    fit_blocks(law, ys, pairs, Fy, Py, tol, pieces, bottom)
+    j = np.searchsorted(ys, y[inner])
+    F[inner], P[inner] = Fy[j], Py[j]
+    return F, P, np.isfinite(F) & np.isfinite(P)

@@ -20,7 +20,12 @@ import warnings
 
 import numpy as np
 
-from freeness_lab.theory.density.blocks import LegBottoms, Pieces, integrate_blocks
+from freeness_lab.theory.density.blocks import (
+    LegBottoms,
+    Pieces,
+    between_legs,
+    integrate_blocks,
+)
 from freeness_lab.theory.density.contour_cdf import Horizontal, Lowest, horizontal, legs
 from freeness_lab.theory.density.support import EPS_EDGE, bisect_edges, inside
 from freeness_lab.theory.laws import SpectralLaw
@@ -166,15 +171,20 @@ class PointwiseLaw(SpectralLaw):
 
     def _legs(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F_c, partial mean of the continuous part) at y (solved coordinates) inside the
-        comb, each point solved once (a later call reuses it): from an accepted block, by
-        its own leg inside a rough interval, else :func:`~freeness_lab.theory.density.
-        blocks.integrate_blocks`."""
+        comb, each point solved once (a later call reuses it): from an accepted block;
+        inside a rough interval by the block between the legs around it (:func:`~freeness_
+        lab.theory.density.blocks.between_legs`), else its own leg; else :func:`~freeness_
+        lab.theory.density.blocks.integrate_blocks`."""
         new = np.unique(y[[v not in self._leg_cache for v in y.tolist()]])
         if new.size:
             F, P, fresh = self._pieces.lookup(new)
-            rough = fresh & self._pieces.in_rough(new)  # blocks failed there: legs at once
-            if rough.any():
-                F[rough], P[rough] = self._known(new[rough])
+            rough = fresh & self._pieces.in_rough(new)  # blocks failed there
+            if rough.any():  # one block between the legs around, else a leg of its own
+                idx = np.nonzero(rough)[0]
+                F[idx], P[idx], found = between_legs(self.solved, new[idx], self._bottoms,
+                                                     self._known, self.tol, self._pieces)
+                if not found.all():
+                    F[idx[~found]], P[idx[~found]] = self._known(new[idx[~found]])
             if (fresh & ~rough).any():
                 F[fresh & ~rough], P[fresh & ~rough] = integrate_blocks(
                     self.solved, new[fresh & ~rough], self._known, self.tol, self._pieces,
