@@ -17,6 +17,8 @@ import pytest
 
 from freeness_lab import NetworkSpec
 from freeness_lab.theory import bernoulli, fim_dual_law, free_product, jacobian_law
+from freeness_lab.theory.density import log_panels
+from freeness_lab.theory.meanfield import critical_sigma_w
 
 
 def _relu_h3_closed_form(sigma_w, sigma_b, q0):
@@ -94,6 +96,30 @@ def test_relu_orthogonal_h3_against_closed_form(sigma_w, sigma_b, q0):
     assert np.all(np.isfinite(dm))
     np.testing.assert_allclose(law.moments(4), m, rtol=1e-12)
     assert np.all(np.abs(dm - m) <= 1e-9 * hi**k), (dm / m - 1)
+
+
+def test_log_panel_nodes_beyond_an_edge_walk_from_their_neighbours(monkeypatch):
+    """Sigmoid's J J^T (orthogonal, depth 10, critical, sigma_b 0.1) has the lower edge of
+    its support near 1e-259, inside a log panel: the refinement's nodes next to it whose
+    walk from the parent panel's node fails at the edge are walked from the nearest
+    converged nodes below and above them, never from the far field (two nodes took 45
+    rounds each there, a third of the support's cost); the density's moments are the
+    series' up to the Poisson kernel's bias (as in the erf test below), the mass 1 to
+    1e-8."""
+    calls = []
+    solve = log_panels.node_solve
+    monkeypatch.setattr(log_panels, "node_solve",
+                        lambda law, x, iv: calls.append(np.size(x)) or solve(law, x, iv))
+    sw = critical_sigma_w("sigmoid", 0.1)[0]
+    law = jacobian_law(NetworkSpec("sigmoid", "orthogonal", depth=10, width=1, sigma_w=sw,
+                                   sigma_b=0.1))
+    top = law.support()[1]
+    assert calls == []
+    assert abs(law.continuous_mass() + law.atom_mass - 1.0) <= 1e-8
+    k = np.arange(1, 7)
+    m = law.moments(6)
+    bias = law.eps_rel / np.pi * top**k / k / m
+    np.testing.assert_allclose(law.density_moments(6) / m - 1, bias, rtol=0.1)
 
 
 def test_erf_gaussian_depth6_mass_in_log_panels():

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from freeness_lab.theory.density.chaining import node_solve
+from freeness_lab.theory.density.chaining import CHAINED, node_solve
 from freeness_lab.theory.density.panels import panel_rule, panel_var, panel_x
 from freeness_lab.theory.newton import LogZetaSystem, lilypads
 
@@ -197,7 +197,8 @@ def log_panel_nodes(law, intervals: np.ndarray, halves: np.ndarray, x: np.ndarra
         system = LogZetaSystem(law.system)
         phi = math.atan(law.eps_rel)
         res = lilypads(system, u.ravel(), np.full(u.size, phi), y_start=1.0,
-                       log_zeta=True, start=(ell0, v0))
+                       log_zeta=True, start=(ell0, v0), **CHAINED)
+        res = _from_both_sides(system, u.ravel(), phi, res)
         zg = system.cauchy(res.unknowns, res.zeta, drop_zero_atom=True)
         f = -(zg / (1 + 1j * law.eps_rel)).imag / math.pi  # y rho
         ok = res.converged & np.all(np.isfinite(v0), axis=1)
@@ -212,3 +213,28 @@ def log_panel_nodes(law, intervals: np.ndarray, halves: np.ndarray, x: np.ndarra
         rho[~done] = law.continuous_density(res)
         zeta[~done], v[~done] = res.zeta, res.unknowns
     return rho, zeta, v
+
+
+def _from_both_sides(system, u: np.ndarray, phi: float, res):
+    """``res`` with its nodes that failed walked again from the nearest converged nodes
+    below and above them in u (two walks each, the first to arrive stops the other): the
+    walk from the parent's node fails at an edge between them (the support's lower edge
+    inside a log block: sigmoid's J J^T at depth 10 starts near 1e-259), where the far
+    field costs ~45 rounds per node."""
+    bad = np.nonzero(~res.converged)[0]
+    good = np.nonzero(res.converged)[0]
+    if not len(bad) or not len(good):
+        return res
+    order = good[np.argsort(u[good], kind="stable")]
+    k = np.searchsorted(u[order], u[bad])
+    below, above = order[np.maximum(k - 1, 0)], order[np.minimum(k, len(order) - 1)]
+    n = len(bad)
+    starts = np.concatenate([below, above])
+    r = lilypads(system, np.tile(u[bad], 2), np.full(2 * n, phi), y_start=1.0, log_zeta=True,
+                 start=(res.zeta[starts], res.unknowns[starts]),
+                 partner=np.r_[np.arange(n, 2 * n), np.arange(n)], **CHAINED)
+    use_above = r.converged[n:] & ~r.converged[:n]
+    conv = r.converged[:n] | r.converged[n:]
+    res.unknowns[bad] = np.where(use_above[:, None], r.unknowns[n:], r.unknowns[:n])
+    res.converged[bad] = conv
+    return res
