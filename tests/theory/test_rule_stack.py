@@ -137,8 +137,10 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
     rules = [QuadratureRule(np.sort(rng.gamma(2.0, s, 600)) + 0j, rng.dirichlet(np.ones(600)))
              for s in (0.2, 0.5, 1.0)]
     assert ClusterStack.fits(rules) and not ClusterStack.fits(rules + [laws()[0].psi_rule])
-    with pytest.raises(ValueError, match="one size"):
-        ClusterStack(rules[:2] + [QuadratureRule(rules[2].nodes[:300], rules[2].weights[:300])])
+    big = QuadratureRule(np.linspace(0.1, 2.0, 4096) + 0j, np.full(4096, 1 / 4096))
+    assert big.table_shape[1] != rules[0].table_shape[1]  # clusters of another size
+    with pytest.raises(ValueError, match="one cluster size"):
+        ClusterStack(rules[:2] + [big])
     n = 600
     zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
                      for _ in rules], axis=-1)
@@ -149,6 +151,34 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
         direct = psi_quadrature(r.nodes, r.weights, 1.0 / zeta[:, k])
         for a, b in zip((p[:, k] for p in stacked), direct, strict=True):
             assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-12, k
+
+
+def test_rules_of_different_sizes_stack_padded_to_their_direct_sums():
+    """Rules with clusters of one size but different numbers of them (the real quadratures
+    of a Gaussian network's D^2 laws: 440-672 nodes at depth 10) stack, the smaller ones
+    padded with empty clusters: each column equals the direct sums of its own nodes to
+    1e-12, in large batches (clusters) and in small ones (every node, padding included),
+    near the atoms, near 0 down to |zeta| = 1e-250 (|omega| = 1e250: the padding's nodes
+    must not overflow there) and far away."""
+    rng = np.random.default_rng(6)
+    rules = [QuadratureRule(np.sort(rng.gamma(2.0, s, n)) + 0j, rng.dirichlet(np.ones(n)))
+             for s, n in ((0.2, 672), (0.5, 300), (1.0, 440))]
+    assert len({r.table_shape[0] for r in rules}) == 3
+    stack = RuleStack(rules)
+    m = 400
+    zeta = np.stack([rng.uniform(-0.5, 3.5, m) + 1j * 10.0 ** rng.uniform(-6, 0, m)
+                     for _ in rules], axis=-1)
+    zeta[:80] = 10.0 ** rng.uniform(-250, -3, (80, 3)) * np.exp(1j * rng.uniform(0, 3, (80, 3)))
+    zeta[80:120] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (40, 3)))
+    omega = 1.0 / zeta
+    batches = [stack.psi_parts(omega)] + [stack.psi_parts(omega[i:i + 2]) for i in range(0, m, 2)]
+    small = [np.concatenate(p) for p in zip(*batches[1:], strict=True)]
+    for parts in (batches[0], small):
+        for k, r in enumerate(rules):
+            direct = psi_quadrature(r.nodes, r.weights, omega[:, k])
+            for a, b in zip((p[:, k] for p in parts), direct, strict=True):
+                assert np.all(np.isfinite(a))
+                assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-12, k
 
 
 def test_a_small_batch_is_summed_directly_as_the_clusters_sum_it():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLUSTER_SIZE", "DIRECT_PAIRS", "FAR_RATIO", "LAURENT_TERMS", "LAZY_PAIRS",
+__all__ = ["CLUSTER_SIZE", "DIRECT_PAIRS", "FAR_RATIO", "LAURENT_TERMS", "LAZY_PAIRS", "PAD_NODE",
            "SMALL_CLUSTER_SIZE", "SMALL_RULE", "ClusterStack", "QuadratureRule", "cluster_series",
            "powers", "psi_quadrature", "scatter"]
 
@@ -40,6 +40,8 @@ SMALL_CLUSTER_SIZE, SMALL_RULE = 128, 2048
 FAR_RATIO = 4.0
 #: Laurent terms per far cluster: the tail is below (1 / FAR_RATIO)^K ~ 1e-17 of its mass
 LAURENT_TERMS = 28
+#: the centre of the empty clusters that pad a rule in a :class:`ClusterStack`
+PAD_NODE = 1e300
 #: a batch of at most this many (point, node) pairs is summed directly over every node: for
 #: a point or two the clustered scheme's fixed cost (~40 array operations) exceeds the direct
 #: sums' (a trial's K = 3 laws of M = 1024 atoms: one point 160 -> 25 us, two 190 -> 55 us)
@@ -140,33 +142,41 @@ class QuadratureRule:
 
 
 class ClusterStack:
-    """(psi, 1 + psi, omega psi') of K clustered rules of one size at omega of shape
+    """(psi, 1 + psi, omega psi') of K clustered rules of one cluster size at omega of shape
     (..., K), column k by rule k, in one pass: the K rules' cluster tables stacked on a
     leading axis, each point meeting the clusters of its own column only (the scheme of
-    :class:`QuadratureRule`). Rules of one size (:meth:`fits`): the discrete laws of a
-    trial's M values, the real quadratures of the Gaussian D^2 laws (the contour rules of a
-    deep network differ in size, 3,700 to 9,200 nodes for tanh: padding them would cost more
-    than it saves).
+    :class:`QuadratureRule`). Rules with fewer clusters are padded with empty ones (nodes 0
+    of weight 0, whose direct terms are exactly 0 at any omega; centred at ``PAD_NODE``:
+    always far, their series 0), which add exactly 0: the real
+    quadratures of the Gaussian D^2 laws differ in size from layer to layer (440-672 nodes
+    for tanh at depth 10), and ten separate sums per Newton step cost several times one
+    stacked sum; the discrete laws of a trial's M values have one size.
 
     Parameters
     ----------
     rules : list of QuadratureRule
-        Clustered rules with cluster tables of one shape.
+        Clustered rules with clusters of one size.
     """
 
     def __init__(self, rules: list[QuadratureRule]):
         if not self.fits(rules):
-            raise ValueError("rules: must be clustered quadrature rules of one size")
+            raise ValueError("rules: must be clustered quadrature rules of one cluster size")
         for r in rules:
             r.build_tables()
-        for name in ("_t", "_w", "_centre", "_radius", "_r0", "_moments", "_taylor"):
-            setattr(self, name, np.stack([getattr(r, name) for r in rules]))
+        C = max(r.table_shape[0] for r in rules)
+        pads = {"_t": 0.0, "_w": 0.0, "_centre": PAD_NODE, "_radius": 1.0,
+                "_r0": PAD_NODE, "_moments": 0.0, "_taylor": 0.0}
+        for name, value in pads.items():
+            tables = [getattr(r, name) for r in rules]
+            setattr(self, name, np.stack([np.concatenate(
+                [a, np.full((C - len(a),) + a.shape[1:], value, dtype=a.dtype)])
+                for a in tables]))
 
     @staticmethod
     def fits(rules: list) -> bool:
-        """Whether the rules are clustered quadrature rules of one size (no padding)."""
+        """Whether the rules are clustered quadrature rules with clusters of one size."""
         return bool(rules) and all(isinstance(r, QuadratureRule) and r.clustered
-                                   for r in rules) and len({r.table_shape for r in rules}) == 1
+                                   for r in rules) and len({r.table_shape[1] for r in rules}) == 1
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at omega, shape (..., K); a batch of at most
