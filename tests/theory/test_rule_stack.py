@@ -129,6 +129,17 @@ def test_a_rule_that_cannot_be_stacked_falls_back_column_by_column(monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+def _points(rng, n: int, zero: int, far: int, deepest: float = -14.0) -> np.ndarray:
+    """(n, 3) test points of three rules: near their atoms, ``zero`` of them near 0 (down to
+    |zeta| = 10^deepest) and ``far`` far away."""
+    zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
+                     for _ in range(3)], axis=-1)
+    zeta[:zero] = (10.0 ** rng.uniform(deepest, -3, (zero, 3))
+                   * np.exp(1j * rng.uniform(0, 3, (zero, 3))))
+    zeta[zero:zero + far] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (far, 3)))
+    return zeta
+
+
 def test_clustered_quadrature_rules_stack_to_their_direct_sums():
     """Three discrete laws of 600 atoms (the paired laws of a trial) and a refused fit's
     rule do not mix; the three stack, and each column equals the direct sums of its own
@@ -141,11 +152,7 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
     assert big.table_shape[1] != rules[0].table_shape[1]  # clusters of another size
     with pytest.raises(ValueError, match="one cluster size"):
         ClusterStack(rules[:2] + [big])
-    n = 600
-    zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
-                     for _ in rules], axis=-1)
-    zeta[:100] = 10.0 ** rng.uniform(-14, -3, (100, 3)) * np.exp(1j * rng.uniform(0, 3, (100, 3)))
-    zeta[100:150] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (50, 3)))
+    zeta = _points(rng, 600, 100, 50)
     stacked = RuleStack(rules).psi_parts(1.0 / zeta)
     for k, r in enumerate(rules):
         direct = psi_quadrature(r.nodes, r.weights, 1.0 / zeta[:, k])
@@ -166,11 +173,7 @@ def test_rules_of_different_sizes_stack_padded_to_their_direct_sums():
     assert len({r.table_shape[0] for r in rules}) == 3
     stack = RuleStack(rules)
     m = 400
-    zeta = np.stack([rng.uniform(-0.5, 3.5, m) + 1j * 10.0 ** rng.uniform(-6, 0, m)
-                     for _ in rules], axis=-1)
-    zeta[:80] = 10.0 ** rng.uniform(-250, -3, (80, 3)) * np.exp(1j * rng.uniform(0, 3, (80, 3)))
-    zeta[80:120] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (40, 3)))
-    omega = 1.0 / zeta
+    omega = 1.0 / _points(rng, m, 80, 40, deepest=-250.0)
     batches = [stack.psi_parts(omega)] + [stack.psi_parts(omega[i:i + 2]) for i in range(0, m, 2)]
     small = [np.concatenate(p) for p in zip(*batches[1:], strict=True)]
     for parts in (batches[0], small):
@@ -191,11 +194,7 @@ def test_a_small_batch_is_summed_directly_as_the_clusters_sum_it():
              for s in (0.2, 0.5, 1.0)]
     stack = ClusterStack(rules)
     n = 300
-    zeta = np.stack([rng.uniform(-0.5, 3.5, n) + 1j * 10.0 ** rng.uniform(-6, 0, n)
-                     for _ in rules], axis=-1)
-    zeta[:60] = 10.0 ** rng.uniform(-14, -3, (60, 3)) * np.exp(1j * rng.uniform(0, 3, (60, 3)))
-    zeta[60:90] = 10.0 * np.exp(1j * rng.uniform(-3, 3, (30, 3)))
-    omega = 1.0 / zeta
+    omega = 1.0 / _points(rng, n, 60, 30)
     clustered = stack.psi_parts(omega)
     per_batch = max(1, DIRECT_PAIRS // (3 * 1024))
     assert 3 * 1024 * per_batch <= DIRECT_PAIRS < 3 * 1024 * n
