@@ -10,6 +10,7 @@ from scipy import integrate, stats
 
 from freeness_lab import NetworkSpec
 from freeness_lab.harness.spectral_distance import compare, noise_floor
+from freeness_lab.harness.spectral_references import paired_law
 from freeness_lab.simulate import sample_network
 from freeness_lab.theory import DiscreteLaw, bernoulli, delta, free_product, jacobian_law
 
@@ -85,6 +86,41 @@ def test_law_with_atoms_and_floor_matches_a_dense_grid() -> None:
     assert c2.wasserstein1 == pytest.approx(w12, rel=1e-5)
     at2 = [a for a in c2.atoms if a[0] == pytest.approx(2.0)]
     assert at2 and at2[0][1] == pytest.approx(0.3) and at2[0][2] == pytest.approx(0.3)
+
+
+class _Located:
+    """A law without its ``tol``: every crossing of the Wasserstein sum located."""
+
+    def __init__(self, law):
+        self.inner = law
+
+    def __getattr__(self, name: str):
+        if name == "tol":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("matrix", ["JJT", "H_L"])
+def test_bounded_crossings_keep_w1_within_their_budget(matrix: str, monkeypatch) -> None:
+    """A paired law computed to tol (tanh, orthogonal, M = 256): the crossings of F_n and F
+    whose bounds are tightest are taken at the middle of their bounds, not located; W_1 then
+    stays within tol (t_last - t_0) / 4 of W_1 with every crossing located, and fewer
+    quantiles are asked for."""
+    spec = NetworkSpec("tanh", "orthogonal", depth=3, width=256, sigma_w=1.1, sigma_b=0.05)
+    net = sample_network(spec, np.random.default_rng(4))
+    eigs = net.jacobian_spectrum() if matrix == "JJT" else net.fim_dual_spectrum(False)
+    law = paired_law(net, matrix, False)
+    floor = noise_floor(eigs, 256, 3)
+    asked = []
+    quantile = type(law).quantile
+    monkeypatch.setattr(type(law), "quantile",
+                        lambda self, p: asked.append(np.size(p)) or quantile(self, p))
+    bounded = compare(eigs, law, floor, levels=(), top=False)
+    n_bounded = sum(asked)
+    located = compare(eigs, _Located(law), floor, levels=(), top=False)
+    span = eigs.max() - floor
+    assert abs(bounded.wasserstein1 - located.wasserstein1) <= law.tol * span / 4
+    assert n_bounded < sum(asked) - n_bounded
 
 
 def test_quantiles_and_top_edge() -> None:
