@@ -24,6 +24,7 @@ def _comb(fails):
     comb.legendre = (np.polynomial.legendre.legvander(comb.t, N_GL - 1).T * comb.wt
                      * ((2 * np.arange(N_GL) + 1) / 2.0)[:, None])
     comb.failed, comb.walks = 0, 0
+    comb.rules = None  # no fits: the line's floor unchanged
 
     def solve(ell, start_ell, start_v):
         comb.walks += 1
@@ -67,3 +68,26 @@ def test_walks_that_fail_by_their_length_are_passed(longest):
     comb = _comb(lambda top, lo: top - lo > longest)
     _, top, _, below = comb.line(0.5 * math.pi, -640.0, -640.0 + 1j, np.zeros(1), _stop_at(-3000))
     assert below == 0.0 and top <= -3000.0
+
+
+@pytest.mark.slow
+def test_the_relaxed_floor_leaves_the_deep_mass_of_gelu_at_depth_50(monkeypatch):
+    """GELU, orthogonal, depth 50 (sigma_w 1.6, sigma_b 0.1): along the imaginary axis the
+    fits answer down to DEEP_IM_FLOOR (inner subordination points just above the negative
+    real axis went to the rule's sums: 9.8 -> 3.6 s for this mass), the same mass below the
+    support quadrature as with the default floor, to 1e-12 of the law's (the comb's panels
+    are resolved to 1e-13 each; measured 7e-14)."""
+    from freeness_lab import NetworkSpec
+    from freeness_lab.theory import jacobian_law
+    from freeness_lab.theory.density import tail
+    from freeness_lab.theory.newton.rule_stack import IM_FLOOR
+
+    masses = []
+    real = tail.deep_mass
+    monkeypatch.setattr(tail, "deep_mass", lambda *a: masses.append(real(*a)) or masses[-1])
+    spec = NetworkSpec("gelu", "orthogonal", depth=50, width=1, sigma_w=1.6, sigma_b=0.1)
+    for floor in (deep.DEEP_IM_FLOOR, IM_FLOOR):
+        monkeypatch.setattr(deep, "DEEP_IM_FLOOR", floor)
+        jacobian_law(spec).support()
+    assert len(masses) == 2 and masses[0] > 0
+    assert masses[0] == pytest.approx(masses[1], rel=0, abs=1e-12)

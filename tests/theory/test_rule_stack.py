@@ -85,6 +85,36 @@ def test_far_sums_in_one_product_or_rule_by_rule(monkeypatch):
         assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)) <= 1e-14
 
 
+def test_a_lower_im_floor_lets_the_fits_answer_near_the_axis():
+    """Just above the negative real axis, outside every law's support, Im G is far below
+    IM_FLOOR max |G|: the rule answers (its values to rounding). Inside ``floor(1e-9)`` the
+    fits answer there (other values, within 1e-9 of the rule's as everywhere in their
+    regions); the floor is restored after the block, an exception included."""
+    ls = laws()
+    rules = [law.psi_rule for law in ls]
+    stack = RuleStack(rules)
+    rng = np.random.default_rng(7)
+    zeta = np.stack([-r.radius * rng.uniform(0.02, 0.4, 200) + 1j * r.radius * 1e-6
+                     for r in rules], axis=-1)
+    omega = 1.0 / zeta
+    refs = [QuadratureRule(law.nodes, law.weights).psi_parts(omega[:, k])
+            for k, law in enumerate(ls)]
+    default = stack.psi_parts(omega)
+    with stack.floor(1e-9):
+        assert stack.im_floor == 1e-9
+        relaxed = stack.psi_parts(omega)
+    assert stack.im_floor == rule_stack.IM_FLOOR
+    for k, ref in enumerate(refs):
+        for a, b, c in zip((p[:, k] for p in default), (p[:, k] for p in relaxed), ref,
+                           strict=True):
+            assert np.max(np.abs(a - c) / np.maximum(np.abs(c), 1.0)) <= 1e-13
+            assert np.max(np.abs(b - c) / np.maximum(np.abs(c), 1.0)) <= 1e-9
+    assert any(not np.array_equal(a, b) for a, b in zip(default, relaxed, strict=True))
+    with pytest.raises(RuntimeError), stack.floor(0.0):
+        raise RuntimeError
+    assert stack.im_floor == rule_stack.IM_FLOOR
+
+
 def test_stack_keeps_any_leading_shape():
     """omega of shape (2, 3, 200, K) gives parts of that shape, column by column."""
     rules = [law.psi_rule for law in laws()[:3]]

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
 from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import LogZetaSystem, lilypads
 
-__all__ = ["DEEP_ARG", "DEEP_BOUND", "DEEP_MIN_WIDTH", "DEEP_PANEL_TOL", "DEEP_ROUNDS",
+__all__ = ["DEEP_ARG", "DEEP_BOUND", "DEEP_IM_FLOOR", "DEEP_MIN_WIDTH", "DEEP_PANEL_TOL",
+           "DEEP_ROUNDS",
            "DEEP_TOL", "DEEP_U_MIN", "DEEP_WIDTH", "DeepComb", "deep_mass", "power_law_rest"]
 
 #: arg zeta' of the comb's line (:func:`deep_mass`); its first panel's width in u (doubling
@@ -42,6 +44,9 @@ DEEP_BOUND = 1e-9
 #: depth 10 spent 4 x 60 rounds on doubled panels that failed near the comb's end, 546
 #: rounds in all, 378 with 30, the same mass and moments to all digits)
 DEEP_ROUNDS = 30
+#: the fits answer along the line at DEEP_ARG where |Im G| >= this times max |G| (there the
+#: fit's absolute error FIT_TOL max |G| is at most 1e-2 of Im G; :meth:`DeepComb.fits`)
+DEEP_IM_FLOOR = 1e-9
 
 
 def power_law_rest(u: np.ndarray, f: np.ndarray, u_end: float) -> float:
@@ -59,6 +64,7 @@ class DeepComb:
 
     def __init__(self, law):
         self.system = LogZetaSystem(law.system)
+        self.rules = getattr(law.system, "rules", None)  # the layers' fits (:meth:`fits`)
         self.t, self.wt = gauss_legendre(law.n_gl)
         self.total = 1.0 - law.atom_mass
         self.axis_arg = math.atan(law.eps_rel)
@@ -78,6 +84,17 @@ class DeepComb:
         if not res.converged.all():
             return None, None
         return self.system.cauchy(res.unknowns, ell, drop_zero_atom=True), res.unknowns
+
+    def fits(self, arg: float):
+        """Along arg zeta' = DEEP_ARG the layers' fits answer down to DEEP_IM_FLOOR (the
+        line's integrand, zeta' G_c on the imaginary axis, has an imaginary part of its own
+        size: an inner layer's absolute error of FIT_TOL max |G| is a relative one there;
+        the rule's sums, where the default floor refuses the fit -- inner subordination
+        points just above the negative real axis, deep SiLU and GELU layers --, cost ten
+        times more); elsewhere (the axis line, the legs) the default floor."""
+        if self.rules is None or arg != DEEP_ARG:
+            return nullcontext()
+        return self.rules.floor(DEEP_IM_FLOOR)
 
     def leg(self, u, lo, hi, start_ell, start_v):
         """int zeta' G_c d ell up the leg at u, arg zeta' from lo to hi, or None."""
@@ -101,7 +118,8 @@ class DeepComb:
                 wall = -math.inf
             lo = max(top - width, DEEP_U_MIN, 0.5 * (top + wall))
             u = np.concatenate([0.5 * (top + lo) - 0.5 * (top - lo) * self.t, [lo]])
-            zg, sol = self.solve(u + 1j * arg, ell, v)
+            with self.fits(arg):
+                zg, sol = self.solve(u + 1j * arg, ell, v)
             if zg is None:
                 wall = max(wall, lo)
             error = (math.inf if zg is None

@@ -19,6 +19,8 @@ number of clusters) stack their clusters instead
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -55,6 +57,8 @@ class RuleStack:
 
     def __init__(self, rules: list):
         self.rules = list(rules)
+        #: the fits answer where |Im G| >= im_floor max |G| (IM_FLOOR; :meth:`floor`)
+        self.im_floor = IM_FLOOR
         # clustered quadrature rules only (discrete laws of a trial's values, the real
         # quadratures of D^2 laws, refused fits: their rules): their clusters stacked
         quadratures = [r.rule if getattr(r, "fitted", None) is False else r for r in self.rules]
@@ -109,6 +113,22 @@ class RuleStack:
                       if members else None)
         self._member = np.cumsum([z is not None for z in zeros]) - 1
 
+    @contextmanager
+    def floor(self, im_floor: float) -> Iterator[None]:
+        """The fits answer where |Im G| >= ``im_floor`` max |G| inside this block (a partial
+        stack's fitted columns too): where only the complex value's relative accuracy
+        matters, not that of a tiny imaginary part (the deep-mass comb along the imaginary
+        axis, :mod:`~freeness_lab.theory.density.deep`)."""
+        stacks = [self] + ([self._partial[1]] if self._partial is not None else [])
+        saved = [st.im_floor for st in stacks]
+        for st in stacks:
+            st.im_floor = im_floor
+        try:
+            yield
+        finally:
+            for st, v in zip(stacks, saved, strict=True):
+                st.im_floor = v
+
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at omega (shape (..., K)): the fits on their regions,
         the Laurent series beyond them, the levels about 0 in the disc at 0, each rule
@@ -149,7 +169,7 @@ class RuleStack:
             # the rule where Im G is too small for the fit's absolute error (near the real
             # axis outside the support, or where the density is tiny), or on a support point
             # of the barycentric form
-            fit[fit] = ((np.abs(g.imag) >= IM_FLOOR * self._scale[col[fit]])
+            fit[fit] = ((np.abs(g.imag) >= self.im_floor * self._scale[col[fit]])
                         & np.logical_and.reduce([np.isfinite(p) for p in parts]))
         rest = ~far & ~fit
         zero = rest & (np.abs(zeta) <= self._zero_radius)
