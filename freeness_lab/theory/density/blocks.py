@@ -13,9 +13,10 @@ fails, or reaches another root, fails its block); a block across an edge or a ga
 is cut, down to a leg at every point
 (:func:`integrate_blocks`, for :class:`~freeness_lab.theory.density.pointwise.PointwiseLaw`).
 Where that happened the interval is kept as rough (:attr:`Pieces.rough`): a point asked for
-later inside it gets its own leg at once, without blocks that would fail there again (the
-spectral check's Wasserstein crossings, between eigenvalues: 34 of 524 points of a trial's
-H_L at M = 1024 cost three rounds of legs and two of blocks before).
+later inside it gets the block between the two legs around it (:func:`between_legs`), and
+its own leg where that block fails, without the blocks of 16 and 4 points that failed there
+(the spectral check's Wasserstein crossings, between eigenvalues: 34 of 524 points of a
+trial's H_L at M = 1024 cost three rounds of legs and two of blocks before).
 """
 
 from __future__ import annotations
@@ -138,10 +139,12 @@ def _axis_density(law, t: np.ndarray, starts) -> np.ndarray:
 
 
 def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarray,
-               tol: float, pieces: Pieces, bottom=None) -> np.ndarray:
+               tol: float, pieces: Pieces, bottom: LegBottoms | None = None) -> np.ndarray:
     """Fill ``F``, ``P`` (F_c and the partial mean of ``law``'s continuous part, known at the
     ends) strictly inside the blocks y[a] < y < y[b] (rows (a, b) of ``pairs``) that pass
-    their checks (module docstring), and add those to ``pieces``; returns which passed."""
+    their checks (module docstring), and add those to ``pieces``; returns which passed. The
+    density's nodes walk from the lowest nodes of the legs at the blocks' ends (``bottom``;
+    without it, from the far field)."""
     lo, hi = pairs[:, 0], pairs[:, 1]
     m = BLOCK_NODES
     u, _ = gauss_legendre(m)
@@ -167,15 +170,16 @@ def fit_blocks(law, y: np.ndarray, pairs: np.ndarray, F: np.ndarray, P: np.ndarr
     return good
 
 
-def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces, bottom=None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def integrate_blocks(law, y: np.ndarray, known, tol: float, pieces: Pieces,
+                     bottom: LegBottoms | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(F_c, partial mean) of ``law`` at the sorted points y: ``known`` (legs, cached) at
     every BLOCK-th point (the anchors); between two anchors a and b, F_c(a) plus the integral
     of the Legendre interpolant of the density at BLOCK_NODES Gauss points of [a, b] (solved
     on the axis), accepted when it reproduces F_c(b) - F_c(a) within tol and its last
     coefficients are below tol (:func:`fit_blocks`). The blocks that fail are done again
     with anchors four times as dense, all at once, down to a leg at every point; the
-    intervals that get there join ``pieces.rough``."""
+    intervals that get there join ``pieces.rough``. ``bottom``: the lowest nodes of the legs
+    ``known`` solved, where the density's nodes start (:func:`fit_blocks`)."""
     n = y.size
     F, P = np.full(n, np.nan), np.full(n, np.nan)
     segments = [(0, n - 1)]
