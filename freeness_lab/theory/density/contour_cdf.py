@@ -199,7 +199,8 @@ def legs(law, x: np.ndarray, eta: float, tol: float, line: Horizontal | None = N
     halves are kept. ``converged`` is False for a leg with a node the solver did not reach
     or a panel still failing after LEG_LEVELS bisections. The top of each leg is solved
     from the nearest node of the horizontal ``line`` (a short walk along Im z = eta), or
-    from the far field without one.
+    from the far field without one. ``low`` (:class:`Lowest`), when given, receives each
+    leg's converged node nearest the axis.
     """
     x = np.asarray(x, dtype=float)
     P, m = x.size, LEG_NODES
