@@ -180,7 +180,7 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
     assert ClusterStack.fits(rules) and not ClusterStack.fits(rules + [laws()[0].psi_rule])
     big = QuadratureRule(np.linspace(0.1, 2.0, 4096) + 0j, np.full(4096, 1 / 4096))
     assert big.table_shape[1] != rules[0].table_shape[1]  # clusters of another size
-    with pytest.raises(ValueError, match="one cluster size"):
+    with pytest.raises(ValueError, match="one table shape"):
         ClusterStack(rules[:2] + [big])
     zeta = _points(rng, 600, 100, 50)
     stacked = RuleStack(rules).psi_parts(1.0 / zeta)
@@ -191,8 +191,8 @@ def test_clustered_quadrature_rules_stack_to_their_direct_sums():
 
 
 def test_rules_of_different_sizes_stack_padded_to_their_direct_sums():
-    """Rules with clusters of one size but different numbers of them (the real quadratures
-    of a Gaussian network's D^2 laws: 440-672 nodes at depth 10) stack, the smaller ones
+    """Rules under SMALL_RULE nodes with different numbers of clusters (the real quadratures
+    of a Gaussian network's D^2 laws: 344-672 nodes at depth 10) stack, the smaller ones
     padded with empty clusters: each column equals the direct sums of its own nodes to
     1e-12, in large batches (clusters) and in small ones (every node, padding included),
     near the atoms, near 0 down to |zeta| = 1e-250 (|omega| = 1e250: the padding's nodes
@@ -201,6 +201,10 @@ def test_rules_of_different_sizes_stack_padded_to_their_direct_sums():
     rules = [QuadratureRule(np.sort(rng.gamma(2.0, s, n)) + 0j, rng.dirichlet(np.ones(n)))
              for s, n in ((0.2, 672), (0.5, 300), (1.0, 440))]
     assert len({r.table_shape[0] for r in rules}) == 3
+    # contour rules (thousands of nodes, clusters of CLUSTER_SIZE) of different sizes are
+    # not padded: each sums its own column
+    big = [QuadratureRule(np.linspace(0.1, 2.0, n) + 0j, np.full(n, 1 / n)) for n in (3000, 5000)]
+    assert ClusterStack.fits(rules) and not ClusterStack.fits(big)
     stack = RuleStack(rules)
     m = 400
     omega = 1.0 / _points(rng, m, 80, 40, deepest=-250.0)

@@ -22,8 +22,8 @@ from freeness_lab.theory.density.panels import gauss_legendre
 from freeness_lab.theory.newton import LogZetaSystem, lilypads
 
 __all__ = ["DEEP_ARG", "DEEP_BOUND", "DEEP_IM_FLOOR", "DEEP_MIN_WIDTH", "DEEP_PANEL_TOL",
-           "DEEP_ROUNDS",
-           "DEEP_TOL", "DEEP_U_MIN", "DEEP_WIDTH", "DeepComb", "deep_mass", "power_law_rest"]
+           "DEEP_ROUNDS", "DEEP_TOL", "DEEP_U_MIN", "DEEP_WIDTH", "DeepComb", "deep_mass",
+           "power_law_rest"]
 
 #: arg zeta' of the comb's line (:func:`deep_mass`); its first panel's width in u (doubling
 #: while resolved), the narrowest panel, and the lowest u (|omega| of the D^2 factors

@@ -145,22 +145,25 @@ class ClusterStack:
     """(psi, 1 + psi, omega psi') of K clustered rules of one cluster size at omega of shape
     (..., K), column k by rule k, in one pass: the K rules' cluster tables stacked on a
     leading axis, each point meeting the clusters of its own column only (the scheme of
-    :class:`QuadratureRule`). Rules with fewer clusters are padded with empty ones (nodes 0
-    of weight 0, whose direct terms are exactly 0 at any omega; centred at ``PAD_NODE``:
-    always far, their series 0), which add exactly 0: the real
-    quadratures of the Gaussian D^2 laws differ in size from layer to layer (440-672 nodes
-    for tanh at depth 10), and ten separate sums per Newton step cost several times one
-    stacked sum; the discrete laws of a trial's M values have one size.
+    :class:`QuadratureRule`). Rules of one table shape (the discrete laws of a trial's M
+    values), or rules under SMALL_RULE nodes of different sizes (the real quadratures of the
+    Gaussian D^2 laws: 344-672 nodes a layer for tanh at depth 10, where ten separate sums
+    per Newton step cost several times one stacked sum), the smaller padded with empty
+    clusters (nodes 0 of weight 0, whose direct terms are exactly 0 at any omega; centred
+    at ``PAD_NODE``: always far, their series 0), which add exactly 0. The contour rules of
+    a deep network (3,700 to 9,200 nodes for tanh, in clusters of CLUSTER_SIZE) are not
+    padded: for erf at depth 10 that cost a third more than a sum per rule.
 
     Parameters
     ----------
     rules : list of QuadratureRule
-        Clustered rules with clusters of one size.
+        Clustered rules of one table shape, or under SMALL_RULE nodes (:meth:`fits`).
     """
 
     def __init__(self, rules: list[QuadratureRule]):
         if not self.fits(rules):
-            raise ValueError("rules: must be clustered quadrature rules of one cluster size")
+            raise ValueError("rules: must be clustered quadrature rules of one table shape, "
+                             "or under SMALL_RULE nodes each")
         for r in rules:
             r.build_tables()
         C = max(r.table_shape[0] for r in rules)
@@ -174,9 +177,12 @@ class ClusterStack:
 
     @staticmethod
     def fits(rules: list) -> bool:
-        """Whether the rules are clustered quadrature rules with clusters of one size."""
-        return bool(rules) and all(isinstance(r, QuadratureRule) and r.clustered
-                                   for r in rules) and len({r.table_shape[1] for r in rules}) == 1
+        """Whether the rules are clustered quadrature rules with tables of one shape, or of
+        rules under SMALL_RULE nodes (clusters of one size, padded)."""
+        if not (rules and all(isinstance(r, QuadratureRule) and r.clustered for r in rules)):
+            return False
+        shapes = {r.table_shape for r in rules}
+        return len(shapes) == 1 or {s[1] for s in shapes} == {SMALL_CLUSTER_SIZE}
 
     def psi_parts(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, 1 + psi, omega psi') at omega, shape (..., K); a batch of at most

@@ -10,9 +10,9 @@ a disc other than 0's, below the real axis, where Im G is below the floor) its r
 column by column, as :class:`~freeness_lab.theory.newton.rational_rule.RationalRule` does.
 
 A single :class:`~freeness_lab.theory.newton.rational_rule.RationalRule` evaluates through a
-stack of one: the same code, the same numbers. Clustered quadrature rules of one cluster
-size (the discrete laws of a trial's values, the Gaussian D^2 quadratures, padded to one
-number of clusters) stack their clusters instead
+stack of one: the same code, the same numbers. Clustered quadrature rules of one table
+shape (the discrete laws of a trial's values), or small ones padded to one (the Gaussian
+D^2 quadratures), stack their clusters instead
 (:class:`~freeness_lab.theory.newton.quadrature_rule.ClusterStack`).
 """
 
@@ -47,8 +47,9 @@ class RuleStack:
     rules : list of PsiRule
         When every one is a fitted :class:`~freeness_lab.theory.newton.rational_rule.
         RationalRule`, their tables are stacked; when every one is a clustered
-        :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` of one cluster
-        size (a refused fit counts as its rule), their clusters (:class:`~freeness_lab.theory.
+        :class:`~freeness_lab.theory.newton.quadrature_rule.QuadratureRule` that stack
+        (:meth:`~freeness_lab.theory.newton.quadrature_rule.ClusterStack.fits`; a refused fit
+        counts as its rule), their clusters (:class:`~freeness_lab.theory.
         newton.quadrature_rule.ClusterStack`: a network of refused fits gives its rules'
         density bit for bit); otherwise the fitted ones are stacked (when two or more) and
         each other column is evaluated by its own rule (a deep GELU network with one layer
