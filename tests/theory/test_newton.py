@@ -12,6 +12,7 @@ from freeness_lab.theory.laws import d2_factor
 from freeness_lab.theory.newton import (
     LogZetaSystem,
     QuadratureRule,
+    from_either,
     lilypads,
     psi_quadrature,
 )
@@ -323,3 +324,22 @@ def test_rule_builds_its_tables_for_a_large_batch_only():
     assert rule.tables_built
     for a, b in zip(rule.psi_parts(few), first, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_walk_from_either_of_two_starts():
+    """``from_either``: each target is walked from two starts at once; where one start
+    cannot walk (here its unknowns are not a solution's: off the branch), the other's
+    walk gives the point's solution, equal to a solve from the far field (1e-10), whichever
+    of the two it is."""
+    law = jacobian_law(_spec("tanh", "orthogonal", 3))
+    lo, hi = law.support()
+    x = lo + (hi - lo) * np.array([0.3, 0.5, 0.7])
+    eps = 1e-3 * (hi - lo)
+    ref = law.solve(x, np.full(3, eps), chain=False)
+    near = law.solve(x * 1.01, np.full(3, eps), chain=False)
+    z0 = x * 1.01 + 1j * eps
+    broken = (z0, np.full_like(near.unknowns, np.nan))
+    for first, second in ((broken, (z0, near.unknowns)), ((z0, near.unknowns), broken)):
+        v, conv = from_either(law.system, x, eps, first, second, y_start=law.y_start(x))
+        assert conv.all()
+        np.testing.assert_allclose(v, ref.unknowns, rtol=0, atol=1e-10)

@@ -14,7 +14,7 @@ import numpy as np
 
 from freeness_lab.theory.density.chaining import CHAINED, node_solve
 from freeness_lab.theory.density.panels import panel_rule, panel_var, panel_x
-from freeness_lab.theory.newton import LogZetaSystem, lilypads
+from freeness_lab.theory.newton import LogZetaSystem, from_either, lilypads
 
 __all__ = ["LOG_PANELS_MAX", "LOG_PANEL_TOL", "LOG_SPLIT_MAX", "log_panel_nodes",
            "refine_log_panels", "refine_panels"]
@@ -228,13 +228,7 @@ def _from_both_sides(system, u: np.ndarray, phi: float, res):
     order = good[np.argsort(u[good], kind="stable")]
     k = np.searchsorted(u[order], u[bad])
     below, above = order[np.maximum(k - 1, 0)], order[np.minimum(k, len(order) - 1)]
-    n = len(bad)
-    starts = np.concatenate([below, above])
-    r = lilypads(system, np.tile(u[bad], 2), np.full(2 * n, phi), y_start=1.0, log_zeta=True,
-                 start=(res.zeta[starts], res.unknowns[starts]),
-                 partner=np.r_[np.arange(n, 2 * n), np.arange(n)], **CHAINED)
-    use_above = r.converged[n:] & ~r.converged[:n]
-    conv = r.converged[:n] | r.converged[n:]
-    res.unknowns[bad] = np.where(use_above[:, None], r.unknowns[n:], r.unknowns[:n])
-    res.converged[bad] = conv
+    res.unknowns[bad], res.converged[bad] = from_either(
+        system, u[bad], phi, (res.zeta[below], res.unknowns[below]),
+        (res.zeta[above], res.unknowns[above]), y_start=1.0, log_zeta=True, **CHAINED)
     return res

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from freeness_lab.theory.density.chaining import CHAINED, TOL_STALL_EDGE
-from freeness_lab.theory.newton import NewtonResult, lilypads
+from freeness_lab.theory.newton import NewtonResult, from_either
 
 __all__ = ["EPS_EDGE", "assemble", "bisect_edges", "bisected_intervals", "inside",
            "scan_intervals"]
@@ -128,15 +128,11 @@ def bisect_edges(law, lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np
         pts = np.exp(u_lo[:, None] + (u_hi - u_lo)[:, None] * frac)
         flat = pts.ravel()
         ends = np.concatenate([np.repeat(lo, J), np.repeat(hi, J)])
-        r = lilypads(law.system, np.tile(base + flat, 2), EPS_EDGE * np.tile(flat, 2),
-                     y_start=law.y_start(base + flat),
-                     start=(base + ends + 1j * EPS_EDGE * ends,
-                            np.concatenate([np.repeat(v_lo, J, axis=0),
-                                            np.repeat(v_hi, J, axis=0)])),
-                     partner=np.r_[np.arange(n, 2 * n), np.arange(n)], **CHAINED)
-        use_hi = r.converged[n:] & ~r.converged[:n]
-        conv = r.converged[:n] | r.converged[n:]
-        v_pts = np.where(use_hi[:, None], r.unknowns[n:], r.unknowns[:n])
+        z_ends = base + ends + 1j * EPS_EDGE * ends
+        v_pts, conv = from_either(law.system, base + flat, EPS_EDGE * flat,
+                                  (z_ends[:n], np.repeat(v_lo, J, axis=0)),
+                                  (z_ends[n:], np.repeat(v_hi, J, axis=0)),
+                                  y_start=law.y_start(base + flat), **CHAINED)
         if not conv.all():
             bad = ~conv
             rv = law.solve(base + flat[bad], EPS_EDGE * flat[bad], chain=False,

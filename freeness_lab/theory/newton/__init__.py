@@ -22,12 +22,12 @@ Conventions: ``docs/conventions.md``, section "Numerics".
 
 from freeness_lab.theory.newton.chain import ChainLayer, ChainSystem
 from freeness_lab.theory.newton.implicit import ImplicitFactor
-from freeness_lab.theory.newton.lilypads import NewtonResult, lilypads
+from freeness_lab.theory.newton.lilypads import NewtonResult, from_either, lilypads
 from freeness_lab.theory.newton.log_zeta import LogZetaSystem
 from freeness_lab.theory.newton.product import ProductSystem
 from freeness_lab.theory.newton.protocol import LawSystem, NewtonSystem
 from freeness_lab.theory.newton.quadrature_rule import QuadratureRule, psi_quadrature
 
 __all__ = ["ChainLayer", "ChainSystem", "ImplicitFactor", "LawSystem", "LogZetaSystem",
-           "NewtonResult", "NewtonSystem", "ProductSystem", "QuadratureRule", "lilypads",
-           "psi_quadrature"]
+           "NewtonResult", "NewtonSystem", "ProductSystem", "QuadratureRule", "from_either",
+           "lilypads", "psi_quadrature"]

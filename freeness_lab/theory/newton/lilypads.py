@@ -30,7 +30,7 @@ from freeness_lab.theory.newton.far_field import far_field_start
 from freeness_lab.theory.newton.path import Paths
 from freeness_lab.theory.newton.protocol import NewtonSystem
 
-__all__ = ["NewtonResult", "lilypads"]
+__all__ = ["NewtonResult", "from_either", "lilypads"]
 
 
 @dataclass
@@ -211,3 +211,24 @@ def lilypads(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float, *,
     if done.any():
         G[done] = system.cauchy(v[done], target[done])
     return NewtonResult(target, G, done.copy(), rounds, evaluations, v)
+
+
+def from_either(system: NewtonSystem, x: np.ndarray, eps: np.ndarray | float,
+                first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                **options) -> tuple[np.ndarray, np.ndarray]:
+    """(unknowns, converged) at the targets x + i eps (as :func:`lilypads`'), each walked
+    from two starts at once, ``first`` and ``second`` ((zeta0, v0) each, one row per
+    target), the first walk to arrive stopping the other (``partner``): where a target may
+    lie on either side of an edge (the ends of a bisection's bracket, a log panel's
+    converged neighbours below and above a node), the walk from the wrong side fails at the
+    branch point. Where both arrive, the first start's solution."""
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    n = x.size
+    eps = np.broadcast_to(np.asarray(eps, dtype=float), x.shape)
+    r = lilypads(system, np.tile(x, 2), np.tile(eps, 2),
+                 start=(np.concatenate([first[0], second[0]]),
+                        np.concatenate([first[1], second[1]])),
+                 partner=np.r_[np.arange(n, 2 * n), np.arange(n)], **options)
+    use_second = r.converged[n:] & ~r.converged[:n]
+    unknowns = np.where(use_second[:, None], r.unknowns[n:], r.unknowns[:n])
+    return unknowns, r.converged[:n] | r.converged[n:]
